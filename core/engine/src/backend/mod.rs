@@ -1,0 +1,3 @@
+//! Storage backends. Each implements the traits in [`crate::store`].
+
+pub mod sqlite;

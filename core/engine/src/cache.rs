@@ -1,0 +1,94 @@
+//! Cache: validation and TTL arithmetic over a [`CacheStore`].
+
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{check_name, check_range_ms, now_ms, Limits};
+use crate::model::CacheEntry;
+use crate::store::CacheStore;
+
+/// Cache operations of the engine.
+pub struct CacheManager {
+    store: Arc<dyn CacheStore>,
+    limits: Limits,
+}
+
+impl CacheManager {
+    pub(crate) fn new(store: Arc<dyn CacheStore>, limits: Limits) -> Self {
+        CacheManager { store, limits }
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        check_name("key", key, self.limits.max_key_bytes)
+    }
+
+    /// The value of `key`, never an expired one.
+    pub async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
+        self.check_key(key)?;
+        self.store.get(key, now_ms()).await
+    }
+
+    /// Store `value` under `key` for `ttl_ms` (0 = no expiry) with `tags`, replacing any earlier
+    /// value and tags. Returns the stored entry (with its expiry).
+    pub async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl_ms: u64,
+        mut tags: Vec<String>,
+    ) -> Result<CacheEntry> {
+        self.check_key(key)?;
+        if value.len() > self.limits.cache_max_value_bytes {
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "value is {} bytes; the maximum is {}",
+                    value.len(),
+                    self.limits.cache_max_value_bytes
+                ),
+            )
+            .with_detail("max_bytes", self.limits.cache_max_value_bytes));
+        }
+        if ttl_ms != 0 {
+            check_range_ms("ttl", ttl_ms, 1, self.limits.cache_max_ttl_ms)?;
+        }
+        if tags.len() > self.limits.max_tags {
+            return Err(Error::invalid(format!(
+                "{} tags given; the maximum is {}",
+                tags.len(),
+                self.limits.max_tags
+            )));
+        }
+        for tag in &tags {
+            check_name("tag", tag, self.limits.max_tag_bytes)?;
+        }
+        tags.sort();
+        tags.dedup();
+        let expires_at_ms = (ttl_ms != 0)
+            .then(|| now_ms().saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)));
+        let entry = CacheEntry {
+            key: key.to_string(),
+            value,
+            expires_at_ms,
+            tags,
+        };
+        self.store.set(&entry).await?;
+        Ok(entry)
+    }
+
+    /// Remove `key`; true if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.check_key(key)?;
+        self.store.delete(key).await
+    }
+
+    /// Remove every key carrying `tag`, atomically. Returns how many were removed.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        check_name("tag", tag, self.limits.max_tag_bytes)?;
+        self.store.invalidate_tag(tag).await
+    }
+
+    pub(crate) async fn purge_expired(&self) -> Result<u64> {
+        self.store.purge_expired(now_ms()).await
+    }
+}

@@ -1,0 +1,401 @@
+//! Locks: validation, fair FIFO waiting and hand-off on release.
+//!
+//! A waiter is never woken to race for the lock. When a lease ends (release, force-release, or
+//! expiry noticed by the first waiter), [`LockWaiters::hand_off`] acquires the key in the store
+//! *on behalf of* the longest-waiting caller and hands it the lease through a channel. New callers
+//! do not barge past queued waiters on this server: they queue behind them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{check_name, check_optional_name, check_range_ms, now_ms, page_limit, Limits};
+use crate::model::Lease;
+use crate::store::{LeaseRequest, LockStore, TryAcquire};
+
+/// Arguments of an acquire.
+#[derive(Debug, Clone, Default)]
+pub struct AcquireLock {
+    pub key: String,
+    pub owner: String,
+    pub ttl_ms: u64,
+    /// 0 = try once.
+    pub wait_timeout_ms: u64,
+    /// Optional id that makes a retried acquire idempotent.
+    pub request_id: String,
+}
+
+/// Result of an acquire that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcquireOutcome {
+    Acquired(Lease),
+    /// The wait timed out; the holder at that moment, if any.
+    TimedOut {
+        holder: Option<Lease>,
+    },
+}
+
+/// How long a waiter sleeps when it knows no holder expiry: a safety net only. Wake-ups come from
+/// hand-off; this bounds the damage of a notification that can never arrive (e.g. a holder on
+/// another replica whose release went unseen).
+const WAITER_RECHECK: Duration = Duration::from_millis(500);
+
+struct Waiter {
+    id: u64,
+    request: LeaseRequest,
+    tx: oneshot::Sender<Lease>,
+}
+
+#[derive(Default)]
+struct KeyQueue {
+    waiters: VecDeque<Waiter>,
+    /// A hand-off for this key is running; others only ask it to go round once more.
+    handing_off: bool,
+    again: bool,
+}
+
+/// The per-key FIFO queues of callers waiting on this server.
+pub(crate) struct LockWaiters {
+    store: Arc<dyn LockStore>,
+    queues: Mutex<HashMap<String, KeyQueue>>,
+    next_id: AtomicU64,
+}
+
+/// Removes its waiter from the queue when the acquire ends (success, timeout, cancellation).
+struct QueuePlace<'a> {
+    waiters: &'a LockWaiters,
+    key: &'a str,
+    id: u64,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.waiters.remove(self.key, self.id);
+    }
+}
+
+impl LockWaiters {
+    pub(crate) fn new(store: Arc<dyn LockStore>) -> Self {
+        LockWaiters {
+            store,
+            queues: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyQueue>> {
+        // A panic while holding this mutex cannot leave the map inconsistent (single pushes and
+        // pops), so a poisoned lock is still usable.
+        self.queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn has_waiters(&self, key: &str) -> bool {
+        self.queues()
+            .get(key)
+            .is_some_and(|q| !q.waiters.is_empty())
+    }
+
+    fn enqueue(&self, request: LeaseRequest, tx: oneshot::Sender<Lease>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = request.key.clone();
+        self.queues()
+            .entry(key)
+            .or_default()
+            .waiters
+            .push_back(Waiter { id, request, tx });
+        id
+    }
+
+    fn remove(&self, key: &str, id: u64) {
+        let mut queues = self.queues();
+        if let Some(queue) = queues.get_mut(key) {
+            queue.waiters.retain(|w| w.id != id);
+            if queue.waiters.is_empty() && !queue.handing_off {
+                queues.remove(key);
+            }
+        }
+    }
+
+    /// Give `key` to the longest waiter if the store says it is free. Returns the expiry of the
+    /// lease now holding the key, when known.
+    pub(crate) async fn hand_off(&self, key: &str) -> Result<Option<i64>> {
+        {
+            let mut queues = self.queues();
+            let Some(queue) = queues.get_mut(key) else {
+                return Ok(None);
+            };
+            if queue.handing_off {
+                queue.again = true;
+                return Ok(None);
+            }
+            queue.handing_off = true;
+        }
+        let result = self.hand_off_loop(key).await;
+        let mut queues = self.queues();
+        if let Some(queue) = queues.get_mut(key) {
+            queue.handing_off = false;
+            queue.again = false;
+            if queue.waiters.is_empty() {
+                queues.remove(key);
+            }
+        }
+        result
+    }
+
+    async fn hand_off_loop(&self, key: &str) -> Result<Option<i64>> {
+        loop {
+            let waiter = {
+                let mut queues = self.queues();
+                let Some(queue) = queues.get_mut(key) else {
+                    return Ok(None);
+                };
+                queue.again = false;
+                loop {
+                    match queue.waiters.pop_front() {
+                        Some(w) if w.tx.is_closed() => continue,
+                        other => break other,
+                    }
+                }
+            };
+            let Some(waiter) = waiter else {
+                return Ok(None);
+            };
+            let attempt = self.store.try_acquire(&waiter.request, now_ms()).await;
+            match attempt {
+                Ok(TryAcquire::Acquired(lease)) => {
+                    let expires = lease.expires_at_ms;
+                    match waiter.tx.send(lease) {
+                        Ok(()) => {
+                            if self.take_again(key) {
+                                continue;
+                            }
+                            return Ok(Some(expires));
+                        }
+                        // The waiter gave up while we acquired for it: undo and serve the next.
+                        Err(lease) => {
+                            if let Err(err) = self.store.release(&lease.lease_id, now_ms()).await {
+                                if err.kind != ErrorKind::LockNotHeld {
+                                    return Err(err);
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(TryAcquire::Held(holder)) => {
+                    self.push_front(key, waiter);
+                    if self.take_again(key) {
+                        continue;
+                    }
+                    return Ok(Some(holder.expires_at_ms));
+                }
+                Err(err) => {
+                    self.push_front(key, waiter);
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    fn push_front(&self, key: &str, waiter: Waiter) {
+        self.queues()
+            .entry(key.to_string())
+            .or_default()
+            .waiters
+            .push_front(waiter);
+    }
+
+    fn take_again(&self, key: &str) -> bool {
+        let mut queues = self.queues();
+        match queues.get_mut(key) {
+            Some(queue) if queue.again => {
+                queue.again = false;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Lock operations of the engine.
+pub struct LockManager {
+    store: Arc<dyn LockStore>,
+    waiters: Arc<LockWaiters>,
+    limits: Limits,
+}
+
+impl LockManager {
+    pub(crate) fn new(store: Arc<dyn LockStore>, limits: Limits) -> Self {
+        let waiters = Arc::new(LockWaiters::new(store.clone()));
+        LockManager {
+            store,
+            waiters,
+            limits,
+        }
+    }
+
+    fn check_ttl(&self, ttl_ms: u64) -> Result<()> {
+        check_range_ms(
+            "ttl",
+            ttl_ms,
+            self.limits.min_lock_ttl_ms,
+            self.limits.max_lock_ttl_ms,
+        )
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        check_name("key", key, self.limits.max_key_bytes)
+    }
+
+    fn check_lease_id(&self, lease_id: &str) -> Result<()> {
+        check_name("lease_id", lease_id, self.limits.max_request_id_bytes)
+    }
+
+    /// Acquire a lock, waiting in FIFO order up to `wait_timeout_ms`.
+    pub async fn acquire(&self, args: AcquireLock) -> Result<AcquireOutcome> {
+        self.check_key(&args.key)?;
+        check_name("owner", &args.owner, self.limits.max_owner_bytes)?;
+        self.check_ttl(args.ttl_ms)?;
+        check_range_ms(
+            "wait_timeout",
+            args.wait_timeout_ms,
+            0,
+            self.limits.max_lock_wait_ms,
+        )?;
+        check_optional_name(
+            "request_id",
+            &args.request_id,
+            self.limits.max_request_id_bytes,
+        )?;
+        let deadline = Instant::now() + Duration::from_millis(args.wait_timeout_ms);
+        let request = LeaseRequest {
+            key: args.key,
+            owner: args.owner,
+            ttl_ms: args.ttl_ms,
+            request_id: (!args.request_id.is_empty()).then_some(args.request_id),
+        };
+
+        // Fast path: nobody queued here, so trying directly is fair.
+        let mut holder_expiry = None;
+        if args.wait_timeout_ms == 0 || !self.waiters.has_waiters(&request.key) {
+            match self.store.try_acquire(&request, now_ms()).await? {
+                TryAcquire::Acquired(lease) => return Ok(AcquireOutcome::Acquired(lease)),
+                TryAcquire::Held(holder) if args.wait_timeout_ms == 0 => {
+                    return Ok(AcquireOutcome::TimedOut {
+                        holder: Some(holder),
+                    })
+                }
+                TryAcquire::Held(holder) => holder_expiry = Some(holder.expires_at_ms),
+            }
+        }
+
+        let key = request.key.clone();
+        let (tx, mut rx) = oneshot::channel();
+        let id = self.waiters.enqueue(request, tx);
+        let place = QueuePlace {
+            waiters: &self.waiters,
+            key: &key,
+            id,
+        };
+        // The holder may have released between our attempt and joining the queue, with nobody
+        // left to hand off to us: try once now that we are queued.
+        if let Some(expiry) = self.waiters.hand_off(&key).await? {
+            holder_expiry = Some(expiry);
+        }
+        loop {
+            let recheck = match holder_expiry.take() {
+                Some(expiry) => instant_at(expiry + 1),
+                None => Instant::now() + WAITER_RECHECK,
+            };
+            tokio::select! {
+                delivered = &mut rx => match delivered {
+                    Ok(lease) => return Ok(AcquireOutcome::Acquired(lease)),
+                    Err(_) => return Err(Error::internal("lock waiter dropped without an answer")),
+                },
+                _ = tokio::time::sleep_until(recheck.min(deadline)) => {}
+            }
+            if Instant::now() >= deadline {
+                drop(place);
+                // A hand-off may have completed in the same instant.
+                if let Ok(lease) = rx.try_recv() {
+                    return Ok(AcquireOutcome::Acquired(lease));
+                }
+                let holder = self.store.status(&key, now_ms()).await?;
+                return Ok(AcquireOutcome::TimedOut { holder });
+            }
+            // The holder's lease should have expired (or we were told nothing): offer the key
+            // to the head of the queue, which may be us.
+            holder_expiry = self.waiters.hand_off(&key).await?;
+        }
+    }
+
+    /// Extend a held lease to `ttl_ms` from now.
+    pub async fn renew(&self, lease_id: &str, ttl_ms: u64) -> Result<Lease> {
+        self.check_lease_id(lease_id)?;
+        self.check_ttl(ttl_ms)?;
+        self.store.renew(lease_id, ttl_ms, now_ms()).await
+    }
+
+    /// Release a held lease; the next waiter gets the key at once.
+    pub async fn release(&self, lease_id: &str) -> Result<Lease> {
+        self.check_lease_id(lease_id)?;
+        let lease = self.store.release(lease_id, now_ms()).await?;
+        self.wake_next(&lease.key);
+        Ok(lease)
+    }
+
+    /// The current holder of `key`.
+    pub async fn status(&self, key: &str) -> Result<Option<Lease>> {
+        self.check_key(key)?;
+        self.store.status(key, now_ms()).await
+    }
+
+    /// Held locks whose key starts with `prefix`.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<Lease>> {
+        if !prefix.is_empty() {
+            self.check_key(prefix)?;
+        }
+        let limit = page_limit(limit, 1000, self.limits.max_read_limit)?;
+        self.store.list(prefix, limit, now_ms()).await
+    }
+
+    /// Drop the lease holding `key`, whoever owns it.
+    pub async fn force_release(&self, key: &str) -> Result<Option<Lease>> {
+        self.check_key(key)?;
+        let dropped = self.store.force_release(key, now_ms()).await?;
+        if dropped.is_some() {
+            self.wake_next(key);
+        }
+        Ok(dropped)
+    }
+
+    /// A lease of `key` ended (here or, for shared stores, on another replica).
+    pub fn wake_next(&self, key: &str) {
+        if !self.waiters.has_waiters(key) {
+            return;
+        }
+        let waiters = self.waiters.clone();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = waiters.hand_off(&key).await {
+                tracing::warn!(key, error = %err, "lock hand-off failed; waiters will retry");
+            }
+        });
+    }
+
+    pub(crate) async fn purge_expired(&self) -> Result<u64> {
+        self.store.purge_expired(now_ms()).await
+    }
+}
+
+/// The tokio instant at which the wall clock reads `at_ms`.
+fn instant_at(at_ms: i64) -> Instant {
+    let delta = at_ms.saturating_sub(now_ms());
+    Instant::now() + Duration::from_millis(u64::try_from(delta).unwrap_or(0))
+}

@@ -1,0 +1,76 @@
+//! Storage traits, one per service. A backend implements them atomically; the engine on top adds
+//! validation, waiting, notification and subscriptions, so every backend behaves the same.
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::model::*;
+
+/// Outcome of one atomic acquire attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryAcquire {
+    /// The caller now holds this lease.
+    Acquired(Lease),
+    /// Someone else holds the key (their lease, unexpired).
+    Held(Lease),
+}
+
+/// What an acquire attempt asks the store for.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest {
+    pub key: String,
+    pub owner: String,
+    pub ttl_ms: u64,
+    /// When set, an unexpired lease of the same key, owner and request id is returned again
+    /// instead of granting a second one (a retried acquire).
+    pub request_id: Option<String>,
+}
+
+#[async_trait]
+pub trait LockStore: Send + Sync + 'static {
+    /// Grant the key to the requester if it has no unexpired holder, with the next fencing token.
+    async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire>;
+    /// Extend an unexpired lease; `LockNotHeld` otherwise.
+    async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease>;
+    /// Drop an unexpired lease and return it; `LockNotHeld` otherwise.
+    async fn release(&self, lease_id: &str, now_ms: i64) -> Result<Lease>;
+    /// The unexpired lease of `key`, if any.
+    async fn status(&self, key: &str, now_ms: i64) -> Result<Option<Lease>>;
+    /// Unexpired leases whose key starts with `prefix`, by key.
+    async fn list(&self, prefix: &str, limit: usize, now_ms: i64) -> Result<Vec<Lease>>;
+    /// Drop whatever unexpired lease holds `key`.
+    async fn force_release(&self, key: &str, now_ms: i64) -> Result<Option<Lease>>;
+    /// Delete rows of leases that expired before `now_ms` (housekeeping only).
+    async fn purge_expired(&self, now_ms: i64) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait CacheStore: Send + Sync + 'static {
+    /// The entry if present and not expired at `now_ms`.
+    async fn get(&self, key: &str, now_ms: i64) -> Result<Option<CacheEntry>>;
+    /// Replace the value and tags of `key` atomically.
+    async fn set(&self, entry: &CacheEntry) -> Result<()>;
+    async fn delete(&self, key: &str) -> Result<bool>;
+    /// Remove every key carrying `tag` in one atomic step; returns how many keys went.
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
+    async fn purge_expired(&self, now_ms: i64) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Append all events or none, checking `expected` inside the same transaction.
+    async fn append(
+        &self,
+        stream: &str,
+        events: &[NewEvent],
+        expected: ExpectedVersion,
+        now_ms: i64,
+    ) -> Result<AppendResult>;
+    async fn read_stream(&self, query: &StreamQuery) -> Result<StreamSlice>;
+    async fn read_all(&self, query: &AllQuery) -> Result<AllSlice>;
+    /// The newest committed global position, updated after every append (by any replica for a
+    /// shared store). Subscriptions wait on it and then read from the store, so a missed or
+    /// merged notification can never cause a gap.
+    fn head(&self) -> watch::Receiver<u64>;
+}
