@@ -3,7 +3,7 @@
 #![allow(clippy::all, missing_docs)]
 
 mod gen {
-    volo::include_service!("volo_gen.rs");
+    include!(concat!(env!("OUT_DIR"), "/volo_gen.rs"));
 }
 
 pub use gen::volo_gen::*;

@@ -392,7 +392,7 @@ def test_subscribe_catches_up_then_goes_live(events, protos):
     )
 
     # `from` is a Python keyword, hence the ** spelling.
-    call = events.Subscribe(E.SubscribeRequest(stream=stream, **{"from": 0}), timeout=30)
+    call = events.Subscribe(E.SubscribeRequest(stream=stream, start_at=0), timeout=30)
     received = []
     caught_up = threading.Event()
     done = threading.Event()

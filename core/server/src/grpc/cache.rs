@@ -1,0 +1,79 @@
+//! `syros.v1.CacheService` over the engine's cache manager.
+
+use std::sync::Arc;
+
+use syros_engine::Engine;
+use syros_proto::syros::v1 as pb;
+use volo_grpc::{Request, Response, Status};
+
+use super::status;
+
+pub struct CacheApi {
+    pub engine: Arc<Engine>,
+}
+
+impl pb::CacheService for CacheApi {
+    async fn get(
+        &self,
+        req: Request<pb::CacheGetRequest>,
+    ) -> Result<Response<pb::CacheGetResponse>, Status> {
+        let entry = self
+            .engine
+            .cache
+            .get(&req.into_inner().key)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(match entry {
+            Some(e) => pb::CacheGetResponse {
+                found: true,
+                value: e.value.into(),
+                expires_at_ms: e.expires_at_ms.unwrap_or(0),
+                tags: e.tags.into_iter().map(Into::into).collect(),
+            },
+            None => pb::CacheGetResponse::default(),
+        }))
+    }
+
+    async fn set(
+        &self,
+        req: Request<pb::CacheSetRequest>,
+    ) -> Result<Response<pb::CacheSetResponse>, Status> {
+        let req = req.into_inner();
+        let tags = req.tags.into_iter().map(|t| t.to_string()).collect();
+        let entry = self
+            .engine
+            .cache
+            .set(&req.key, req.value.to_vec(), req.ttl_ms, tags)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CacheSetResponse {
+            expires_at_ms: entry.expires_at_ms.unwrap_or(0),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::CacheDeleteRequest>,
+    ) -> Result<Response<pb::CacheDeleteResponse>, Status> {
+        let deleted = self
+            .engine
+            .cache
+            .delete(&req.into_inner().key)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CacheDeleteResponse { deleted }))
+    }
+
+    async fn invalidate_tag(
+        &self,
+        req: Request<pb::CacheInvalidateTagRequest>,
+    ) -> Result<Response<pb::CacheInvalidateTagResponse>, Status> {
+        let removed = self
+            .engine
+            .cache
+            .invalidate_tag(&req.into_inner().tag)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::CacheInvalidateTagResponse { removed }))
+    }
+}

@@ -1,0 +1,139 @@
+//! `syros.v1.LockService` over the engine's lock manager.
+
+use std::sync::Arc;
+
+use syros_engine::{AcquireLock, AcquireOutcome, Engine};
+use syros_proto::syros::v1 as pb;
+use volo_grpc::{Request, Response, Status};
+
+use super::{limit, status};
+
+pub struct LockApi {
+    pub engine: Arc<Engine>,
+}
+
+pub fn lease(lease: syros_engine::Lease) -> pb::Lease {
+    pb::Lease {
+        lease_id: lease.lease_id.into(),
+        key: lease.key.into(),
+        owner: lease.owner.into(),
+        fencing_token: lease.fencing_token,
+        acquired_at_ms: lease.acquired_at_ms,
+        expires_at_ms: lease.expires_at_ms,
+    }
+}
+
+impl pb::LockService for LockApi {
+    async fn acquire(
+        &self,
+        req: Request<pb::AcquireLockRequest>,
+    ) -> Result<Response<pb::AcquireLockResponse>, Status> {
+        let req = req.into_inner();
+        let outcome = self
+            .engine
+            .locks
+            .acquire(AcquireLock {
+                key: req.key.to_string(),
+                owner: req.owner.to_string(),
+                ttl_ms: req.ttl_ms,
+                wait_timeout_ms: req.wait_timeout_ms,
+                request_id: req.request_id.to_string(),
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(match outcome {
+            AcquireOutcome::Acquired(l) => pb::AcquireLockResponse {
+                acquired: true,
+                lease: Some(lease(l)),
+                holder: None,
+            },
+            AcquireOutcome::TimedOut { holder } => pb::AcquireLockResponse {
+                acquired: false,
+                lease: None,
+                holder: holder.map(lease),
+            },
+        }))
+    }
+
+    async fn renew(
+        &self,
+        req: Request<pb::RenewLockRequest>,
+    ) -> Result<Response<pb::RenewLockResponse>, Status> {
+        let req = req.into_inner();
+        let renewed = self
+            .engine
+            .locks
+            .renew(&req.lease_id, req.ttl_ms)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RenewLockResponse {
+            lease: Some(lease(renewed)),
+        }))
+    }
+
+    async fn release(
+        &self,
+        req: Request<pb::ReleaseLockRequest>,
+    ) -> Result<Response<pb::ReleaseLockResponse>, Status> {
+        let released = self
+            .engine
+            .locks
+            .release(&req.into_inner().lease_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ReleaseLockResponse {
+            key: released.key.into(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        req: Request<pb::LockStatusRequest>,
+    ) -> Result<Response<pb::LockStatusResponse>, Status> {
+        let holder = self
+            .engine
+            .locks
+            .status(&req.into_inner().key)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::LockStatusResponse {
+            held: holder.is_some(),
+            lease: holder.map(lease),
+        }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListLocksRequest>,
+    ) -> Result<Response<pb::ListLocksResponse>, Status> {
+        let req = req.into_inner();
+        let leases = self
+            .engine
+            .locks
+            .list(&req.prefix, limit(req.limit))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ListLocksResponse {
+            leases: leases.into_iter().map(lease).collect(),
+        }))
+    }
+
+    async fn force_release(
+        &self,
+        req: Request<pb::ForceReleaseLockRequest>,
+    ) -> Result<Response<pb::ForceReleaseLockResponse>, Status> {
+        let dropped = self
+            .engine
+            .locks
+            .force_release(&req.into_inner().key)
+            .await
+            .map_err(status)?;
+        if let Some(l) = &dropped {
+            tracing::info!(key = %l.key, owner = %l.owner, "lock force-released");
+        }
+        Ok(Response::new(pb::ForceReleaseLockResponse {
+            released: dropped.is_some(),
+            lease: dropped.map(lease),
+        }))
+    }
+}

@@ -1,0 +1,167 @@
+//! Runs the server: opens storage, binds the gRPC port, reports health, shuts down gracefully.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use syros_engine::{Engine, Limits, Stores};
+use syros_proto::grpc::health::v1::HealthServer;
+use syros_proto::syros::v1::{
+    CacheServiceServer, EventServiceServer, LockServiceServer, SagaServiceServer,
+};
+use tokio::sync::{watch, Notify};
+use volo::net::incoming::{Incoming, MakeIncoming};
+use volo::net::{conn::Conn, DefaultIncoming};
+use volo_grpc::server::layer::timeout::TimeoutLayer;
+use volo_grpc::server::{Server, ServiceBuilder};
+
+use crate::config::{Config, Storage};
+use crate::grpc::{self, layers};
+
+/// How long open calls (streams, waits) may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and keeps doing so after an accept error (e.g. out of file descriptors),
+/// which would otherwise end volo's serve loop and with it the server.
+#[derive(Debug)]
+struct ResilientIncoming(DefaultIncoming);
+
+impl Incoming for ResilientIncoming {
+    async fn accept(&mut self) -> std::io::Result<Option<Conn>> {
+        loop {
+            match self.0.accept().await {
+                Ok(conn) => return Ok(conn),
+                Err(err) => {
+                    tracing::warn!(error = %err, "accepting a connection failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+impl MakeIncoming for ResilientIncoming {
+    type Incoming = Self;
+    async fn make_incoming(self) -> std::io::Result<Self> {
+        Ok(self)
+    }
+}
+
+async fn open_stores(storage: &Storage) -> anyhow::Result<Stores> {
+    match storage {
+        Storage::Embedded(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+            }
+            let stores = Stores::embedded(path)
+                .await
+                .with_context(|| format!("cannot open embedded database {}", path.display()))?;
+            tracing::info!(path = %path.display(), "embedded storage open");
+            Ok(stores)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Serve until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %err, "cannot raise the open-files limit");
+    }
+    let stores = open_stores(&config.storage).await?;
+    let limits = Limits {
+        cache_max_value_bytes: config.cache_max_value_bytes,
+        ..Limits::default()
+    };
+    let engine = Engine::new(stores, limits);
+
+    let listener = tokio::net::TcpListener::bind((config.host, config.grpc_port))
+        .await
+        .with_context(|| format!("cannot bind gRPC to {}:{}", config.host, config.grpc_port))?;
+    let grpc_addr = listener.local_addr()?;
+
+    let (serving_tx, serving_rx) = watch::channel(false);
+    let server = Server::new()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Duration::from_secs(10))
+        .layer_front(layers::CatchPanicLayer)
+        .layer_front(TimeoutLayer::new())
+        .layer(layers::RequestLimitLayer(layers::MAX_REQUEST_BYTES))
+        .add_service(
+            ServiceBuilder::new(LockServiceServer::new(grpc::locks::LockApi {
+                engine: engine.clone(),
+            }))
+            .build(),
+        )
+        .add_service(
+            ServiceBuilder::new(CacheServiceServer::new(grpc::cache::CacheApi {
+                engine: engine.clone(),
+            }))
+            .build(),
+        )
+        .add_service(
+            ServiceBuilder::new(EventServiceServer::new(grpc::events::EventApi {
+                engine: engine.clone(),
+            }))
+            .build(),
+        )
+        .add_service(ServiceBuilder::new(SagaServiceServer::new(grpc::sagas::SagaApi)).build())
+        .add_service(
+            ServiceBuilder::new(HealthServer::new(grpc::health::HealthApi {
+                serving: serving_rx,
+            }))
+            .build(),
+        );
+
+    // Storage is open and the port bound (connections wait in the backlog until the loop below
+    // accepts them), so the server reports SERVING from here on.
+    serving_tx.send_replace(true);
+    tracing::info!(
+        grpc = %grpc_addr,
+        rest_port = config.rest_port,
+        ws_port = config.ws_port,
+        "syros ready (the REST and WebSocket gateways are not part of this build yet)"
+    );
+
+    let stopping = std::sync::Arc::new(Notify::new());
+    let on_signal = {
+        let engine = engine.clone();
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            serving_tx.send_replace(false);
+            engine.shutdown();
+            stopping.notify_one();
+            Ok(())
+        }
+    };
+    let run = server.run_with_shutdown(
+        ResilientIncoming(DefaultIncoming::from(listener)),
+        on_signal,
+    );
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result.map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => tracing::warn!("open calls did not finish within {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
+    tracing::info!("syros stopped");
+    Ok(())
+}
