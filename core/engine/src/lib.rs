@@ -26,8 +26,10 @@ pub use limits::Limits;
 pub use locks::{AcquireLock, AcquireOutcome, LockManager};
 pub use model::*;
 
+use backend::postgres::PostgresStore;
+use backend::redis::RedisStore;
 use backend::sqlite::SqliteStore;
-use store::{CacheStore, EventStore, LockStore};
+use store::{CacheStore, EventStore, FenceEpochs, LockStore};
 
 /// The stores an engine runs on. One backend may fill several roles.
 #[derive(Clone)]
@@ -35,6 +37,21 @@ pub struct Stores {
     pub locks: Arc<dyn LockStore>,
     pub cache: Arc<dyn CacheStore>,
     pub events: Arc<dyn EventStore>,
+}
+
+/// Which storage to use. Locks and cache go to Redis when `redis_url` is set, events to
+/// PostgreSQL when `postgres_url` is set; whatever is not configured lives in the embedded
+/// SQLite file. Several servers can share the stores only when both URLs are set.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The embedded database file (used for whatever has no external store).
+    pub embedded_path: std::path::PathBuf,
+    pub postgres_url: Option<String>,
+    pub redis_url: Option<String>,
+    /// PostgreSQL pool size.
+    pub pool_size: u32,
+    /// Separates deployments sharing one Redis / PostgreSQL: Redis key prefix, PostgreSQL schema.
+    pub namespace: String,
 }
 
 impl Stores {
@@ -45,6 +62,42 @@ impl Stores {
             locks: sqlite.clone(),
             cache: sqlite.clone(),
             events: sqlite,
+        })
+    }
+
+    /// Open the stores `config` names.
+    pub async fn open(config: &StoreConfig) -> Result<Self> {
+        let schema = (config.namespace != "public").then_some(config.namespace.as_str());
+        let postgres = match &config.postgres_url {
+            Some(url) => Some(Arc::new(
+                PostgresStore::connect(url, config.pool_size, schema).await?,
+            )),
+            None => None,
+        };
+        let sqlite = match (&postgres, &config.redis_url) {
+            (Some(_), Some(_)) => None,
+            _ => Some(Arc::new(SqliteStore::open(&config.embedded_path).await?)),
+        };
+        let (events, epochs): (Arc<dyn EventStore>, Arc<dyn FenceEpochs>) =
+            match (&postgres, &sqlite) {
+                (Some(pg), _) => (pg.clone(), pg.clone()),
+                (None, Some(sqlite)) => (sqlite.clone(), sqlite.clone()),
+                (None, None) => unreachable!("SQLite is opened whenever PostgreSQL is not"),
+            };
+        let (locks, cache): (Arc<dyn LockStore>, Arc<dyn CacheStore>) =
+            match (&config.redis_url, &sqlite) {
+                (Some(url), _) => {
+                    let redis =
+                        Arc::new(RedisStore::connect(url, &config.namespace, epochs).await?);
+                    (redis.clone(), redis)
+                }
+                (None, Some(sqlite)) => (sqlite.clone(), sqlite.clone()),
+                (None, None) => unreachable!("SQLite is opened whenever Redis is not"),
+            };
+        Ok(Stores {
+            locks,
+            cache,
+            events,
         })
     }
 }

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{check_name, check_optional_name, check_range_ms, now_ms, page_limit, Limits};
 use crate::model::Lease;
-use crate::store::{LeaseRequest, LockStore, TryAcquire};
+use crate::store::{LeaseRequest, LockReleased, LockStore, TryAcquire};
 
 /// Arguments of an acquire.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +94,24 @@ impl LockWaiters {
         self.queues
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Offer `key` to its first waiter in the background, if anyone waits here.
+    fn wake(self: &Arc<Self>, key: &str) {
+        if !self.has_waiters(key) {
+            return;
+        }
+        let waiters = self.clone();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = waiters.hand_off(&key).await {
+                tracing::warn!(key, error = %err, "lock hand-off failed; waiters will retry");
+            }
+        });
+    }
+
+    fn waiting_keys(&self) -> Vec<String> {
+        self.queues().keys().cloned().collect()
     }
 
     pub(crate) fn has_waiters(&self, key: &str) -> bool {
@@ -233,6 +251,9 @@ pub struct LockManager {
 impl LockManager {
     pub(crate) fn new(store: Arc<dyn LockStore>, limits: Limits) -> Self {
         let waiters = Arc::new(LockWaiters::new(store.clone()));
+        if let Some(releases) = store.releases() {
+            tokio::spawn(follow_releases(releases, Arc::downgrade(&waiters)));
+        }
         LockManager {
             store,
             waiters,
@@ -377,20 +398,35 @@ impl LockManager {
 
     /// A lease of `key` ended (here or, for shared stores, on another replica).
     pub fn wake_next(&self, key: &str) {
-        if !self.waiters.has_waiters(key) {
-            return;
-        }
-        let waiters = self.waiters.clone();
-        let key = key.to_string();
-        tokio::spawn(async move {
-            if let Err(err) = waiters.hand_off(&key).await {
-                tracing::warn!(key, error = %err, "lock hand-off failed; waiters will retry");
-            }
-        });
+        self.waiters.wake(key);
     }
 
     pub(crate) async fn purge_expired(&self) -> Result<u64> {
         self.store.purge_expired(now_ms()).await
+    }
+}
+
+/// Wake local waiters when a shared store reports a release (possibly by another server).
+/// Ends when the store closes the channel or the engine is gone.
+async fn follow_releases(
+    mut releases: tokio::sync::broadcast::Receiver<LockReleased>,
+    waiters: std::sync::Weak<LockWaiters>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let notice = releases.recv().await;
+        let Some(waiters) = waiters.upgrade() else {
+            return;
+        };
+        match notice {
+            Ok(LockReleased::Key(key)) => waiters.wake(&key),
+            Ok(LockReleased::Resync) | Err(RecvError::Lagged(_)) => {
+                for key in waiters.waiting_keys() {
+                    waiters.wake(&key);
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

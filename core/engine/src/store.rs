@@ -2,7 +2,7 @@
 //! validation, waiting, notification and subscriptions, so every backend behaves the same.
 
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::Result;
 use crate::model::*;
@@ -43,6 +43,27 @@ pub trait LockStore: Send + Sync + 'static {
     async fn force_release(&self, key: &str, now_ms: i64) -> Result<Option<Lease>>;
     /// Delete rows of leases that expired before `now_ms` (housekeeping only).
     async fn purge_expired(&self, now_ms: i64) -> Result<u64>;
+    /// For stores shared by several servers: leases released through *other* servers (and this
+    /// one), so local waiters can be woken. `None` when only this process uses the store.
+    fn releases(&self) -> Option<broadcast::Receiver<LockReleased>> {
+        None
+    }
+}
+
+/// A notice from a shared lock store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockReleased {
+    /// The lease of this key ended.
+    Key(String),
+    /// Notices may have been missed (reconnect): re-check every waiting key.
+    Resync,
+}
+
+/// The durable source of fencing epochs for stores (like Redis) that may lose their counter.
+#[async_trait]
+pub trait FenceEpochs: Send + Sync + 'static {
+    /// A number larger than any returned before, persisted before it is returned.
+    async fn next_epoch(&self) -> Result<u64>;
 }
 
 #[async_trait]

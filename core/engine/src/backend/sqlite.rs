@@ -491,3 +491,15 @@ impl EventStore for SqliteStore {
         self.head_tx.subscribe()
     }
 }
+
+#[async_trait]
+impl FenceEpochs for SqliteStore {
+    async fn next_epoch(&self) -> Result<u64> {
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE meta SET value = value + 1 WHERE name = 'fence_epoch' RETURNING value",
+        )
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(to_u64(epoch))
+    }
+}

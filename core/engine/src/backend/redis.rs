@@ -1,0 +1,528 @@
+//! Redis backend for locks and cache (production).
+//!
+//! Every operation is one Lua script (one round trip, atomic). All keys share the hash tag
+//! `{<namespace>}` so the scripts stay in one slot on Redis Cluster; scripts reach keys through
+//! pointers stored in Redis (lease id → lock), which is safe because those keys share the slot.
+//!
+//! Fencing tokens are `epoch << 40 | counter`. The counter lives in Redis; the epoch comes from
+//! durable storage ([`FenceEpochs`]) and is bumped whenever Redis has no counter — after a
+//! restart without persistence, or a flush — so tokens never go backwards even when Redis loses
+//! everything. See docs/storage.md for the guarantee and its limit (a Redis restored from an old
+//! snapshot keeps its counter and is not detected).
+//!
+//! Releases are published on a channel; every replica subscribes and wakes its local waiters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::*;
+use crate::store::*;
+
+/// Bits of a fencing token below the epoch: 2^40 leases per epoch.
+const EPOCH_SHIFT: u32 = 40;
+
+/// Lua scripts, loaded once per process (EVALSHA, with EVAL fallback after a Redis restart).
+struct Scripts {
+    acquire: Script,
+    renew: Script,
+    release: Script,
+    force_release: Script,
+    cache_set: Script,
+    cache_delete: Script,
+    cache_invalidate: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            acquire: Script::new(include_str!("lua/lock_acquire.lua")),
+            renew: Script::new(include_str!("lua/lock_renew.lua")),
+            release: Script::new(include_str!("lua/lock_release.lua")),
+            force_release: Script::new(include_str!("lua/lock_force_release.lua")),
+            cache_set: Script::new(include_str!("lua/cache_set.lua")),
+            cache_delete: Script::new(include_str!("lua/cache_delete.lua")),
+            cache_invalidate: Script::new(include_str!("lua/cache_invalidate.lua")),
+        }
+    }
+}
+
+/// Locks and cache in Redis.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    scripts: Scripts,
+    epochs: Arc<dyn FenceEpochs>,
+    /// `{namespace}:`
+    prefix: String,
+    channel: String,
+    releases: broadcast::Sender<LockReleased>,
+    /// Dropped with the store, which ends the release listener.
+    _stop: watch::Sender<()>,
+}
+
+impl From<RedisError> for Error {
+    fn from(err: RedisError) -> Self {
+        if err.is_io_error()
+            || err.is_timeout()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_unrecoverable_error()
+        {
+            Error::unavailable(format!("Redis unavailable: {err}"))
+        } else {
+            Error::internal(format!("Redis error: {err}"))
+        }
+    }
+}
+
+fn field_str(value: &Value) -> Result<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+            .map_err(|_| Error::internal("Redis returned a non-UTF-8 field")),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(Error::internal(format!("unexpected Redis value {other:?}"))),
+    }
+}
+
+fn field_i64(value: &Value) -> Result<i64> {
+    match value {
+        Value::Int(i) => Ok(*i),
+        other => field_str(other)?
+            .parse()
+            .map_err(|_| Error::internal("Redis returned a malformed number")),
+    }
+}
+
+/// A lease from script fields `[lease_id, owner, token, acquired_at, expires_at]` and its key.
+fn lease_from(fields: &[Value], key: String) -> Result<Lease> {
+    if fields.len() < 5 {
+        return Err(Error::internal("Redis returned a short lease"));
+    }
+    Ok(Lease {
+        lease_id: field_str(&fields[0])?,
+        owner: field_str(&fields[1])?,
+        fencing_token: u64::try_from(field_i64(&fields[2])?).unwrap_or(0),
+        acquired_at_ms: field_i64(&fields[3])?,
+        expires_at_ms: field_i64(&fields[4])?,
+        key,
+    })
+}
+
+fn not_held(lease_id: &str) -> Error {
+    Error::new(
+        ErrorKind::LockNotHeld,
+        format!("lease {lease_id} is not held (released or expired)"),
+    )
+    .with_detail("lease_id", lease_id)
+}
+
+/// `ZRANGE ... BYLEX` bounds selecting the members that start with `prefix`.
+fn lex_bounds(prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut start = b"[".to_vec();
+    start.extend_from_slice(prefix.as_bytes());
+    if prefix.is_empty() {
+        return (b"-".to_vec(), b"+".to_vec());
+    }
+    let mut end = start.clone();
+    end.push(0xff);
+    (start, end)
+}
+
+impl RedisStore {
+    /// Connect to `url`. `namespace` separates several Syros deployments (or tests) sharing one
+    /// Redis; `epochs` is the durable source of fencing epochs.
+    pub async fn connect(url: &str, namespace: &str, epochs: Arc<dyn FenceEpochs>) -> Result<Self> {
+        let client =
+            redis::Client::open(url).map_err(|e| Error::invalid(format!("bad REDIS_URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_with_config(config).await?;
+        let channel = format!("{namespace}:lock-released");
+        let (releases, _) = broadcast::channel(1024);
+        let (stop, stop_rx) = watch::channel(());
+        tokio::spawn(listen_releases(
+            client,
+            channel.clone(),
+            releases.clone(),
+            stop_rx,
+        ));
+        Ok(RedisStore {
+            conn,
+            scripts: Scripts::new(),
+            epochs,
+            prefix: format!("{{{namespace}}}:"),
+            channel,
+            releases,
+            _stop: stop,
+        })
+    }
+
+    fn lock_key(&self, key: &str) -> String {
+        format!("{}lock:{key}", self.prefix)
+    }
+    fn lease_key(&self, lease_id: &str) -> String {
+        format!("{}lease:{lease_id}", self.prefix)
+    }
+    fn lease_prefix(&self) -> String {
+        format!("{}lease:", self.prefix)
+    }
+    fn index_key(&self) -> String {
+        format!("{}locks", self.prefix)
+    }
+    fn fence_key(&self) -> String {
+        format!("{}fence", self.prefix)
+    }
+    fn cache_key(&self, key: &str) -> String {
+        format!("{}cache:{key}", self.prefix)
+    }
+    fn tag_prefix(&self) -> String {
+        format!("{}tag:", self.prefix)
+    }
+
+    /// Start a new fencing epoch: the counter restarts above every token of earlier epochs.
+    async fn start_epoch(&self) -> Result<()> {
+        let epoch = self.epochs.next_epoch().await?;
+        let base = epoch
+            .checked_shl(EPOCH_SHIFT)
+            .filter(|b| *b < i64::MAX as u64)
+            .ok_or_else(|| Error::internal(format!("fencing epoch {epoch} is too large")))?;
+        let mut conn = self.conn.clone();
+        // NX: if another replica set an epoch meanwhile, theirs is as good as ours.
+        let _: Option<String> = redis::cmd("SET")
+            .arg(self.fence_key())
+            .arg(base)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        tracing::warn!(
+            epoch,
+            "Redis had no fencing counter (restarted empty?): new fencing epoch"
+        );
+        Ok(())
+    }
+}
+
+/// Follow the release channel and forward each released key; after a reconnect, tell the
+/// engine to re-check every waiter (a release may have been missed while disconnected).
+/// Ends when the store is dropped (`stop` closes).
+async fn listen_releases(
+    client: redis::Client,
+    channel: String,
+    releases: broadcast::Sender<LockReleased>,
+    mut stop: watch::Receiver<()>,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let session = async {
+            let mut pubsub = match client.get_async_pubsub().await {
+                Ok(pubsub) => pubsub,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot connect to Redis for lock releases");
+                    return false;
+                }
+            };
+            if let Err(err) = pubsub.subscribe(&channel).await {
+                tracing::warn!(error = %err, "cannot subscribe to lock releases");
+                return false;
+            }
+            let _ = releases.send(LockReleased::Resync);
+            let mut messages = pubsub.on_message();
+            while let Some(message) = messages.next().await {
+                if let Ok(key) = message.get_payload::<String>() {
+                    let _ = releases.send(LockReleased::Key(key));
+                }
+            }
+            tracing::warn!("lost the Redis lock-release subscription; reconnecting");
+            true
+        };
+        tokio::select! {
+            was_connected = session => {
+                if was_connected {
+                    delay = Duration::from_millis(100);
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[async_trait]
+impl LockStore for RedisStore {
+    async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
+        let lease_id = uuid::Uuid::new_v4().simple().to_string();
+        for _ in 0..3 {
+            let mut conn = self.conn.clone();
+            let reply: Vec<Value> = self
+                .scripts
+                .acquire
+                .key(self.lock_key(&request.key))
+                .key(self.fence_key())
+                .key(self.lease_key(&lease_id))
+                .key(self.index_key())
+                .arg(&lease_id)
+                .arg(&request.owner)
+                .arg(request.ttl_ms)
+                .arg(request.request_id.as_deref().unwrap_or(""))
+                .arg(now_ms)
+                .arg(&request.key)
+                .invoke_async(&mut conn)
+                .await?;
+            match reply.first().map(field_i64).transpose()? {
+                Some(1) => {
+                    return Ok(TryAcquire::Acquired(lease_from(
+                        &reply[1..],
+                        request.key.clone(),
+                    )?))
+                }
+                Some(0) => {
+                    return Ok(TryAcquire::Held(lease_from(
+                        &reply[1..],
+                        request.key.clone(),
+                    )?))
+                }
+                Some(2) => self.start_epoch().await?,
+                _ => return Err(Error::internal("unexpected reply from the acquire script")),
+            }
+        }
+        Err(Error::unavailable("Redis keeps losing its fencing counter"))
+    }
+
+    async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease> {
+        let mut conn = self.conn.clone();
+        let reply: Option<Vec<Value>> = self
+            .scripts
+            .renew
+            .key(self.lease_key(lease_id))
+            .arg(lease_id)
+            .arg(ttl_ms)
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        let fields = reply.ok_or_else(|| not_held(lease_id))?;
+        let key = fields
+            .get(5)
+            .map(field_str)
+            .transpose()?
+            .unwrap_or_default();
+        lease_from(&fields, key)
+    }
+
+    async fn release(&self, lease_id: &str, _now_ms: i64) -> Result<Lease> {
+        let mut conn = self.conn.clone();
+        let reply: Option<Vec<Value>> = self
+            .scripts
+            .release
+            .key(self.lease_key(lease_id))
+            .key(self.index_key())
+            .arg(lease_id)
+            .arg(&self.channel)
+            .invoke_async(&mut conn)
+            .await?;
+        let fields = reply.ok_or_else(|| not_held(lease_id))?;
+        let key = fields
+            .get(5)
+            .map(field_str)
+            .transpose()?
+            .unwrap_or_default();
+        lease_from(&fields, key)
+    }
+
+    async fn status(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
+        let mut conn = self.conn.clone();
+        let fields: Vec<Value> = redis::cmd("HMGET")
+            .arg(self.lock_key(key))
+            .arg(&["lease_id", "owner", "token", "acquired_at", "expires_at"])
+            .query_async(&mut conn)
+            .await?;
+        if matches!(fields.first(), None | Some(Value::Nil)) {
+            return Ok(None);
+        }
+        lease_from(&fields, key.to_string()).map(Some)
+    }
+
+    async fn list(&self, prefix: &str, limit: usize, now_ms: i64) -> Result<Vec<Lease>> {
+        let (start, end) = lex_bounds(prefix);
+        let mut leases = Vec::new();
+        let mut offset = 0usize;
+        // The index may hold keys whose lease expired; skip those and read on.
+        while leases.len() < limit {
+            let mut conn = self.conn.clone();
+            let page = (limit - leases.len()).max(16);
+            let keys: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.index_key())
+                .arg(&start)
+                .arg(&end)
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(page)
+                .query_async(&mut conn)
+                .await?;
+            if keys.is_empty() {
+                break;
+            }
+            offset += keys.len();
+            for key in keys {
+                if let Some(lease) = self.status(&key, now_ms).await? {
+                    leases.push(lease);
+                    if leases.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(leases)
+    }
+
+    async fn force_release(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
+        let mut conn = self.conn.clone();
+        let reply: Option<Vec<Value>> = self
+            .scripts
+            .force_release
+            .key(self.lock_key(key))
+            .key(self.index_key())
+            .arg(key)
+            .arg(&self.channel)
+            .arg(self.lease_prefix())
+            .invoke_async(&mut conn)
+            .await?;
+        reply
+            .map(|fields| lease_from(&fields, key.to_string()))
+            .transpose()
+    }
+
+    async fn purge_expired(&self, _now_ms: i64) -> Result<u64> {
+        // Redis expires lock hashes itself; only the listing index needs trimming.
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.index_key())
+            .arg("-")
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await?;
+        let mut removed = 0;
+        for key in keys {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(self.lock_key(&key))
+                .query_async(&mut conn)
+                .await?;
+            if !exists {
+                let n: u64 = redis::cmd("ZREM")
+                    .arg(self.index_key())
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await?;
+                removed += n;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn releases(&self) -> Option<broadcast::Receiver<LockReleased>> {
+        Some(self.releases.subscribe())
+    }
+}
+
+#[async_trait]
+impl CacheStore for RedisStore {
+    async fn get(&self, key: &str, _now_ms: i64) -> Result<Option<CacheEntry>> {
+        let mut conn = self.conn.clone();
+        let (value, expires, tags): (Option<Vec<u8>>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.cache_key(key))
+                .arg(&["v", "e", "t"])
+                .query_async(&mut conn)
+                .await?;
+        let Some(value) = value else { return Ok(None) };
+        let expires_at_ms = match expires.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|_| Error::internal("malformed cache expiry"))?,
+            ),
+        };
+        let tags = tags
+            .unwrap_or_default()
+            .split('\n')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Some(CacheEntry {
+            key: key.to_string(),
+            value,
+            expires_at_ms,
+            tags,
+        }))
+    }
+
+    async fn set(&self, entry: &CacheEntry) -> Result<()> {
+        let ttl_ms = match entry.expires_at_ms {
+            None => 0,
+            Some(at) => (at - crate::limits::now_ms()).max(1),
+        };
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.cache_set.key(self.cache_key(&entry.key));
+        invocation
+            .arg(entry.value.as_slice())
+            .arg(ttl_ms)
+            .arg(
+                entry
+                    .expires_at_ms
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(self.tag_prefix());
+        for tag in &entry.tags {
+            invocation.arg(tag);
+        }
+        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let deleted: i64 = self
+            .scripts
+            .cache_delete
+            .key(self.cache_key(key))
+            .arg(self.tag_prefix())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let removed: u64 = self
+            .scripts
+            .cache_invalidate
+            .key(format!("{}{tag}", self.tag_prefix()))
+            .arg(self.tag_prefix())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(removed)
+    }
+
+    async fn purge_expired(&self, _now_ms: i64) -> Result<u64> {
+        Ok(0) // Redis expires entries (and tag sets) itself.
+    }
+}
