@@ -27,13 +27,20 @@ pub struct ServeArgs {
     /// WebSocket port [default: 8081] (reserved: the WebSocket gateway is not built yet).
     #[arg(long, env = "WS_PORT")]
     pub ws_port: Option<u16>,
-    /// Storage. Unset: embedded SQLite under --data-dir. `sqlite://PATH`: embedded at PATH.
-    /// (`postgres://...` arrives with the production backends.)
+    /// Storage for events (and sagas). Unset: embedded SQLite under --data-dir.
+    /// `sqlite://PATH`: embedded at PATH. `postgres://...`: PostgreSQL.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Redis for locks and cache (arrives with the production backends).
+    /// Redis for locks and cache (`redis://host:port/db`). Unset: embedded SQLite.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PostgreSQL connection pool size [default: 16].
+    #[arg(long, env = "DATABASE_POOL_SIZE")]
+    pub database_pool_size: Option<u32>,
+    /// Namespace separating deployments that share Redis/PostgreSQL: Redis key prefix and
+    /// PostgreSQL schema [default: syros].
+    #[arg(long, env = "SYROS_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Directory of the embedded database [default: ./syros-data].
     #[arg(long, env = "SYROS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -65,6 +72,8 @@ struct FileConfig {
     ws_port: Option<u16>,
     database_url: Option<String>,
     redis_url: Option<String>,
+    database_pool_size: Option<u32>,
+    namespace: Option<String>,
     data_dir: Option<PathBuf>,
     jwt_secret: Option<String>,
     log_level: Option<String>,
@@ -73,12 +82,6 @@ struct FileConfig {
     allow_unauthenticated: Option<bool>,
 }
 
-/// Where the engine keeps its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Storage {
-    /// One SQLite file.
-    Embedded(PathBuf),
-}
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -87,7 +90,7 @@ pub struct Config {
     pub grpc_port: u16,
     pub rest_port: u16,
     pub ws_port: u16,
-    pub storage: Storage,
+    pub storage: syros_engine::StoreConfig,
     pub log_level: String,
     pub json_logs: bool,
     pub cache_max_value_bytes: usize,
@@ -112,20 +115,39 @@ impl Config {
                  SYROS_ALLOW_UNAUTHENTICATED=true on a trusted network"
             );
         }
-        if let Some(redis) = args.redis_url.or(file.redis_url) {
-            bail!(
-                "REDIS_URL is set ({}) but this build has only the embedded backend; unset it",
-                redact(&redis)
-            );
-        }
         let data_dir = args
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| "syros-data".into());
-        let storage = match args.database_url.or(file.database_url) {
-            None => Storage::Embedded(data_dir.join("syros.db")),
-            Some(url) => parse_database_url(&url)?,
+        let mut storage = syros_engine::StoreConfig {
+            embedded_path: data_dir.join("syros.db"),
+            postgres_url: None,
+            redis_url: None,
+            pool_size: args.database_pool_size.or(file.database_pool_size).unwrap_or(16),
+            namespace: args.namespace.or(file.namespace).unwrap_or_else(|| "syros".into()),
         };
+        if storage.pool_size == 0 || storage.pool_size > 1000 {
+            bail!("DATABASE_POOL_SIZE must be between 1 and 1000");
+        }
+        let namespace_ok = storage
+            .namespace
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if storage.namespace.is_empty() || storage.namespace.len() > 48 || !namespace_ok {
+            bail!("SYROS_NAMESPACE must be 1-48 characters of a-z, 0-9 and _");
+        }
+        if let Some(url) = args.database_url.or(file.database_url) {
+            match parse_database_url(&url)? {
+                DatabaseUrl::Sqlite(path) => storage.embedded_path = path,
+                DatabaseUrl::Postgres(url) => storage.postgres_url = Some(url),
+            }
+        }
+        if let Some(url) = args.redis_url.or(file.redis_url) {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                bail!("REDIS_URL must start with redis:// or rediss:// (got {})", redact(&url));
+            }
+            storage.redis_url = Some(url);
+        }
         let log_format = args
             .log_format
             .or(file.log_format)
@@ -170,7 +192,12 @@ fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
 }
 
-fn parse_database_url(url: &str) -> anyhow::Result<Storage> {
+enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+fn parse_database_url(url: &str) -> anyhow::Result<DatabaseUrl> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -178,17 +205,13 @@ fn parse_database_url(url: &str) -> anyhow::Result<Storage> {
         if path.is_empty() {
             bail!("DATABASE_URL {url:?} names no file");
         }
-        return Ok(Storage::Embedded(PathBuf::from(path)));
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!(
-            "DATABASE_URL is a PostgreSQL URL ({}) but this build has only the embedded backend; \
-             unset DATABASE_URL to use it",
-            redact(url)
-        );
+        return Ok(DatabaseUrl::Postgres(url.to_string()));
     }
     bail!(
-        "DATABASE_URL must start with sqlite:// (got {})",
+        "DATABASE_URL must start with sqlite:// or postgres:// (got {})",
         redact(url)
     )
 }
@@ -228,9 +251,10 @@ mod tests {
         assert!(config.host.is_loopback());
         assert_eq!(config.grpc_port, 7000);
         assert_eq!(
-            config.storage,
-            Storage::Embedded(PathBuf::from("syros-data/syros.db"))
+            config.storage.embedded_path,
+            PathBuf::from("syros-data/syros.db")
         );
+        assert!(config.storage.postgres_url.is_none() && config.storage.redis_url.is_none());
     }
 
     #[test]
@@ -258,11 +282,22 @@ mod tests {
         let message = Config::resolve(public).unwrap_err().to_string();
         assert!(message.contains("without authentication"), "{message}");
         let pg = ServeArgs {
-            config: Some(file),
+            config: Some(file.clone()),
             database_url: Some("postgres://u:secret@localhost/db".into()),
             ..Default::default()
         };
-        let message = Config::resolve(pg).unwrap_err().to_string();
+        let storage = Config::resolve(pg).unwrap().storage;
+        assert_eq!(
+            storage.postgres_url.as_deref(),
+            Some("postgres://u:secret@localhost/db")
+        );
+        let bad = ServeArgs {
+            config: Some(file),
+            redis_url: Some("http://u:secret@localhost".into()),
+            ..Default::default()
+        };
+        let message = Config::resolve(bad).unwrap_err().to_string();
+        assert!(message.contains("REDIS_URL"), "{message}");
         assert!(
             !message.contains("secret"),
             "passwords are not echoed: {message}"

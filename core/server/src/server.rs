@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use syros_engine::{Engine, Limits, Stores};
+use syros_engine::{Engine, Limits, StoreConfig, Stores};
 use syros_proto::grpc::health::v1::HealthServer;
 use syros_proto::syros::v1::{
     CacheServiceServer, EventServiceServer, LockServiceServer, SagaServiceServer,
@@ -14,7 +14,7 @@ use volo::net::{conn::Conn, DefaultIncoming};
 use volo_grpc::server::layer::timeout::TimeoutLayer;
 use volo_grpc::server::{Server, ServiceBuilder};
 
-use crate::config::{Config, Storage};
+use crate::config::Config;
 use crate::grpc::{self, layers};
 
 /// How long open calls (streams, waits) may take to finish after a shutdown signal.
@@ -46,20 +46,26 @@ impl MakeIncoming for ResilientIncoming {
     }
 }
 
-async fn open_stores(storage: &Storage) -> anyhow::Result<Stores> {
-    match storage {
-        Storage::Embedded(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-            }
-            let stores = Stores::embedded(path)
-                .await
-                .with_context(|| format!("cannot open embedded database {}", path.display()))?;
-            tracing::info!(path = %path.display(), "embedded storage open");
-            Ok(stores)
+async fn open_stores(storage: &StoreConfig) -> anyhow::Result<Stores> {
+    let embedded_needed = storage.postgres_url.is_none() || storage.redis_url.is_none();
+    let path = &storage.embedded_path;
+    if embedded_needed {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create data directory {}", dir.display()))?;
         }
     }
+    let stores = Stores::open(storage)
+        .await
+        .context("cannot open storage (check DATABASE_URL, REDIS_URL and SYROS_DATA_DIR)")?;
+    tracing::info!(
+        locks_and_cache = if storage.redis_url.is_some() { "redis" } else { "embedded" },
+        events = if storage.postgres_url.is_some() { "postgresql" } else { "embedded" },
+        embedded_path = %if embedded_needed { path.display().to_string() } else { "-".into() },
+        namespace = %storage.namespace,
+        "storage open"
+    );
+    Ok(stores)
 }
 
 async fn shutdown_signal() {
