@@ -17,7 +17,7 @@ pub struct ServerProcess {
     log: PathBuf,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,6 +32,11 @@ impl ServerProcess {
     }
 
     pub async fn start_on(data_dir: &Path, port: u16) -> ServerProcess {
+        Self::start_with(data_dir, port, &[]).await
+    }
+
+    /// Start with extra environment variables (e.g. `REDIS_URL`, `DATABASE_URL`).
+    pub async fn start_with(data_dir: &Path, port: u16, env: &[(&str, String)]) -> ServerProcess {
         let log = data_dir.join(format!("server-{port}-{}.log", std::process::id()));
         std::fs::create_dir_all(data_dir).unwrap();
         let log_file = std::fs::File::create(&log).unwrap();
@@ -43,6 +48,7 @@ impl ServerProcess {
             .env("GRPC_PORT", port.to_string())
             .env("SYROS_DATA_DIR", data_dir)
             .env("LOG_LEVEL", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(data_dir)
             .stdout(Stdio::null())
             .stderr(log_file)
