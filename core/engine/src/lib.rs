@@ -11,6 +11,7 @@ pub mod events;
 pub mod limits;
 pub mod locks;
 pub mod model;
+pub mod sagas;
 pub mod store;
 
 use std::path::Path;
@@ -25,11 +26,12 @@ pub use events::{EventInput, EventManager};
 pub use limits::Limits;
 pub use locks::{AcquireLock, AcquireOutcome, LockManager};
 pub use model::*;
+pub use sagas::SagaManager;
 
 use backend::postgres::PostgresStore;
 use backend::redis::RedisStore;
 use backend::sqlite::SqliteStore;
-use store::{CacheStore, EventStore, FenceEpochs, LockStore};
+use store::{CacheStore, EventStore, FenceEpochs, LockStore, SagaStore};
 
 /// The stores an engine runs on. One backend may fill several roles.
 #[derive(Clone)]
@@ -37,6 +39,7 @@ pub struct Stores {
     pub locks: Arc<dyn LockStore>,
     pub cache: Arc<dyn CacheStore>,
     pub events: Arc<dyn EventStore>,
+    pub sagas: Arc<dyn SagaStore>,
 }
 
 /// Which storage to use. Locks and cache go to Redis when `redis_url` is set, events to
@@ -61,7 +64,8 @@ impl Stores {
         Ok(Stores {
             locks: sqlite.clone(),
             cache: sqlite.clone(),
-            events: sqlite,
+            events: sqlite.clone(),
+            sagas: sqlite,
         })
     }
 
@@ -78,12 +82,16 @@ impl Stores {
             (Some(_), Some(_)) => None,
             _ => Some(Arc::new(SqliteStore::open(&config.embedded_path).await?)),
         };
-        let (events, epochs): (Arc<dyn EventStore>, Arc<dyn FenceEpochs>) =
-            match (&postgres, &sqlite) {
-                (Some(pg), _) => (pg.clone(), pg.clone()),
-                (None, Some(sqlite)) => (sqlite.clone(), sqlite.clone()),
-                (None, None) => unreachable!("SQLite is opened whenever PostgreSQL is not"),
-            };
+        type Durable = (
+            Arc<dyn EventStore>,
+            Arc<dyn SagaStore>,
+            Arc<dyn FenceEpochs>,
+        );
+        let (events, sagas, epochs): Durable = match (&postgres, &sqlite) {
+            (Some(pg), _) => (pg.clone(), pg.clone(), pg.clone()),
+            (None, Some(sqlite)) => (sqlite.clone(), sqlite.clone(), sqlite.clone()),
+            (None, None) => unreachable!("SQLite is opened whenever PostgreSQL is not"),
+        };
         let (locks, cache): (Arc<dyn LockStore>, Arc<dyn CacheStore>) =
             match (&config.redis_url, &sqlite) {
                 (Some(url), _) => {
@@ -98,6 +106,7 @@ impl Stores {
             locks,
             cache,
             events,
+            sagas,
         })
     }
 }
@@ -107,6 +116,7 @@ pub struct Engine {
     pub locks: LockManager,
     pub cache: CacheManager,
     pub events: EventManager,
+    pub sagas: SagaManager,
     shutdown: watch::Sender<bool>,
 }
 
@@ -121,8 +131,24 @@ impl Engine {
         let engine = Arc::new(Engine {
             locks: LockManager::new(stores.locks, limits.clone()),
             cache: CacheManager::new(stores.cache, limits.clone()),
+            sagas: SagaManager::new(stores.sagas, stores.events.clone()),
             events: EventManager::new(stores.events, limits, shutdown_rx),
             shutdown,
+        });
+        // Time out saga tasks whose worker went quiet (also after a restart).
+        let weak = Arc::downgrade(&engine);
+        let mut stop = engine.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(sagas::TIMEOUT_SWEEP_INTERVAL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let Some(engine) = weak.upgrade() else { return };
+                if let Err(err) = engine.sagas.sweep_timeouts().await {
+                    tracing::warn!(error = %err, "timing out saga tasks failed");
+                }
+            }
         });
         let weak = Arc::downgrade(&engine);
         let mut stop = engine.shutdown.subscribe();

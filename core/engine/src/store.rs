@@ -6,6 +6,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::Result;
 use crate::model::*;
+use crate::sagas::model::*;
 
 /// Outcome of one atomic acquire attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,4 +95,36 @@ pub trait EventStore: Send + Sync + 'static {
     /// shared store). Subscriptions wait on it and then read from the store, so a missed or
     /// merged notification can never cause a gap.
     fn head(&self) -> watch::Receiver<u64>;
+}
+
+/// Saga documents and the task queue. Each method is one atomic step; the orchestration rules
+/// live in [`crate::sagas`].
+#[async_trait]
+pub trait SagaStore: Send + Sync + 'static {
+    /// Store a new saga with its first tasks, unless its idempotency key is taken: then return
+    /// the existing saga and store nothing.
+    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga>;
+    async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>>;
+    /// Newest first.
+    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>>;
+    /// Apply a transition atomically (see [`Transition`]).
+    async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome>;
+    /// Claim up to `limit` ready tasks of `service` for `worker_id`: each gets
+    /// `deadline = now + its timeout`.
+    async fn claim_tasks(
+        &self,
+        service: &str,
+        worker_id: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<SagaTask>>;
+    async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>>;
+    /// Tasks currently claimed by `worker_id`.
+    async fn count_claimed(&self, worker_id: &str) -> Result<usize>;
+    /// Claimed tasks whose deadline passed.
+    async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>>;
+    /// The earliest time a ready task of `service` becomes visible, if any is queued.
+    async fn next_visible(&self, service: &str) -> Result<Option<i64>>;
+    /// The saga's queued task that no worker has claimed yet, if any.
+    async fn unclaimed_task(&self, saga_id: &str) -> Result<Option<SagaTask>>;
 }

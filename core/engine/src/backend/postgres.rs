@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::sagas::model::*;
 use crate::store::*;
 
 /// Events and epochs in PostgreSQL.
@@ -330,5 +331,220 @@ impl FenceEpochs for PostgresStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(to_u64(epoch))
+    }
+}
+
+fn saga_from_doc(doc: &str) -> Result<Saga> {
+    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt saga document: {e}")))
+}
+
+fn to_doc<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
+}
+
+fn task_from_row(row: &PgRow) -> Result<SagaTask> {
+    let doc: String = row.try_get("doc")?;
+    let mut task: SagaTask = serde_json::from_str(&doc)
+        .map_err(|e| Error::internal(format!("corrupt saga task: {e}")))?;
+    task.worker_id = row.try_get("worker_id")?;
+    task.deadline_ms = row.try_get("deadline_ms")?;
+    task.visible_at_ms = row.try_get("visible_at_ms")?;
+    Ok(task)
+}
+
+const TASK_COLUMNS: &str = "task_id, doc::text AS doc, worker_id, deadline_ms, visible_at_ms";
+
+async fn insert_tasks(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tasks: &[SagaTask],
+) -> Result<()> {
+    for task in tasks {
+        sqlx::query(
+            "INSERT INTO syros_saga_tasks (task_id, saga_id, service, visible_at_ms, doc)
+             VALUES ($1, $2, $3, $4, $5::jsonb)",
+        )
+        .bind(&task.task_id)
+        .bind(&task.saga_id)
+        .bind(&task.service)
+        .bind(task.visible_at_ms)
+        .bind(to_doc(task)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SagaStore for PostgresStore {
+    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
+        let mut tx = self.pool.begin().await?;
+        // ON CONFLICT: two starts with one idempotency key race safely; the loser reads the winner.
+        let inserted = sqlx::query(
+            "INSERT INTO syros_sagas (saga_id, name, state, idempotency_key, revision, doc, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&saga.saga_id)
+        .bind(&saga.name)
+        .bind(saga.state.as_str())
+        .bind(&saga.idempotency_key)
+        .bind(to_i64(saga.revision)?)
+        .bind(to_doc(saga)?)
+        .bind(saga.created_at_ms)
+        .bind(saga.updated_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            let doc: String =
+                sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE idempotency_key = $1")
+                    .bind(&saga.idempotency_key)
+                    .fetch_one(&self.pool)
+                    .await?;
+            return saga_from_doc(&doc);
+        }
+        insert_tasks(&mut tx, tasks).await?;
+        tx.commit().await?;
+        Ok(saga.clone())
+    }
+
+    async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>> {
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE saga_id = $1")
+                .bind(saga_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        doc.as_deref().map(saga_from_doc).transpose()
+    }
+
+    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>> {
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT doc::text FROM syros_sagas
+             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR name = $2)
+               AND ($3::bigint IS NULL OR created_at_ms < $3)
+             ORDER BY created_at_ms DESC, saga_id DESC LIMIT $4",
+        )
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(&filter.name)
+        .bind(filter.created_before_ms)
+        .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        docs.iter().map(|d| saga_from_doc(d)).collect()
+    }
+
+    async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(consumed) = &transition.consumed_task {
+            let sql = if consumed.unclaimed_only {
+                "DELETE FROM syros_saga_tasks WHERE task_id = $1 AND worker_id IS NULL"
+            } else {
+                "DELETE FROM syros_saga_tasks WHERE task_id = $1"
+            };
+            let deleted = sqlx::query(sql)
+                .bind(&consumed.task_id)
+                .execute(&mut *tx)
+                .await?;
+            if deleted.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(TransitionOutcome::StaleTask);
+            }
+        }
+        let saga = &transition.saga;
+        let updated = sqlx::query(
+            "UPDATE syros_sagas SET doc = $1::jsonb, state = $2, revision = $3, updated_at_ms = $4
+             WHERE saga_id = $5 AND revision = $6",
+        )
+        .bind(to_doc(saga)?)
+        .bind(saga.state.as_str())
+        .bind(to_i64(saga.revision)?)
+        .bind(saga.updated_at_ms)
+        .bind(&saga.saga_id)
+        .bind(to_i64(transition.expected_revision)?)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(TransitionOutcome::Conflict);
+        }
+        insert_tasks(&mut tx, &transition.new_tasks).await?;
+        tx.commit().await?;
+        Ok(TransitionOutcome::Stored)
+    }
+
+    async fn claim_tasks(
+        &self,
+        service: &str,
+        worker_id: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<SagaTask>> {
+        // SKIP LOCKED: replicas claiming for the same service never block on each other.
+        let rows = sqlx::query(&format!(
+            "UPDATE syros_saga_tasks SET worker_id = $1, deadline_ms = $2 + (doc->>'timeout_ms')::bigint
+             WHERE task_id IN (
+                 SELECT task_id FROM syros_saga_tasks
+                 WHERE service = $3 AND worker_id IS NULL AND visible_at_ms <= $2
+                 ORDER BY visible_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(worker_id)
+        .bind(now_ms)
+        .bind(service)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM syros_saga_tasks WHERE task_id = $1"
+        ))
+        .bind(task_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn count_claimed(&self, worker_id: &str) -> Result<usize> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM syros_saga_tasks WHERE worker_id = $1")
+                .bind(worker_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM syros_saga_tasks
+             WHERE worker_id IS NOT NULL AND deadline_ms < $1 ORDER BY deadline_ms LIMIT $2"
+        ))
+        .bind(now_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn next_visible(&self, service: &str) -> Result<Option<i64>> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(visible_at_ms) FROM syros_saga_tasks WHERE service = $1 AND worker_id IS NULL",
+        )
+        .bind(service)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn unclaimed_task(&self, saga_id: &str) -> Result<Option<SagaTask>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM syros_saga_tasks WHERE saga_id = $1 AND worker_id IS NULL LIMIT 1"
+        ))
+        .bind(saga_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
     }
 }

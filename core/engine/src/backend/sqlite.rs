@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::*;
+use crate::sagas::model::*;
 use crate::store::*;
 
 /// The embedded store. Implements every store trait over one database file.
@@ -501,5 +502,214 @@ impl FenceEpochs for SqliteStore {
         .fetch_one(&self.writer)
         .await?;
         Ok(to_u64(epoch))
+    }
+}
+
+fn saga_from_doc(doc: &str) -> Result<Saga> {
+    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt saga document: {e}")))
+}
+
+fn task_from_row(row: &SqliteRow) -> Result<SagaTask> {
+    let doc: String = row.try_get("doc")?;
+    let mut task: SagaTask = serde_json::from_str(&doc)
+        .map_err(|e| Error::internal(format!("corrupt saga task: {e}")))?;
+    task.worker_id = row.try_get("worker_id")?;
+    task.deadline_ms = row.try_get("deadline_ms")?;
+    task.visible_at_ms = row.try_get("visible_at_ms")?;
+    Ok(task)
+}
+
+fn to_doc<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
+}
+
+const TASK_COLUMNS: &str = "task_id, doc, worker_id, deadline_ms, visible_at_ms";
+
+async fn insert_tasks(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tasks: &[SagaTask],
+) -> Result<()> {
+    for task in tasks {
+        sqlx::query(
+            "INSERT INTO saga_tasks (task_id, saga_id, service, visible_at_ms, doc) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&task.task_id)
+        .bind(&task.saga_id)
+        .bind(&task.service)
+        .bind(task.visible_at_ms)
+        .bind(to_doc(task)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SagaStore for SqliteStore {
+    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = &saga.idempotency_key {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT doc FROM sagas WHERE idempotency_key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(doc) = existing {
+                return saga_from_doc(&doc);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO sagas (saga_id, name, state, idempotency_key, revision, doc, created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&saga.saga_id)
+        .bind(&saga.name)
+        .bind(saga.state.as_str())
+        .bind(&saga.idempotency_key)
+        .bind(to_i64(saga.revision)?)
+        .bind(to_doc(saga)?)
+        .bind(saga.created_at_ms)
+        .bind(saga.updated_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        insert_tasks(&mut tx, tasks).await?;
+        tx.commit().await?;
+        Ok(saga.clone())
+    }
+
+    async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM sagas WHERE saga_id = ?")
+            .bind(saga_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        doc.as_deref().map(saga_from_doc).transpose()
+    }
+
+    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>> {
+        let docs: Vec<String> = sqlx::query_scalar(
+            "SELECT doc FROM sagas
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2)
+               AND (?3 IS NULL OR created_at_ms < ?3)
+             ORDER BY created_at_ms DESC, saga_id DESC LIMIT ?4",
+        )
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(&filter.name)
+        .bind(filter.created_before_ms)
+        .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await?;
+        docs.iter().map(|d| saga_from_doc(d)).collect()
+    }
+
+    async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(consumed) = &transition.consumed_task {
+            let sql = if consumed.unclaimed_only {
+                "DELETE FROM saga_tasks WHERE task_id = ? AND worker_id IS NULL"
+            } else {
+                "DELETE FROM saga_tasks WHERE task_id = ?"
+            };
+            let deleted = sqlx::query(sql)
+                .bind(&consumed.task_id)
+                .execute(&mut *tx)
+                .await?;
+            if deleted.rows_affected() == 0 {
+                return Ok(TransitionOutcome::StaleTask);
+            }
+        }
+        let saga = &transition.saga;
+        let updated = sqlx::query(
+            "UPDATE sagas SET doc = ?, state = ?, revision = ?, updated_at_ms = ?
+             WHERE saga_id = ? AND revision = ?",
+        )
+        .bind(to_doc(saga)?)
+        .bind(saga.state.as_str())
+        .bind(to_i64(saga.revision)?)
+        .bind(saga.updated_at_ms)
+        .bind(&saga.saga_id)
+        .bind(to_i64(transition.expected_revision)?)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(TransitionOutcome::Conflict);
+        }
+        insert_tasks(&mut tx, &transition.new_tasks).await?;
+        tx.commit().await?;
+        Ok(TransitionOutcome::Stored)
+    }
+
+    async fn claim_tasks(
+        &self,
+        service: &str,
+        worker_id: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<SagaTask>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE saga_tasks SET worker_id = ?1,
+                 deadline_ms = ?2 + CAST(json_extract(doc, '$.timeout_ms') AS INTEGER)
+             WHERE task_id IN (
+                 SELECT task_id FROM saga_tasks
+                 WHERE service = ?3 AND worker_id IS NULL AND visible_at_ms <= ?2
+                 ORDER BY visible_at_ms LIMIT ?4)
+             RETURNING {TASK_COLUMNS}"
+        ))
+        .bind(worker_id)
+        .bind(now_ms)
+        .bind(service)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM saga_tasks WHERE task_id = ?"
+        ))
+        .bind(task_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn count_claimed(&self, worker_id: &str) -> Result<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM saga_tasks WHERE worker_id = ?")
+            .bind(worker_id)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM saga_tasks
+             WHERE worker_id IS NOT NULL AND deadline_ms < ? ORDER BY deadline_ms LIMIT ?"
+        ))
+        .bind(now_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn next_visible(&self, service: &str) -> Result<Option<i64>> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(visible_at_ms) FROM saga_tasks WHERE service = ? AND worker_id IS NULL",
+        )
+        .bind(service)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(at)
+    }
+
+    async fn unclaimed_task(&self, saga_id: &str) -> Result<Option<SagaTask>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM saga_tasks WHERE saga_id = ? AND worker_id IS NULL LIMIT 1"
+        ))
+        .bind(saga_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
     }
 }

@@ -1,0 +1,706 @@
+//! Sagas: durable orchestration of ordered steps executed by step runners, with compensation.
+//!
+//! Every transition is decided here, as a pure change of the saga document plus the tasks it
+//! creates, and stored atomically by the [`SagaStore`] (guarded by the saga's revision) before
+//! anything acts on it. Workers claim tasks from per-service queues; a claimed task that is not
+//! reported before its deadline is treated as a failed attempt and retried by the policy. After a
+//! restart nothing needs resuming: the queue and the documents are the whole state.
+
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{check_name, check_optional_name, now_ms, page_limit};
+use crate::model::{ExpectedVersion, NewEvent};
+use crate::store::{EventStore, SagaStore};
+pub use model::*;
+
+/// Default start-to-close timeout of a step attempt.
+pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
+const MAX_STEPS: usize = 100;
+const MAX_NAME_BYTES: usize = 256;
+const MAX_JSON_BYTES: usize = 1024 * 1024;
+/// How often claimed tasks are checked for a passed deadline.
+pub const TIMEOUT_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a caller asks for when starting a saga.
+#[derive(Debug, Clone, Default)]
+pub struct StartSaga {
+    pub name: String,
+    pub steps: Vec<StepDefinition>,
+    /// JSON; empty = `{}`.
+    pub input: String,
+    /// Empty = none.
+    pub idempotency_key: String,
+    pub retry: Option<RetryPolicy>,
+}
+
+/// The outcome a step runner reports.
+#[derive(Debug, Clone)]
+pub enum TaskResult {
+    /// JSON output (empty = `null`).
+    Completed(String),
+    Failed {
+        error_type: String,
+        message: String,
+        non_retryable: bool,
+    },
+}
+
+/// A claimed task with what its handler needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub task: SagaTask,
+    pub input: String,
+    /// JSON object: step name → output, for steps completed so far.
+    pub previous_outputs: String,
+}
+
+/// Saga operations of the engine.
+pub struct SagaManager {
+    store: Arc<dyn SagaStore>,
+    audit: Arc<dyn EventStore>,
+    ready: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+fn check_json(what: &str, text: &str) -> Result<()> {
+    if text.len() > MAX_JSON_BYTES {
+        return Err(Error::new(
+            ErrorKind::PayloadTooLarge,
+            format!("{what} is over 1 MiB"),
+        ));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| Error::invalid(format!("{what} is not valid JSON: {e}")))
+}
+
+fn check_policy(policy: &RetryPolicy) -> Result<()> {
+    if policy.maximum_attempts == 0 || policy.maximum_attempts > 100 {
+        return Err(Error::invalid(
+            "retry maximum_attempts must be between 1 and 100",
+        ));
+    }
+    if !(1.0..=100.0).contains(&policy.backoff_coefficient) {
+        return Err(Error::invalid(
+            "retry backoff_coefficient must be between 1 and 100",
+        ));
+    }
+    if policy.initial_interval_ms > 3_600_000 || policy.maximum_interval_ms > 86_400_000 {
+        return Err(Error::invalid(
+            "retry intervals must be at most 1 h (initial) and 1 day (maximum)",
+        ));
+    }
+    if policy.maximum_interval_ms < policy.initial_interval_ms {
+        return Err(Error::invalid(
+            "retry maximum_interval_ms must be at least initial_interval_ms",
+        ));
+    }
+    for error in &policy.non_retryable_errors {
+        check_name("non_retryable_errors entry", error, MAX_NAME_BYTES)?;
+    }
+    Ok(())
+}
+
+fn new_task(
+    saga: &Saga,
+    step_index: usize,
+    kind: TaskKind,
+    attempt: u32,
+    now: i64,
+    delay_ms: u64,
+) -> SagaTask {
+    let step = &saga.steps[step_index].definition;
+    let handler = match kind {
+        TaskKind::Action => step.action.clone(),
+        TaskKind::Compensation => step.compensation.clone().unwrap_or_default(),
+    };
+    SagaTask {
+        task_id: uuid::Uuid::new_v4().simple().to_string(),
+        saga_id: saga.saga_id.clone(),
+        step_index,
+        step_name: step.name.clone(),
+        service: step.service.clone(),
+        handler,
+        kind,
+        attempt,
+        visible_at_ms: now.saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX)),
+        timeout_ms: step.timeout_ms,
+        worker_id: None,
+        deadline_ms: None,
+    }
+}
+
+/// Audit notes gathered while deciding a transition: (event type, details).
+type Notes = Vec<(&'static str, serde_json::Value)>;
+
+/// Compensate completed steps at or below `from`, newest first. Returns the next task, if any.
+fn compensate_from(
+    saga: &mut Saga,
+    from: Option<usize>,
+    now: i64,
+    notes: &mut Notes,
+) -> Vec<SagaTask> {
+    if let Some(from) = from {
+        for index in (0..=from).rev() {
+            if saga.steps[index].state != StepState::Completed {
+                continue;
+            }
+            if saga.steps[index].definition.compensation.is_some() {
+                saga.steps[index].state = StepState::Compensating;
+                saga.state = SagaState::Compensating;
+                notes.push((
+                    "CompensationScheduled",
+                    json!({"step": saga.steps[index].definition.name}),
+                ));
+                return vec![new_task(saga, index, TaskKind::Compensation, 1, now, 0)];
+            }
+            // Nothing to undo for this step.
+            saga.steps[index].state = StepState::Compensated;
+        }
+    }
+    saga.state = if saga.cancel_requested {
+        SagaState::Cancelled
+    } else {
+        SagaState::Compensated
+    };
+    notes.push((
+        if saga.cancel_requested {
+            "SagaCancelled"
+        } else {
+            "SagaCompensated"
+        },
+        json!({}),
+    ));
+    Vec::new()
+}
+
+fn start_step(saga: &mut Saga, index: usize, now: i64, notes: &mut Notes) -> Vec<SagaTask> {
+    saga.steps[index].state = StepState::Running;
+    saga.state = SagaState::Running;
+    notes.push((
+        "StepScheduled",
+        json!({"step": saga.steps[index].definition.name}),
+    ));
+    vec![new_task(saga, index, TaskKind::Action, 1, now, 0)]
+}
+
+/// Decide what a task's result does to the saga.
+fn on_result(
+    saga: &mut Saga,
+    task: &SagaTask,
+    result: &TaskResult,
+    now: i64,
+    notes: &mut Notes,
+) -> Vec<SagaTask> {
+    let index = task.step_index;
+    let started = task
+        .deadline_ms
+        .map(|d| d.saturating_sub(i64::try_from(task.timeout_ms).unwrap_or(0)))
+        .unwrap_or(now);
+    let (error_type, error_message) = match result {
+        TaskResult::Completed(_) => (None, None),
+        TaskResult::Failed {
+            error_type,
+            message,
+            ..
+        } => (Some(error_type.clone()), Some(message.clone())),
+    };
+    saga.steps[index].attempts.push(StepAttempt {
+        attempt: task.attempt,
+        kind: task.kind,
+        started_at_ms: started,
+        finished_at_ms: now,
+        error_type,
+        error_message,
+    });
+    let step_name = saga.steps[index].definition.name.clone();
+    let policy = saga.steps[index]
+        .definition
+        .retry
+        .clone()
+        .unwrap_or_else(|| saga.retry.clone());
+    match (task.kind, result) {
+        (TaskKind::Action, TaskResult::Completed(output)) => {
+            saga.steps[index].state = StepState::Completed;
+            saga.steps[index].output = Some(output.clone());
+            notes.push((
+                "StepCompleted",
+                json!({"step": step_name, "attempt": task.attempt}),
+            ));
+            if saga.cancel_requested {
+                compensate_from(saga, Some(index), now, notes)
+            } else if index + 1 < saga.steps.len() {
+                start_step(saga, index + 1, now, notes)
+            } else {
+                saga.state = SagaState::Completed;
+                notes.push(("SagaCompleted", json!({})));
+                Vec::new()
+            }
+        }
+        (
+            TaskKind::Action,
+            TaskResult::Failed {
+                error_type,
+                message,
+                non_retryable,
+            },
+        ) => {
+            let retry = !non_retryable
+                && !policy.non_retryable_errors.contains(error_type)
+                && task.attempt < policy.maximum_attempts
+                && !saga.cancel_requested;
+            if retry {
+                let delay = policy.delay_before(task.attempt + 1);
+                notes.push((
+                    "StepRetryScheduled",
+                    json!({"step": step_name, "attempt": task.attempt + 1, "delay_ms": delay, "error_type": error_type}),
+                ));
+                return vec![new_task(
+                    saga,
+                    index,
+                    TaskKind::Action,
+                    task.attempt + 1,
+                    now,
+                    delay,
+                )];
+            }
+            saga.steps[index].state = StepState::Failed;
+            saga.error = Some(format!("step {step_name} failed: {error_type}: {message}"));
+            notes.push((
+                "StepFailed",
+                json!({"step": step_name, "error_type": error_type, "message": message}),
+            ));
+            compensate_from(saga, index.checked_sub(1), now, notes)
+        }
+        (TaskKind::Compensation, TaskResult::Completed(_)) => {
+            saga.steps[index].state = StepState::Compensated;
+            notes.push(("StepCompensated", json!({"step": step_name})));
+            compensate_from(saga, index.checked_sub(1), now, notes)
+        }
+        (
+            TaskKind::Compensation,
+            TaskResult::Failed {
+                error_type,
+                message,
+                non_retryable,
+            },
+        ) => {
+            if !non_retryable && task.attempt < policy.maximum_attempts {
+                let delay = policy.delay_before(task.attempt + 1);
+                notes.push((
+                    "CompensationRetryScheduled",
+                    json!({"step": step_name, "attempt": task.attempt + 1, "delay_ms": delay}),
+                ));
+                return vec![new_task(
+                    saga,
+                    index,
+                    TaskKind::Compensation,
+                    task.attempt + 1,
+                    now,
+                    delay,
+                )];
+            }
+            saga.steps[index].state = StepState::CompensationFailed;
+            saga.state = SagaState::CompensationFailed;
+            saga.error = Some(format!(
+                "compensation of step {step_name} failed: {error_type}: {message}"
+            ));
+            notes.push((
+                "SagaCompensationFailed",
+                json!({"step": step_name, "error_type": error_type, "message": message}),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+impl SagaManager {
+    pub(crate) fn new(store: Arc<dyn SagaStore>, audit: Arc<dyn EventStore>) -> Self {
+        SagaManager {
+            store,
+            audit,
+            ready: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn notifier(&self, service: &str) -> Arc<Notify> {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        ready.entry(service.to_string()).or_default().clone()
+    }
+
+    fn announce(&self, tasks: &[SagaTask]) {
+        for task in tasks {
+            self.notifier(&task.service).notify_waiters();
+        }
+    }
+
+    /// Append the transition's notes to the saga's audit stream `saga-<id>`. The transition is
+    /// already stored, so a failure here is logged, not returned.
+    async fn record(&self, saga: &Saga, notes: Notes) {
+        if notes.is_empty() {
+            return;
+        }
+        let events: Vec<NewEvent> = notes
+            .into_iter()
+            .map(|(kind, mut details)| {
+                if let Some(map) = details.as_object_mut() {
+                    map.insert("saga_id".into(), json!(saga.saga_id));
+                    map.insert("state".into(), json!(saga.state.as_str()));
+                    map.insert("revision".into(), json!(saga.revision));
+                }
+                NewEvent {
+                    event_id: uuid::Uuid::new_v4().to_string(),
+                    event_type: kind.to_string(),
+                    data: details.to_string(),
+                    metadata: None,
+                }
+            })
+            .collect();
+        let stream = format!("saga-{}", saga.saga_id);
+        if let Err(err) = self
+            .audit
+            .append(&stream, &events, ExpectedVersion::Any, now_ms())
+            .await
+        {
+            tracing::warn!(saga_id = %saga.saga_id, error = %err, "saga audit append failed");
+        }
+    }
+
+    /// Start a saga (or return the one already started with the same idempotency key).
+    pub async fn start(&self, request: StartSaga) -> Result<Saga> {
+        check_name("saga name", &request.name, MAX_NAME_BYTES)?;
+        check_optional_name("idempotency_key", &request.idempotency_key, 128)?;
+        if request.steps.is_empty() || request.steps.len() > MAX_STEPS {
+            return Err(Error::invalid(format!(
+                "a saga needs 1 to {MAX_STEPS} steps"
+            )));
+        }
+        let input = if request.input.is_empty() {
+            "{}".to_string()
+        } else {
+            request.input
+        };
+        check_json("input", &input)?;
+        let retry = request.retry.unwrap_or_default();
+        check_policy(&retry)?;
+        let mut names = std::collections::HashSet::new();
+        let mut steps = Vec::with_capacity(request.steps.len());
+        for mut step in request.steps {
+            check_name("step name", &step.name, MAX_NAME_BYTES)?;
+            check_name("step service", &step.service, MAX_NAME_BYTES)?;
+            check_name("step action", &step.action, MAX_NAME_BYTES)?;
+            if let Some(compensation) = &step.compensation {
+                check_name("step compensation", compensation, MAX_NAME_BYTES)?;
+            }
+            if !names.insert(step.name.clone()) {
+                return Err(Error::invalid(format!(
+                    "step name {:?} is used twice",
+                    step.name
+                )));
+            }
+            if step.timeout_ms == 0 {
+                step.timeout_ms = DEFAULT_STEP_TIMEOUT_MS;
+            }
+            if step.timeout_ms > 86_400_000 {
+                return Err(Error::invalid("step timeout must be at most 1 day"));
+            }
+            if let Some(policy) = &step.retry {
+                check_policy(policy)?;
+            }
+            steps.push(SagaStep {
+                definition: step,
+                state: StepState::Pending,
+                output: None,
+                attempts: Vec::new(),
+            });
+        }
+        let now = now_ms();
+        let mut saga = Saga {
+            saga_id: uuid::Uuid::now_v7().to_string(),
+            name: request.name,
+            state: SagaState::Pending,
+            input,
+            idempotency_key: (!request.idempotency_key.is_empty())
+                .then_some(request.idempotency_key),
+            retry,
+            steps,
+            created_at_ms: now,
+            updated_at_ms: now,
+            error: None,
+            cancel_requested: false,
+            revision: 1,
+        };
+        let mut notes: Notes = vec![("SagaStarted", json!({"name": saga.name}))];
+        let tasks = start_step(&mut saga, 0, now, &mut notes);
+        let stored = self.store.insert_saga(&saga, &tasks).await?;
+        if stored.saga_id == saga.saga_id {
+            self.record(&stored, notes).await;
+            self.announce(&tasks);
+        }
+        Ok(stored)
+    }
+
+    /// A saga by id.
+    pub async fn get(&self, saga_id: &str) -> Result<Saga> {
+        check_name("saga_id", saga_id, 128)?;
+        self.store
+            .get_saga(saga_id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no saga {saga_id}")))
+    }
+
+    /// Sagas by state and/or name, newest first.
+    pub async fn list(&self, mut filter: SagaFilter) -> Result<Vec<Saga>> {
+        filter.limit = page_limit(filter.limit, 100, 1000)?;
+        if let Some(name) = &filter.name {
+            check_name("name", name, MAX_NAME_BYTES)?;
+        }
+        self.store.list_sagas(&filter).await
+    }
+
+    /// Load, decide, store; retried when the saga changed concurrently.
+    async fn transition<F>(
+        &self,
+        saga_id: &str,
+        consumed: Option<ConsumedTask>,
+        decide: F,
+    ) -> Result<Option<Saga>>
+    where
+        F: Fn(&mut Saga, i64, &mut Notes) -> Result<Option<Vec<SagaTask>>>,
+    {
+        for _ in 0..20 {
+            let current = self.get(saga_id).await?;
+            let mut saga = current.clone();
+            let now = now_ms();
+            let mut notes = Notes::new();
+            let Some(new_tasks) = decide(&mut saga, now, &mut notes)? else {
+                return Ok(None);
+            };
+            saga.revision = current.revision + 1;
+            saga.updated_at_ms = now;
+            let transition = Transition {
+                saga,
+                expected_revision: current.revision,
+                consumed_task: consumed.clone(),
+                new_tasks,
+            };
+            match self.store.apply(&transition).await? {
+                TransitionOutcome::Stored => {
+                    self.announce(&transition.new_tasks);
+                    self.record(&transition.saga, notes).await;
+                    return Ok(Some(transition.saga));
+                }
+                TransitionOutcome::StaleTask => return Ok(None),
+                TransitionOutcome::Conflict => continue,
+            }
+        }
+        Err(Error::unavailable(format!(
+            "saga {saga_id} is changing too fast; retry"
+        )))
+    }
+
+    /// Cancel: compensate what completed. An action already running is let finish first.
+    pub async fn cancel(&self, saga_id: &str) -> Result<Saga> {
+        check_name("saga_id", saga_id, 128)?;
+        // A queued (unclaimed) action can be withdrawn right away.
+        loop {
+            let saga = self.get(saga_id).await?;
+            if saga.state.is_final() || saga.cancel_requested {
+                return Ok(saga);
+            }
+            let running = saga
+                .steps
+                .iter()
+                .position(|s| s.state == StepState::Running);
+            let queued = match running {
+                Some(_) => self.store.unclaimed_task(saga_id).await?.map(|t| t.task_id),
+                None => None,
+            };
+            let withdrawn = queued.clone();
+            let consumed = queued.map(|task_id| ConsumedTask {
+                task_id,
+                unclaimed_only: true,
+            });
+            let result = self
+                .transition(saga_id, consumed, move |saga, now, notes| {
+                    if saga.state.is_final() || saga.cancel_requested {
+                        return Ok(None);
+                    }
+                    saga.cancel_requested = true;
+                    saga.error = Some("cancelled".into());
+                    notes.push(("SagaCancelRequested", json!({})));
+                    if saga.state == SagaState::Compensating {
+                        return Ok(Some(Vec::new()));
+                    }
+                    match (running, &withdrawn) {
+                        // The action is with a worker: compensate when it reports.
+                        (Some(_), None) => Ok(Some(Vec::new())),
+                        (Some(index), Some(_)) => {
+                            saga.steps[index].state = StepState::Pending;
+                            Ok(Some(compensate_from(
+                                saga,
+                                index.checked_sub(1),
+                                now,
+                                notes,
+                            )))
+                        }
+                        (None, _) => Ok(Some(compensate_from(
+                            saga,
+                            saga.steps.len().checked_sub(1),
+                            now,
+                            notes,
+                        ))),
+                    }
+                })
+                .await?;
+            match result {
+                Some(saga) => return Ok(saga),
+                // The queued task was claimed meanwhile: decide again.
+                None => continue,
+            }
+        }
+    }
+
+    /// Claim up to `max_tasks - (tasks this worker already holds)` ready tasks of `service`.
+    pub async fn claim(
+        &self,
+        service: &str,
+        worker_id: &str,
+        max_tasks: usize,
+    ) -> Result<Vec<ClaimedTask>> {
+        check_name("service", service, MAX_NAME_BYTES)?;
+        check_name("worker_id", worker_id, 128)?;
+        let held = self.store.count_claimed(worker_id).await?;
+        let room = max_tasks.clamp(1, 1000).saturating_sub(held);
+        if room == 0 {
+            return Ok(Vec::new());
+        }
+        let tasks = self
+            .store
+            .claim_tasks(service, worker_id, room, now_ms())
+            .await?;
+        let mut claimed = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let saga = self.get(&task.saga_id).await?;
+            let outputs: serde_json::Map<String, serde_json::Value> = saga
+                .steps
+                .iter()
+                .filter_map(|s| {
+                    let output = s.output.as_ref()?;
+                    let value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
+                    Some((s.definition.name.clone(), value))
+                })
+                .collect();
+            claimed.push(ClaimedTask {
+                task,
+                input: saga.input.clone(),
+                previous_outputs: serde_json::Value::Object(outputs).to_string(),
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Wait until `service` may have ready tasks (a new task, or the next retry coming due),
+    /// at most `max_wait`.
+    pub async fn wait_for_tasks(&self, service: &str, max_wait: Duration) {
+        let notified = self.notifier(service);
+        let notified = notified.notified();
+        let wait = match self.store.next_visible(service).await {
+            Ok(Some(at)) => {
+                let delta = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                Duration::from_millis(delta).min(max_wait)
+            }
+            _ => max_wait,
+        };
+        let _ = tokio::time::timeout(wait, notified).await;
+    }
+
+    /// A step runner reports a task's result. `Ok(false)` when the task is no longer assigned
+    /// (it timed out and went to another worker, or was already reported).
+    pub async fn report(&self, task_id: &str, result: TaskResult) -> Result<bool> {
+        check_name("task_id", task_id, 128)?;
+        match &result {
+            TaskResult::Completed(output) if !output.is_empty() => check_json("output", output)?,
+            TaskResult::Completed(_) => {}
+            TaskResult::Failed {
+                error_type,
+                message,
+                ..
+            } => {
+                check_name("error_type", error_type, MAX_NAME_BYTES)?;
+                if message.len() > 64 * 1024 {
+                    return Err(Error::invalid("error message is over 64 KiB"));
+                }
+            }
+        }
+        let result = match result {
+            TaskResult::Completed(output) if output.is_empty() => {
+                TaskResult::Completed("null".into())
+            }
+            other => other,
+        };
+        let Some(task) = self.store.get_task(task_id).await? else {
+            return Ok(false);
+        };
+        if task.worker_id.is_none() {
+            return Ok(false); // not claimed: nobody was asked to run it
+        }
+        let applied = self
+            .transition(
+                &task.saga_id.clone(),
+                Some(ConsumedTask {
+                    task_id: task_id.to_string(),
+                    unclaimed_only: false,
+                }),
+                |saga, now, notes| Ok(Some(on_result(saga, &task, &result, now, notes))),
+            )
+            .await?;
+        Ok(applied.is_some())
+    }
+
+    /// Whether a task is still assigned (step runners call this as a heartbeat).
+    pub async fn heartbeat(&self, task_id: &str) -> Result<bool> {
+        check_name("task_id", task_id, 128)?;
+        Ok(self
+            .store
+            .get_task(task_id)
+            .await?
+            .is_some_and(|t| t.worker_id.is_some()))
+    }
+
+    /// Fail every claimed task whose deadline passed (its worker died or hung); the retry policy
+    /// decides what happens next. Returns how many were timed out.
+    pub async fn sweep_timeouts(&self) -> Result<usize> {
+        let expired = self.store.expired_tasks(now_ms(), 100).await?;
+        let mut timed_out = 0;
+        for task in expired {
+            let result = TaskResult::Failed {
+                error_type: "timeout".into(),
+                message: format!("no result within {} ms", task.timeout_ms),
+                non_retryable: false,
+            };
+            if self
+                .transition(
+                    &task.saga_id.clone(),
+                    Some(ConsumedTask {
+                        task_id: task.task_id.clone(),
+                        unclaimed_only: false,
+                    }),
+                    |saga, now, notes| Ok(Some(on_result(saga, &task, &result, now, notes))),
+                )
+                .await?
+                .is_some()
+            {
+                timed_out += 1;
+            }
+        }
+        Ok(timed_out)
+    }
+}

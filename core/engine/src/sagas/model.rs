@@ -1,0 +1,255 @@
+//! Saga documents and tasks as stored. Serialised as JSON inside the store, so adding a field
+//! needs no migration.
+
+use serde::{Deserialize, Serialize};
+
+/// Retry policy for a saga or one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub initial_interval_ms: u64,
+    pub backoff_coefficient: f64,
+    pub maximum_interval_ms: u64,
+    /// Total attempts including the first; 1 = no retry.
+    pub maximum_attempts: u32,
+    /// Error types (as reported by handlers) that are never retried.
+    pub non_retryable_errors: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_interval_ms: 1_000,
+            backoff_coefficient: 2.0,
+            maximum_interval_ms: 60_000,
+            maximum_attempts: 3,
+            non_retryable_errors: Vec::new(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before attempt `next_attempt` (2 = the first retry).
+    pub fn delay_before(&self, next_attempt: u32) -> u64 {
+        let exponent = next_attempt.saturating_sub(2).min(64) as i32;
+        let delay = self.initial_interval_ms as f64 * self.backoff_coefficient.powi(exponent);
+        if delay.is_finite() {
+            (delay as u64).min(self.maximum_interval_ms)
+        } else {
+            self.maximum_interval_ms
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepDefinition {
+    pub name: String,
+    pub service: String,
+    pub action: String,
+    /// `None`: the step needs no compensation.
+    pub compensation: Option<String>,
+    /// Start-to-close timeout of one attempt.
+    pub timeout_ms: u64,
+    /// Overrides the saga's policy for this step.
+    pub retry: Option<RetryPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    Pending,
+    Running,
+    Compensating,
+    Completed,
+    Compensated,
+    CompensationFailed,
+    Cancelled,
+}
+
+impl SagaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Pending => "pending",
+            SagaState::Running => "running",
+            SagaState::Compensating => "compensating",
+            SagaState::Completed => "completed",
+            SagaState::Compensated => "compensated",
+            SagaState::CompensationFailed => "compensation_failed",
+            SagaState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SagaState> {
+        [
+            SagaState::Pending,
+            SagaState::Running,
+            SagaState::Compensating,
+            SagaState::Completed,
+            SagaState::Compensated,
+            SagaState::CompensationFailed,
+            SagaState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// No more transitions will happen.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SagaState::Completed
+                | SagaState::Compensated
+                | SagaState::CompensationFailed
+                | SagaState::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Compensating,
+    Compensated,
+    CompensationFailed,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Completed => "completed",
+            StepState::Failed => "failed",
+            StepState::Compensating => "compensating",
+            StepState::Compensated => "compensated",
+            StepState::CompensationFailed => "compensation_failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Action,
+    Compensation,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Action => "action",
+            TaskKind::Compensation => "compensation",
+        }
+    }
+}
+
+/// One attempt to run a step's action or compensation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepAttempt {
+    pub attempt: u32,
+    pub kind: TaskKind,
+    pub started_at_ms: i64,
+    /// 0 while running.
+    pub finished_at_ms: i64,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaStep {
+    pub definition: StepDefinition,
+    pub state: StepState,
+    /// JSON output of the action, once completed.
+    pub output: Option<String>,
+    pub attempts: Vec<StepAttempt>,
+}
+
+/// A saga and everything that happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saga {
+    pub saga_id: String,
+    pub name: String,
+    pub state: SagaState,
+    /// JSON input handed to every step.
+    pub input: String,
+    pub idempotency_key: Option<String>,
+    pub retry: RetryPolicy,
+    pub steps: Vec<SagaStep>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Why the saga did not complete, if it did not.
+    pub error: Option<String>,
+    /// Set by cancel while an action is running: compensate once it reports.
+    pub cancel_requested: bool,
+    /// Optimistic concurrency: every stored transition increments it.
+    pub revision: u64,
+}
+
+/// Work for a step runner: run one action or compensation of one saga step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaTask {
+    pub task_id: String,
+    pub saga_id: String,
+    pub step_index: usize,
+    pub step_name: String,
+    pub service: String,
+    /// The action or compensation name.
+    pub handler: String,
+    pub kind: TaskKind,
+    pub attempt: u32,
+    /// Not delivered before this time (retry backoff).
+    pub visible_at_ms: i64,
+    pub timeout_ms: u64,
+    /// While claimed: the worker and when the attempt times out.
+    pub worker_id: Option<String>,
+    pub deadline_ms: Option<i64>,
+}
+
+impl SagaTask {
+    /// Stable across redeliveries and retries of the same step and kind.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}/{}", self.saga_id, self.step_name, self.kind.as_str())
+    }
+}
+
+/// Filter for listing sagas.
+#[derive(Debug, Clone, Default)]
+pub struct SagaFilter {
+    pub state: Option<SagaState>,
+    pub name: Option<String>,
+    /// Only sagas created before this (ms), for paging newest first.
+    pub created_before_ms: Option<i64>,
+    pub limit: usize,
+}
+
+/// A task a transition removes from the queue.
+#[derive(Debug, Clone)]
+pub struct ConsumedTask {
+    pub task_id: String,
+    /// Only if no worker has claimed it (cancel withdraws queued work only).
+    pub unclaimed_only: bool,
+}
+
+/// One atomic change: the new saga document (its `revision` already incremented), stored only if
+/// the saga is still at `expected_revision`; the task it consumes, which must still exist; and
+/// the tasks it creates.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub saga: Saga,
+    pub expected_revision: u64,
+    pub consumed_task: Option<ConsumedTask>,
+    pub new_tasks: Vec<SagaTask>,
+}
+
+/// Why a transition was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionOutcome {
+    Stored,
+    /// The saga changed meanwhile: reload and decide again.
+    Conflict,
+    /// The consumed task is gone or claimed by someone else (timed out and redelivered).
+    StaleTask,
+}

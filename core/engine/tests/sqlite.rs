@@ -1,0 +1,250 @@
+//! The engine suite over the embedded SQLite backend (one database file per test).
+
+mod suite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use syros_engine::{Engine, Limits, Stores};
+use tempfile::TempDir;
+
+pub struct SqliteHarness {
+    // Field order: the engine goes before the directory holding its file.
+    engine: Arc<Engine>,
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl SqliteHarness {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("db.sqlite");
+        SqliteHarness {
+            engine: Self::open(&path).await,
+            path,
+            _dir: dir,
+        }
+    }
+
+    async fn open(path: &std::path::Path) -> Arc<Engine> {
+        let stores = Stores::embedded(path).await.expect("open SQLite store");
+        Engine::new(stores, Limits::default())
+    }
+}
+
+impl suite::Harness for SqliteHarness {
+    fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    async fn restart(&mut self) -> Arc<Engine> {
+        // Ending subscriptions and dropping the engine drops the old connection pools.
+        self.engine.shutdown();
+        self.engine = Self::open(&self.path).await;
+        self.engine.clone()
+    }
+}
+
+engine_suite!(SqliteHarness::new());
+
+/// Backend-specific tests: they keep the store's single writer connection busy to make a race
+/// certain.
+mod busy_writer {
+    use std::time::Duration;
+
+    use syros_engine::{
+        AcquireLock, AcquireOutcome, Direction, Engine, EventInput, ExpectedVersion,
+    };
+
+    use super::suite::Harness;
+    use super::SqliteHarness;
+
+    fn args(key: &str, owner: &str, ttl_ms: u64, wait_timeout_ms: u64) -> AcquireLock {
+        AcquireLock {
+            key: key.to_string(),
+            owner: owner.to_string(),
+            ttl_ms,
+            wait_timeout_ms,
+            request_id: String::new(),
+        }
+    }
+
+    fn padding(events: usize) -> Vec<EventInput> {
+        let data = serde_json::json!({ "pad": "x".repeat(4_000) }).to_string();
+        (0..events)
+            .map(|_| EventInput {
+                event_type: "Pad".to_string(),
+                data: data.clone(),
+                ..EventInput::default()
+            })
+            .collect()
+    }
+
+    /// Queue `count` appends of 1000 large events on the single writer connection.
+    fn busy_writes(e: &std::sync::Arc<Engine>, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..count)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    let stream = format!("pad-{i}");
+                    e.events
+                        .append(&stream, padding(1_000), ExpectedVersion::Any)
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect()
+    }
+
+    /// A caller whose acquire is dropped (client gone, timeout) while that acquire is handing the
+    /// key to the head waiter must not take the head waiter's place down with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_acquire_during_hand_off_keeps_other_waiters() {
+        let h = SqliteHarness::new().await;
+        let e = h.engine();
+        let k = "k";
+        let holder = match e.locks.acquire(args(k, "holder", 30_000, 0)).await.unwrap() {
+            AcquireOutcome::Acquired(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        // w1 queues, believing the lease lasts 30 s.
+        let w1 = {
+            let e = e.clone();
+            tokio::spawn(async move { e.locks.acquire(args(k, "w1", 10_000, 10_000)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The holder shortens its lease and lets it lapse: the key is free, w1 still queued.
+        e.locks.renew(&holder.lease_id, 100).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        // Keep the single writer connection busy with large appends for a while.
+        let data = serde_json::json!({ "pad": "x".repeat(4_000) }).to_string();
+        let mut appends = Vec::new();
+        for i in 0..8 {
+            let e = e.clone();
+            let batch: Vec<EventInput> = (0..1_000)
+                .map(|_| EventInput {
+                    event_type: "Pad".to_string(),
+                    data: data.clone(),
+                    ..EventInput::default()
+                })
+                .collect();
+            appends.push(tokio::spawn(async move {
+                e.events
+                    .append(&format!("pad-{i}"), batch, ExpectedVersion::Any)
+                    .await
+                    .unwrap();
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        // w2 arrives, queues behind w1 and hands the free key to w1, which needs the writer;
+        // w2's caller gives up meanwhile.
+        let w2 = tokio::time::timeout(
+            Duration::from_millis(200),
+            e.locks.acquire(args(k, "w2", 10_000, 5_000)),
+        )
+        .await;
+        assert!(w2.is_err(), "w2 should still be waiting: {w2:?}");
+        assert!(
+            appends.iter().any(|a| !a.is_finished()),
+            "inconclusive: the writer was not busy long enough"
+        );
+        for append in appends {
+            append.await.unwrap();
+        }
+
+        // w1 is the only waiter left on a free key: it must get it, promptly.
+        let w1 = tokio::time::timeout(Duration::from_secs(5), w1).await;
+        let w1_result = format!("{w1:?}");
+        let w1_ok = matches!(w1, Ok(Ok(Ok(AcquireOutcome::Acquired(ref l)))) if l.owner == "w1");
+        if let Ok(Ok(Ok(AcquireOutcome::Acquired(lease)))) = &w1 {
+            e.locks.release(&lease.lease_id).await.unwrap();
+        }
+
+        // And hand-off on this key still works afterwards.
+        let h2 = match e.locks.acquire(args(k, "h2", 30_000, 0)).await.unwrap() {
+            AcquireOutcome::Acquired(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        let w3 = {
+            let e = e.clone();
+            tokio::spawn(async move { e.locks.acquire(args(k, "w3", 10_000, 3_000)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        e.locks.release(&h2.lease_id).await.unwrap();
+        let w3 = w3.await.unwrap();
+        let w3_ok = matches!(w3, Ok(AcquireOutcome::Acquired(ref l)) if l.owner == "w3");
+
+        assert!(
+            w1_ok && w3_ok,
+            "w1 (head waiter when w2 was cancelled): {w1_result}\n\
+             w3 (waiter on the same key later): {w3:?}"
+        );
+    }
+
+    /// A waiter that times out while a hand-off to it is completing must not leave a lease behind
+    /// that nobody knows of (the key would stay blocked for the whole TTL).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timed_out_waiter_leaves_no_lease_behind() {
+        let h = SqliteHarness::new().await;
+        let e = h.engine();
+        // Data for slow reads.
+        for _ in 0..4 {
+            e.events
+                .append("read-pad", padding(1_000), ExpectedVersion::Any)
+                .await
+                .unwrap();
+        }
+        let k = "k";
+        let holder = match e.locks.acquire(args(k, "holder", 30_000, 0)).await.unwrap() {
+            AcquireOutcome::Acquired(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        let t0 = tokio::time::Instant::now();
+        // w waits 1.5 s, believing the holder's lease lasts 30 s.
+        let w = {
+            let e = e.clone();
+            tokio::spawn(async move { e.locks.acquire(args(k, "w", 30_000, 1_500)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The holder's lease lapses silently: the key is free, w still queued.
+        e.locks.renew(&holder.lease_id, 100).await.unwrap();
+
+        // Shortly before w's deadline: the writer gets busy, y arrives and hands the key to w
+        // (which needs the writer) ...
+        tokio::time::sleep_until(t0 + Duration::from_millis(1_000)).await;
+        let writes = busy_writes(&e, 8);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let y = {
+            let e = e.clone();
+            tokio::spawn(async move { e.locks.acquire(args(k, "y", 2_000, 10_000)).await })
+        };
+        // ... and the readers get busy, so w's last status read at its deadline is slow.
+        tokio::time::sleep_until(t0 + Duration::from_millis(1_400)).await;
+        let reads: Vec<_> = (0..48)
+            .map(|_| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    e.events
+                        .read_all(None, Direction::Forwards, 4_000)
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect();
+
+        let w = w.await.unwrap().unwrap();
+        for task in writes.into_iter().chain(reads) {
+            task.await.unwrap();
+        }
+        let status = e.locks.status(k).await.unwrap();
+        y.abort();
+        if let AcquireOutcome::TimedOut { .. } = &w {
+            assert!(
+                status.as_ref().is_none_or(|l| l.owner != "w"),
+                "w was told it timed out, yet holds the key: w = {w:?}, status = {status:?}"
+            );
+        }
+    }
+}

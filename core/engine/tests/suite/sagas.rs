@@ -1,0 +1,509 @@
+//! Sagas: ordering, outputs, compensation, retries, timeouts, cancellation, restarts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use syros_engine::sagas::{
+    ClaimedTask, RetryPolicy, Saga, SagaState, StartSaga, StepDefinition, StepState, TaskKind,
+    TaskResult,
+};
+use syros_engine::{Direction, Engine, ErrorKind};
+
+use super::{expect_kind, unique, within, Harness};
+
+fn step(name: &str, service: &str, compensation: bool) -> StepDefinition {
+    StepDefinition {
+        name: name.to_string(),
+        service: service.to_string(),
+        action: format!("do_{name}"),
+        compensation: compensation.then(|| format!("undo_{name}")),
+        timeout_ms: 5_000,
+        retry: None,
+    }
+}
+
+fn fast_policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        initial_interval_ms: 100,
+        backoff_coefficient: 2.0,
+        maximum_interval_ms: 1_000,
+        maximum_attempts: attempts,
+        non_retryable_errors: vec!["fatal".into()],
+    }
+}
+
+fn start(steps: Vec<StepDefinition>, attempts: u32) -> StartSaga {
+    StartSaga {
+        name: "test_saga".into(),
+        steps,
+        input: r#"{"order": 42}"#.into(),
+        idempotency_key: String::new(),
+        retry: Some(fast_policy(attempts)),
+    }
+}
+
+fn ok(output: &str) -> TaskResult {
+    TaskResult::Completed(output.to_string())
+}
+
+fn failed(error_type: &str) -> TaskResult {
+    TaskResult::Failed {
+        error_type: error_type.into(),
+        message: "boom".into(),
+        non_retryable: false,
+    }
+}
+
+/// Run every ready task of `services` through `handle` until the saga is final.
+/// Returns the final saga and the tasks in the order they were handled.
+async fn drive<F>(
+    engine: &Engine,
+    saga_id: &str,
+    services: &[&str],
+    mut handle: F,
+) -> (Saga, Vec<ClaimedTask>)
+where
+    F: FnMut(&ClaimedTask) -> Option<TaskResult>,
+{
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let saga = engine.sagas.get(saga_id).await.expect("get saga");
+        if saga.state.is_final() {
+            return (saga, seen);
+        }
+        assert!(Instant::now() < deadline, "saga did not finish: {saga:#?}");
+        let mut worked = false;
+        for service in services {
+            for claimed in engine
+                .sagas
+                .claim(service, "worker-1", 8)
+                .await
+                .expect("claim")
+            {
+                worked = true;
+                let result = handle(&claimed);
+                seen.push(claimed.clone());
+                if let Some(result) = result {
+                    engine
+                        .sagas
+                        .report(&claimed.task.task_id, result)
+                        .await
+                        .expect("report");
+                }
+            }
+        }
+        if !worked {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn handled(tasks: &[ClaimedTask]) -> Vec<String> {
+    tasks.iter().map(|t| t.task.handler.clone()).collect()
+}
+
+pub async fn happy_path_passes_outputs_and_audits<H: Harness>(h: H) {
+    let engine = h.engine();
+    let (inv, pay) = (unique("inventory"), unique("payment"));
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![step("reserve", &inv, true), step("charge", &pay, true)],
+            3,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(saga.state, SagaState::Running);
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&inv, &pay], |t| {
+        Some(ok(&format!(r#"{{"by": "{}"}}"#, t.task.handler)))
+    })
+    .await;
+    assert_eq!(done.state, SagaState::Completed);
+    assert_eq!(handled(&tasks), ["do_reserve", "do_charge"]);
+    assert_eq!(tasks[1].input, r#"{"order": 42}"#);
+    let previous: serde_json::Value = serde_json::from_str(&tasks[1].previous_outputs).unwrap();
+    assert_eq!(
+        previous["reserve"]["by"], "do_reserve",
+        "step 2 sees step 1's output"
+    );
+    assert_eq!(
+        done.steps[1].output.as_deref(),
+        Some(r#"{"by": "do_charge"}"#)
+    );
+    assert!(done
+        .steps
+        .iter()
+        .all(|s| s.state == StepState::Completed && s.attempts.len() == 1));
+    assert_eq!(
+        tasks[0].task.idempotency_key(),
+        format!("{}/reserve/action", saga.saga_id)
+    );
+
+    let audit = engine
+        .events
+        .read_stream(
+            &format!("saga-{}", saga.saga_id),
+            None,
+            Direction::Forwards,
+            100,
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = audit.events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"SagaStarted"));
+    assert_eq!(kinds.last(), Some(&"SagaCompleted"));
+    assert!(kinds.contains(&"StepCompleted"));
+}
+
+pub async fn failure_compensates_completed_steps_in_reverse<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    // Fails at step 3 of 4: steps 2 and 1 are compensated, in that order; step 4 never runs.
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![
+                step("a", &svc, true),
+                step("b", &svc, true),
+                step("c", &svc, true),
+                step("d", &svc, true),
+            ],
+            3,
+        ))
+        .await
+        .unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        Some(if t.task.handler == "do_c" {
+            TaskResult::Failed {
+                error_type: "declined".into(),
+                message: "no".into(),
+                non_retryable: true,
+            }
+        } else {
+            ok("{}")
+        })
+    })
+    .await;
+    assert_eq!(done.state, SagaState::Compensated);
+    assert_eq!(
+        handled(&tasks),
+        ["do_a", "do_b", "do_c", "undo_b", "undo_a"]
+    );
+    let states: Vec<StepState> = done.steps.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            StepState::Compensated,
+            StepState::Compensated,
+            StepState::Failed,
+            StepState::Pending
+        ]
+    );
+    assert!(done
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("declined"));
+}
+
+pub async fn failure_at_step_two_compensates_step_one_only<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![
+                step("one", &svc, true),
+                step("two", &svc, true),
+                step("three", &svc, true),
+            ],
+            1,
+        ))
+        .await
+        .unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        Some(if t.task.handler == "do_two" {
+            failed("broken")
+        } else {
+            ok("{}")
+        })
+    })
+    .await;
+    assert_eq!(handled(&tasks), ["do_one", "do_two", "undo_one"]);
+    assert_eq!(done.state, SagaState::Compensated);
+}
+
+pub async fn retries_follow_the_policy<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let saga = engine
+        .sagas
+        .start(start(vec![step("flaky", &svc, false)], 5))
+        .await
+        .unwrap();
+    let mut calls = 0;
+    let mut times = Vec::new();
+    let (done, _) = drive(&engine, &saga.saga_id, &[&svc], |_| {
+        calls += 1;
+        times.push(Instant::now());
+        Some(if calls < 3 {
+            failed("transient")
+        } else {
+            ok("\"done\"")
+        })
+    })
+    .await;
+    assert_eq!(done.state, SagaState::Completed);
+    let attempts: Vec<u32> = done.steps[0].attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!(
+        done.steps[0].attempts[0].error_type.as_deref(),
+        Some("transient")
+    );
+    // Backoff: 100 ms before attempt 2, 200 ms before attempt 3.
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(100),
+        "{:?}",
+        times[1] - times[0]
+    );
+    assert!(
+        times[2] - times[1] >= Duration::from_millis(200),
+        "{:?}",
+        times[2] - times[1]
+    );
+}
+
+pub async fn non_retryable_errors_skip_retries<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    for (label, result) in [
+        (
+            "flag",
+            TaskResult::Failed {
+                error_type: "whatever".into(),
+                message: "x".into(),
+                non_retryable: true,
+            },
+        ),
+        ("listed type", failed("fatal")),
+    ] {
+        let saga = engine
+            .sagas
+            .start(start(vec![step("once", &svc, false)], 5))
+            .await
+            .unwrap();
+        let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |_| Some(result.clone())).await;
+        assert_eq!(tasks.len(), 1, "{label}: no retry");
+        assert_eq!(done.steps[0].attempts.len(), 1, "{label}");
+        assert_eq!(done.state, SagaState::Compensated, "{label}");
+    }
+}
+
+pub async fn timed_out_task_is_redelivered<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let mut short = step("slow", &svc, false);
+    short.timeout_ms = 300;
+    let saga = engine.sagas.start(start(vec![short], 3)).await.unwrap();
+    // A worker takes the task and dies.
+    let lost = engine.sagas.claim(&svc, "dead-worker", 1).await.unwrap();
+    assert_eq!(lost.len(), 1);
+    assert!(engine.sagas.heartbeat(&lost[0].task.task_id).await.unwrap());
+    // After the timeout (+ backoff) it is offered again, as attempt 2, to another worker.
+    let again = within(10, "redelivery", async {
+        loop {
+            let tasks = engine.sagas.claim(&svc, "live-worker", 1).await.unwrap();
+            if let Some(task) = tasks.into_iter().next() {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(again.task.attempt, 2);
+    assert_eq!(again.task.idempotency_key(), lost[0].task.idempotency_key());
+    // The dead worker's late report is refused; the live one's is taken.
+    assert!(!engine.sagas.heartbeat(&lost[0].task.task_id).await.unwrap());
+    assert!(!engine
+        .sagas
+        .report(&lost[0].task.task_id, ok("{}"))
+        .await
+        .unwrap());
+    assert!(engine
+        .sagas
+        .report(&again.task.task_id, ok("{}"))
+        .await
+        .unwrap());
+    let done = engine.sagas.get(&saga.saga_id).await.unwrap();
+    assert_eq!(done.state, SagaState::Completed);
+    assert_eq!(
+        done.steps[0].attempts[0].error_type.as_deref(),
+        Some("timeout")
+    );
+}
+
+pub async fn idempotency_key_returns_the_same_saga<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let mut request = start(vec![step("only", &svc, false)], 1);
+    request.idempotency_key = unique("order");
+    let first = engine.sagas.start(request.clone()).await.unwrap();
+    let second = engine.sagas.start(request).await.unwrap();
+    assert_eq!(first.saga_id, second.saga_id);
+    let tasks = engine.sagas.claim(&svc, "w", 10).await.unwrap();
+    assert_eq!(tasks.len(), 1, "the second start queued nothing");
+}
+
+pub async fn cancel_compensates_what_completed<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![
+                step("a", &svc, true),
+                step("b", &svc, true),
+                step("c", &svc, true),
+            ],
+            1,
+        ))
+        .await
+        .unwrap();
+    let a = engine.sagas.claim(&svc, "w", 1).await.unwrap().remove(0);
+    engine
+        .sagas
+        .report(&a.task.task_id, ok("{}"))
+        .await
+        .unwrap();
+    // b is with a worker when the cancel arrives: it finishes, then b and a are compensated.
+    let b = engine.sagas.claim(&svc, "w", 1).await.unwrap().remove(0);
+    let cancelled = engine.sagas.cancel(&saga.saga_id).await.unwrap();
+    assert!(cancelled.cancel_requested);
+    assert!(engine
+        .sagas
+        .report(&b.task.task_id, ok("{}"))
+        .await
+        .unwrap());
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |_| Some(ok("{}"))).await;
+    assert_eq!(handled(&tasks), ["undo_b", "undo_a"]);
+    assert_eq!(done.state, SagaState::Cancelled);
+    assert_eq!(done.steps[2].state, StepState::Pending, "c never ran");
+
+    // Cancelling a saga whose next action is still queued withdraws it at once.
+    let queued = engine
+        .sagas
+        .start(start(vec![step("x", &svc, true)], 1))
+        .await
+        .unwrap();
+    let cancelled = engine.sagas.cancel(&queued.saga_id).await.unwrap();
+    assert_eq!(cancelled.state, SagaState::Cancelled);
+    assert!(
+        engine.sagas.claim(&svc, "w", 10).await.unwrap().is_empty(),
+        "nothing left to run"
+    );
+    // Cancelling a finished saga changes nothing.
+    assert_eq!(
+        engine.sagas.cancel(&queued.saga_id).await.unwrap().state,
+        SagaState::Cancelled
+    );
+}
+
+pub async fn failed_compensation_is_visible<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![step("a", &svc, true), step("b", &svc, false)],
+            2,
+        ))
+        .await
+        .unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        Some(match t.task.handler.as_str() {
+            "do_a" => ok("{}"),
+            _ => failed("stuck"),
+        })
+    })
+    .await;
+    assert_eq!(
+        handled(&tasks),
+        ["do_a", "do_b", "do_b", "undo_a", "undo_a"]
+    );
+    assert_eq!(done.state, SagaState::CompensationFailed);
+    assert_eq!(done.steps[0].state, StepState::CompensationFailed);
+    assert_eq!(
+        done.steps[0]
+            .attempts
+            .iter()
+            .filter(|a| a.kind == TaskKind::Compensation)
+            .count(),
+        2
+    );
+}
+
+pub async fn sagas_continue_after_restart<H: Harness>(mut h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let saga = engine
+        .sagas
+        .start(start(vec![step("a", &svc, true), step("b", &svc, true)], 3))
+        .await
+        .unwrap();
+    let a = engine.sagas.claim(&svc, "w", 1).await.unwrap().remove(0);
+    drop(engine);
+    let engine: Arc<Engine> = h.restart().await;
+    // The claimed task is still claimed; its result is accepted by the new engine.
+    assert!(engine
+        .sagas
+        .report(&a.task.task_id, ok(r#"{"a":1}"#))
+        .await
+        .unwrap());
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |_| Some(ok("{}"))).await;
+    assert_eq!(handled(&tasks), ["do_b"]);
+    assert_eq!(done.state, SagaState::Completed);
+}
+
+pub async fn invalid_sagas_are_refused<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    expect_kind(
+        engine.sagas.start(start(vec![], 1)).await,
+        ErrorKind::InvalidArgument,
+    );
+    expect_kind(
+        engine
+            .sagas
+            .start(start(
+                vec![step("a", &svc, false), step("a", &svc, false)],
+                1,
+            ))
+            .await,
+        ErrorKind::InvalidArgument,
+    );
+    let mut bad_input = start(vec![step("a", &svc, false)], 1);
+    bad_input.input = "{not json".into();
+    expect_kind(
+        engine.sagas.start(bad_input).await,
+        ErrorKind::InvalidArgument,
+    );
+    expect_kind(
+        engine
+            .sagas
+            .start(start(vec![step("a", "", false)], 1))
+            .await,
+        ErrorKind::InvalidArgument,
+    );
+    let mut bad_policy = start(vec![step("a", &svc, false)], 1);
+    bad_policy.retry.as_mut().unwrap().backoff_coefficient = 0.5;
+    expect_kind(
+        engine.sagas.start(bad_policy).await,
+        ErrorKind::InvalidArgument,
+    );
+    expect_kind(engine.sagas.get("no-such-saga").await, ErrorKind::NotFound);
+    assert!(
+        engine.sagas.claim(&svc, "w", 10).await.unwrap().is_empty(),
+        "nothing was queued"
+    );
+}
