@@ -5,11 +5,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use syros_proto::syros::v1 as pb;
 use tokio::sync::mpsc;
+use volo_grpc::Status;
 
-use crate::client::{Client, Inner};
+use crate::client::{CallSpec, Client, Inner};
 use crate::error::{Error, ErrorKind, Result};
 
 /// An event to append.
@@ -340,17 +342,19 @@ impl Events {
 
     /// Follow one stream: catch up from `from`, then receive new events live.
     ///
-    /// The subscription runs on the client's runtime and survives reconnects (server restarts,
-    /// failover): it resumes right after the last event it delivered, so no event is skipped or
-    /// delivered twice. It reconnects per [`crate::ClientOptions::resubscribe`]; when that gives
-    /// up, or on a non-retryable error, the stream yields the error and ends.
-    pub fn subscribe(&self, stream: &str, from: SubscribeFrom) -> Subscription {
-        Subscription::start(self.inner.clone(), Some(stream.to_string()), from)
+    /// Returns once the subscription is established: its start is pinned (for
+    /// [`SubscribeFrom::End`], every event appended after this returns is delivered) and the
+    /// server accepted it. It then runs on the client's runtime and survives reconnects (server
+    /// restarts, failover): it resumes right after the last event it delivered, so no event is
+    /// skipped or delivered twice. It reconnects per [`crate::ClientOptions::resubscribe`]; when
+    /// that gives up, or on a non-retryable error, the stream yields the error and ends.
+    pub async fn subscribe(&self, stream: &str, from: SubscribeFrom) -> Result<Subscription> {
+        Subscription::start(self.inner.clone(), Some(stream.to_string()), from).await
     }
 
     /// Follow every stream in global order, like [`subscribe`](Self::subscribe).
-    pub fn subscribe_all(&self, from: SubscribeFrom) -> Subscription {
-        Subscription::start(self.inner.clone(), None, from)
+    pub async fn subscribe_all(&self, from: SubscribeFrom) -> Result<Subscription> {
+        Subscription::start(self.inner.clone(), None, from).await
     }
 }
 
@@ -361,6 +365,8 @@ fn read_result(resp: pb::ReadEventsResponse) -> ReadResult {
         exists: resp.exists,
     }
 }
+
+type ServerStream = BoxStream<'static, Result<pb::RecordedEvent, Status>>;
 
 /// A live event subscription: a [`Stream`] of events (and at most one final error). Dropping it
 /// (or [`close`](Subscription::close)) ends the server-side subscription.
@@ -376,14 +382,23 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    fn start(inner: Arc<Inner>, stream: Option<String>, from: SubscribeFrom) -> Subscription {
+    async fn start(
+        inner: Arc<Inner>,
+        stream: Option<String>,
+        from: SubscribeFrom,
+    ) -> Result<Subscription> {
+        let next = resolve_start(&inner, stream.as_deref(), from).await?;
+        let spec = inner.spec(OP, true);
+        let first = open(&inner, &spec, stream.as_deref(), next).await?;
         let (tx, rx) = mpsc::channel(256);
-        let handle = inner.handle.clone();
-        let task = handle.spawn(follow(inner, stream, from, tx));
-        Subscription {
+        let task = inner
+            .handle
+            .clone()
+            .spawn(follow(inner, stream, next, first, tx));
+        Ok(Subscription {
             events: rx,
             task: task.abort_handle(),
-        }
+        })
     }
 
     /// The next event; `None` once the subscription has ended.
@@ -412,7 +427,9 @@ impl Stream for Subscription {
     }
 }
 
-/// Where a subscription currently stands: the next version/position it must deliver.
+const OP: &str = "events.subscribe";
+
+/// The first version/position a new subscription must deliver.
 async fn resolve_start(
     inner: &Arc<Inner>,
     stream: Option<&str>,
@@ -448,122 +465,94 @@ async fn resolve_start(
     }
 }
 
-enum Attempt {
-    /// The server ended or broke the stream: reconnect.
-    Reconnect(Error),
-    /// Nobody listens any more.
-    Closed,
+/// Open a server-side subscription at `next`, retrying and failing over per `spec`. The
+/// per-attempt timeout covers only the opening (no `grpc-timeout` is sent: the stream is
+/// long-lived).
+async fn open(
+    inner: &Inner,
+    spec: &CallSpec<'_>,
+    stream: Option<&str>,
+    next: u64,
+) -> Result<ServerStream> {
+    inner
+        .run(spec, |ep, _timeout| {
+            let request = inner.request(
+                pb::SubscribeRequest {
+                    stream: stream.unwrap_or_default().to_string().into(),
+                    start_at: next,
+                    from_end: false,
+                },
+                None,
+            );
+            async move {
+                let events = ep.events.subscribe(request?).await?.into_inner();
+                Ok(events.boxed())
+            }
+        })
+        .await
+        .result
 }
 
 async fn follow(
     inner: Arc<Inner>,
     stream: Option<String>,
-    from: SubscribeFrom,
+    mut next: u64,
+    mut events: ServerStream,
     tx: mpsc::Sender<Result<RecordedEvent>>,
 ) {
     let policy = inner.options.resubscribe.clone();
-    let mut next = tokio::select! {
-        _ = tx.closed() => return,
-        start = resolve_start(&inner, stream.as_deref(), from) => match start {
-            Ok(next) => next,
-            Err(err) => {
-                let _ = tx.send(Err(err)).await;
-                return;
-            }
-        },
-    };
     let mut failures: u32 = 0;
     loop {
-        let index_endpoint = inner.current().clone();
-        let outcome = tokio::select! {
+        let err = tokio::select! {
             _ = tx.closed() => return,
-            outcome = deliver(&inner, &index_endpoint, stream.as_deref(), &mut next, &mut failures, &tx) => outcome,
-        };
-        let err = match outcome {
-            Attempt::Closed => return,
-            Attempt::Reconnect(err) => err,
+            err = deliver(&mut events, stream.as_deref(), &mut next, &mut failures, &tx) => match err {
+                Some(err) => err,
+                None => return,
+            },
         };
         if !err.retryable {
             let _ = tx.send(Err(err)).await;
             return;
         }
-        if matches!(
-            err.kind,
-            ErrorKind::Unavailable | ErrorKind::DeadlineExceeded
-        ) {
-            let index = inner
-                .endpoints
-                .iter()
-                .position(|e| Arc::ptr_eq(e, &index_endpoint))
-                .unwrap_or(0);
-            inner.fail_over(index);
-        }
+        // A stream that breaks again without delivering anything backs off before reopening.
         failures = failures.saturating_add(1);
-        if failures >= policy.attempts() {
-            let _ = tx
-                .send(Err(err.with_detail("reconnect_attempts", failures)))
-                .await;
-            return;
+        if failures > 1 {
+            let pause = policy.backoff(failures - 2);
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
         }
-        let pause = policy.backoff(failures - 1);
-        tracing::debug!(error = %err, failures, ?pause, next, "subscription reconnecting");
-        tokio::select! {
+        tracing::debug!(error = %err, failures, next, "subscription reconnecting");
+        let spec = CallSpec {
+            op: OP,
+            idempotent: true,
+            extra_timeout: std::time::Duration::ZERO,
+            deadline: policy.deadline.map(|d| tokio::time::Instant::now() + d),
+            policy: &policy,
+        };
+        events = tokio::select! {
             _ = tx.closed() => return,
-            _ = tokio::time::sleep(pause) => {}
-        }
+            opened = open(&inner, &spec, stream.as_deref(), next) => match opened {
+                Ok(events) => events,
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
+            },
+        };
     }
 }
 
-/// One connection's worth of a subscription: subscribe at `next`, forward events, advance
-/// `next` past every delivered event.
+/// Forward events from one server stream, advancing `next` past each. Returns why the stream
+/// stopped, or `None` when nobody listens any more.
 async fn deliver(
-    inner: &Inner,
-    endpoint: &crate::client::Endpoint,
+    events: &mut ServerStream,
     stream: Option<&str>,
     next: &mut u64,
     failures: &mut u32,
     tx: &mpsc::Sender<Result<RecordedEvent>>,
-) -> Attempt {
-    let op = "events.subscribe";
-    let request = match inner.request(
-        pb::SubscribeRequest {
-            stream: stream.unwrap_or_default().to_string().into(),
-            start_at: *next,
-            from_end: false,
-        },
-        None,
-    ) {
-        Ok(request) => request,
-        Err(status) => return Attempt::Reconnect(Error::from_status(&status, op)),
-    };
-    let opened = tokio::time::timeout(
-        inner.options.call_timeout,
-        endpoint.events.subscribe(request),
-    )
-    .await;
-    let mut events = match opened {
-        Ok(Ok(resp)) => {
-            *failures = 0;
-            resp.into_inner()
-        }
-        Ok(Err(status)) => {
-            return Attempt::Reconnect(
-                Error::from_status(&status, op).with_detail("address", endpoint.addr),
-            )
-        }
-        Err(_) => {
-            return Attempt::Reconnect(
-                Error::new(
-                    ErrorKind::DeadlineExceeded,
-                    format!(
-                        "subscribing got no answer within {:?}",
-                        inner.options.call_timeout
-                    ),
-                )
-                .with_detail("address", endpoint.addr),
-            )
-        }
-    };
+) -> Option<Error> {
     loop {
         match events.next().await {
             Some(Ok(event)) => {
@@ -581,19 +570,15 @@ async fn deliver(
                 *next = at.saturating_add(1);
                 *failures = 0;
                 if tx.send(Ok(event.into())).await.is_err() {
-                    return Attempt::Closed;
+                    return None;
                 }
             }
-            Some(Err(status)) => {
-                return Attempt::Reconnect(
-                    Error::from_status(&status, op).with_detail("address", endpoint.addr),
-                )
-            }
+            Some(Err(status)) => return Some(Error::from_status(&status, OP)),
             None => {
-                return Attempt::Reconnect(
-                    Error::new(ErrorKind::Unavailable, "the server ended the subscription")
-                        .with_detail("address", endpoint.addr),
-                )
+                return Some(Error::new(
+                    ErrorKind::Unavailable,
+                    "the server ended the subscription",
+                ))
             }
         }
     }

@@ -302,14 +302,22 @@ async fn subscriptions_survive_server_restarts() {
     let events = client.events();
     append_batch(&client, "orders", 0, 3).await;
 
-    let mut sub = events.subscribe("orders", SubscribeFrom::Start);
-    let mut all = events.subscribe_all(SubscribeFrom::Start);
-    let mut live = events.subscribe("orders", SubscribeFrom::End);
+    let mut sub = events
+        .subscribe("orders", SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
+    let mut all = events
+        .subscribe_all(SubscribeFrom::Start)
+        .await
+        .expect("subscribe all");
+    let mut live = events
+        .subscribe("orders", SubscribeFrom::End)
+        .await
+        .expect("subscribe at the end");
     let mut seen = take(&mut sub, 3).await;
     let mut seen_all = take(&mut all, 3).await;
-    // `End` pins the position before any event arrives: events appended across the restart
+    // `End` pinned its position when subscribe returned: events appended across the restarts
     // must reach it too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     block_in_place(|| server.kill9());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -351,7 +359,11 @@ async fn idle_subscription_outlives_the_call_timeout() {
     let mut options = options(&[server.address()]);
     options.call_timeout = Duration::from_millis(500);
     let client = Client::connect(options).await.expect("connect");
-    let mut sub = client.events().subscribe("quiet", SubscribeFrom::Start);
+    let mut sub = client
+        .events()
+        .subscribe("quiet", SubscribeFrom::Start)
+        .await
+        .expect("subscribe");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     append_batch(&client, "quiet", 0, 1).await;
     let got = take(&mut sub, 1).await;
