@@ -141,6 +141,18 @@ impl LockWaiters {
         }
     }
 
+    /// [`Self::hand_off`] on its own task: a hand-off holds popped waiters and the per-key
+    /// "handing off" mark, so it must run to the end even when the caller that started it is
+    /// cancelled (a waiter's acquire dropped by its client), or those waiters would be lost.
+    async fn hand_off_detached(self: &Arc<Self>, key: &str) -> Result<Option<i64>> {
+        let waiters = self.clone();
+        let key = key.to_string();
+        match tokio::spawn(async move { waiters.hand_off(&key).await }).await {
+            Ok(result) => result,
+            Err(err) => Err(Error::internal(format!("lock hand-off task failed: {err}"))),
+        }
+    }
+
     /// Give `key` to the longest waiter if the store says it is free. Returns the expiry of the
     /// lease now holding the key, when known.
     pub(crate) async fn hand_off(&self, key: &str) -> Result<Option<i64>> {
@@ -326,7 +338,7 @@ impl LockManager {
         };
         // The holder may have released between our attempt and joining the queue, with nobody
         // left to hand off to us: try once now that we are queued.
-        if let Some(expiry) = self.waiters.hand_off(&key).await? {
+        if let Some(expiry) = self.waiters.hand_off_detached(&key).await? {
             holder_expiry = Some(expiry);
         }
         loop {
@@ -343,7 +355,9 @@ impl LockManager {
             }
             if Instant::now() >= deadline {
                 drop(place);
-                // A hand-off may have completed in the same instant.
+                // Close first: a hand-off still running for us then fails to deliver and
+                // releases the lease itself; one that already delivered is taken here.
+                rx.close();
                 if let Ok(lease) = rx.try_recv() {
                     return Ok(AcquireOutcome::Acquired(lease));
                 }
@@ -352,7 +366,7 @@ impl LockManager {
             }
             // The holder's lease should have expired (or we were told nothing): offer the key
             // to the head of the queue, which may be us.
-            holder_expiry = self.waiters.hand_off(&key).await?;
+            holder_expiry = self.waiters.hand_off_detached(&key).await?;
         }
     }
 
