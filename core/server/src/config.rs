@@ -21,12 +21,16 @@ pub struct ServeArgs {
     /// gRPC port [default: 9090]; 0 picks a free port (logged at start).
     #[arg(long, env = "GRPC_PORT")]
     pub grpc_port: Option<u16>,
-    /// REST + GraphQL port [default: 8080] (reserved: the HTTP gateway is not built yet).
+    /// REST + GraphQL port [default: 8080]; 0 picks a free port (logged at start).
     #[arg(long, env = "REST_PORT")]
     pub rest_port: Option<u16>,
-    /// WebSocket port [default: 8081] (reserved: the WebSocket gateway is not built yet).
+    /// WebSocket port [default: 8081]; 0 picks a free port (logged at start).
     #[arg(long, env = "WS_PORT")]
     pub ws_port: Option<u16>,
+    /// Origins allowed to call the HTTP APIs from a browser, comma-separated
+    /// (`https://app.example.com,http://localhost:3000`), or `*` for any [default: none].
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
     /// Storage for events (and sagas). Unset: embedded SQLite under --data-dir.
     /// `sqlite://PATH`: embedded at PATH. `postgres://...`: PostgreSQL.
     #[arg(long, env = "DATABASE_URL")]
@@ -70,6 +74,7 @@ struct FileConfig {
     grpc_port: Option<u16>,
     rest_port: Option<u16>,
     ws_port: Option<u16>,
+    cors_origins: Option<Vec<String>>,
     database_url: Option<String>,
     redis_url: Option<String>,
     database_pool_size: Option<u32>,
@@ -90,6 +95,8 @@ pub struct Config {
     pub grpc_port: u16,
     pub rest_port: u16,
     pub ws_port: u16,
+    /// Browser origins allowed by CORS; empty: none.
+    pub cors_origins: Vec<String>,
     pub storage: syros_engine::StoreConfig,
     pub log_level: String,
     pub json_logs: bool,
@@ -164,12 +171,14 @@ impl Config {
         if cache_max_value_bytes == 0 || cache_max_value_bytes > 64 * 1024 * 1024 {
             bail!("CACHE_MAX_VALUE_BYTES must be between 1 and 67108864");
         }
+        let cors_origins = check_cors_origins(args.cors_origins.or(file.cors_origins))?;
         let _reserved = args.jwt_secret.or(file.jwt_secret);
         Ok(Config {
             host,
             grpc_port: args.grpc_port.or(file.grpc_port).unwrap_or(9090),
             rest_port: args.rest_port.or(file.rest_port).unwrap_or(8080),
             ws_port: args.ws_port.or(file.ws_port).unwrap_or(8081),
+            cors_origins,
             storage,
             log_level: args
                 .log_level
@@ -179,6 +188,29 @@ impl Config {
             cache_max_value_bytes,
         })
     }
+}
+
+/// CORS origins: `*`, or `http(s)://host[:port]` each, without a path.
+fn check_cors_origins(origins: Option<Vec<String>>) -> anyhow::Result<Vec<String>> {
+    let origins: Vec<String> = origins
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for origin in &origins {
+        let rest = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        let valid = origin == "*"
+            || rest.is_some_and(|r| {
+                !r.is_empty() && !r.contains('/') && r.bytes().all(|b| b.is_ascii_graphic())
+            });
+        if !valid {
+            bail!("CORS_ORIGINS entry {origin:?} must be * or http(s)://host[:port]");
+        }
+    }
+    Ok(origins)
 }
 
 fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -281,6 +313,15 @@ mod tests {
         };
         let message = Config::resolve(public).unwrap_err().to_string();
         assert!(message.contains("without authentication"), "{message}");
+        let cors = ServeArgs {
+            config: Some(file.clone()),
+            cors_origins: Some(vec!["https://a.example".into(), "ftp://b".into()]),
+            ..Default::default()
+        };
+        assert!(
+            Config::resolve(cors).is_err(),
+            "bad CORS origins are refused"
+        );
         let pg = ServeArgs {
             config: Some(file.clone()),
             database_url: Some("postgres://u:secret@localhost/db".into()),

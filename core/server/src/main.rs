@@ -4,6 +4,7 @@
 
 mod config;
 mod grpc;
+mod http;
 mod server;
 
 use std::process::ExitCode;
@@ -25,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (gRPC on GRPC_PORT) until SIGINT or SIGTERM.
+    /// Run the server (gRPC on GRPC_PORT, REST and GraphQL on REST_PORT, WebSocket on WS_PORT)
+    /// until SIGINT or SIGTERM.
     Serve(config::ServeArgs),
 }
 

@@ -16,6 +16,7 @@ use volo_grpc::server::{Server, ServiceBuilder};
 
 use crate::config::Config;
 use crate::grpc::{self, layers};
+use crate::http;
 
 /// How long open calls (streams, waits) may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,14 +135,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .build(),
         );
 
+    let gateways = http::Gateways::start(&config, engine.clone()).await?;
+    let stop_http = gateways.stop_handle();
+
     // Storage is open and the port bound (connections wait in the backlog until the loop below
     // accepts them), so the server reports SERVING from here on.
     serving_tx.send_replace(true);
     tracing::info!(
         grpc = %grpc_addr,
-        rest_port = config.rest_port,
-        ws_port = config.ws_port,
-        "syros ready (the REST and WebSocket gateways are not part of this build yet)"
+        rest = %gateways.rest_addr,
+        websocket = %gateways.ws_addr,
+        "syros ready"
     );
 
     let stopping = std::sync::Arc::new(Notify::new());
@@ -151,6 +155,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         async move {
             shutdown_signal().await;
             serving_tx.send_replace(false);
+            stop_http.stop();
             engine.shutdown();
             stopping.notify_one();
             Ok(())
@@ -160,6 +165,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ResilientIncoming(DefaultIncoming::from(listener)),
         on_signal,
     );
+    let run = async move { tokio::join!(run, gateways.finished()).0 };
     tokio::pin!(run);
     tokio::select! {
         result = &mut run => result.map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))?,

@@ -9,10 +9,15 @@ use std::time::{Duration, Instant};
 use syros_proto::grpc::health::v1 as health;
 use syros_proto::syros::v1 as pb;
 
-/// A `syros serve` child process on an ephemeral loopback port.
+/// A `syros serve` child process on ephemeral loopback ports.
 pub struct ServerProcess {
     child: Child,
+    /// gRPC.
     pub addr: SocketAddr,
+    /// REST, GraphQL, `/health`, `/metrics` (REST_PORT, a free port).
+    pub rest_addr: SocketAddr,
+    /// The event WebSocket API (WS_PORT, a free port).
+    pub ws_addr: SocketAddr,
     pub data_dir: PathBuf,
     log: PathBuf,
 }
@@ -40,12 +45,15 @@ impl ServerProcess {
         let log = data_dir.join(format!("server-{port}-{}.log", std::process::id()));
         std::fs::create_dir_all(data_dir).unwrap();
         let log_file = std::fs::File::create(&log).unwrap();
+        let (rest_port, ws_port) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_syros"))
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SERVER_HOST", "127.0.0.1")
             .env("GRPC_PORT", port.to_string())
+            .env("REST_PORT", rest_port.to_string())
+            .env("WS_PORT", ws_port.to_string())
             .env("SYROS_DATA_DIR", data_dir)
             .env("LOG_LEVEL", "info")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -57,6 +65,8 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             addr: ([127, 0, 0, 1], port).into(),
+            rest_addr: ([127, 0, 0, 1], rest_port).into(),
+            ws_addr: ([127, 0, 0, 1], ws_port).into(),
             data_dir: data_dir.into(),
             log,
         };
@@ -91,6 +101,16 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `http://127.0.0.1:REST_PORT` + `path`.
+    pub fn rest_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.rest_addr)
+    }
+
+    /// `ws://127.0.0.1:WS_PORT` + `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.ws_addr)
     }
 
     pub fn log_text(&self) -> String {

@@ -1,0 +1,343 @@
+//! REST: events. A stream name is one path segment: percent-encode `/` (`orders%2F42`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use syros_engine::{Direction, EventInput, ExpectedVersion, RecordedEvent};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody, Json, Path, Query};
+use super::{metrics, rfc3339, AppState};
+
+/// One event to append.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct EventBody {
+    /// Application-defined type, such as `OrderCreated`.
+    pub event_type: String,
+    /// The event's payload: any JSON document.
+    pub data: Value,
+    /// Optional JSON metadata.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// Optional client-made id (at most 128 bytes); the server makes one otherwise.
+    #[serde(default)]
+    pub event_id: Option<String>,
+}
+
+/// The version a stream must be at for an append to succeed: a number, `"any"` (the default)
+/// or `"no_stream"` (the stream must not exist yet).
+#[derive(Debug, Clone, Copy, Default, ToSchema)]
+#[schema(value_type = ExpectedVersionSchema)]
+pub struct ExpectedVersionBody(pub ExpectedVersion);
+
+/// The accepted forms of `expected_version` (for the OpenAPI document only).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ExpectedVersionSchema {
+    /// The stream's current version.
+    Exact(u64),
+    /// `any` or `no_stream`.
+    Named(ExpectedVersionName),
+}
+
+/// A named expected version.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ExpectedVersionName {
+    Any,
+    NoStream,
+}
+
+impl<'de> Deserialize<'de> for ExpectedVersionBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Self(ExpectedVersion::Any)),
+            Value::String(s) if s == "any" => Ok(Self(ExpectedVersion::Any)),
+            Value::String(s) if s == "no_stream" => Ok(Self(ExpectedVersion::NoStream)),
+            Value::Number(n) if n.as_u64().is_some() => {
+                Ok(Self(ExpectedVersion::Exact(n.as_u64().unwrap_or_default())))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "expected_version must be a version number, \"any\" or \"no_stream\", not {other}"
+            ))),
+        }
+    }
+}
+
+/// Append events. Either a single event (`event_type`, `data`, optional `metadata` and
+/// `event_id`) or a batch (`events`), plus an optional `expected_version` in both forms.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AppendBody {
+    /// A batch of events, appended atomically.
+    pub events: Option<Vec<EventBody>>,
+    /// Single-event form: the event's type.
+    pub event_type: Option<String>,
+    /// Single-event form: the event's payload.
+    #[serde(default, deserialize_with = "present")]
+    pub data: Option<Value>,
+    /// Single-event form: optional metadata.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// Single-event form: optional event id.
+    pub event_id: Option<String>,
+    /// Optimistic concurrency check (default `"any"`).
+    #[serde(default)]
+    pub expected_version: ExpectedVersionBody,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl AppendBody {
+    fn into_events(self) -> Result<Vec<EventBody>, ApiError> {
+        let single = self.event_type.is_some() || self.data.is_some() || self.event_id.is_some();
+        match (self.events, single) {
+            (Some(_), true) => Err(ApiError::invalid(
+                "give either `events` or one event's fields (`event_type`, `data`), not both",
+            )),
+            (Some(events), false) => Ok(events),
+            (None, true) => Ok(vec![EventBody {
+                event_type: self
+                    .event_type
+                    .ok_or_else(|| ApiError::invalid("event_type is required"))?,
+                data: self
+                    .data
+                    .ok_or_else(|| ApiError::invalid("data is required"))?,
+                metadata: self.metadata,
+                event_id: self.event_id,
+            }]),
+            (None, false) => Err(ApiError::invalid(
+                "the body needs `events` or one event's `event_type` and `data`",
+            )),
+        }
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppendedBody {
+    pub stream: String,
+    /// Version of the first appended event (versions start at 0).
+    pub first_version: u64,
+    /// Version of the last appended event: the stream's version now.
+    pub last_version: u64,
+    /// Global position of the first appended event (positions start at 1).
+    pub first_position: u64,
+    /// Global position of the last appended event.
+    pub last_position: u64,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordedEventBody {
+    pub stream: String,
+    /// Position in its stream, from 0, without gaps.
+    pub version: u64,
+    /// Position across all streams, from 1.
+    pub global_position: u64,
+    pub event_id: String,
+    pub event_type: String,
+    /// The payload as appended.
+    pub data: Value,
+    /// The metadata as appended, `null` if none.
+    pub metadata: Option<Value>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// `created_at_ms` as RFC 3339.
+    pub created_at: String,
+}
+
+fn json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+impl From<RecordedEvent> for RecordedEventBody {
+    fn from(e: RecordedEvent) -> Self {
+        RecordedEventBody {
+            data: json_text(&e.data),
+            metadata: e.metadata.as_deref().map(json_text),
+            created_at: rfc3339(e.created_at_ms),
+            stream: e.stream,
+            version: e.version,
+            global_position: e.global_position,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            created_at_ms: e.created_at_ms,
+        }
+    }
+}
+
+/// Events of one stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamEventsBody {
+    pub stream: String,
+    /// Whether the stream has any event.
+    pub exists: bool,
+    /// The stream's current version, `null` if it does not exist.
+    pub last_version: Option<u64>,
+    pub events: Vec<RecordedEventBody>,
+}
+
+/// Events of all streams in global order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AllEventsBody {
+    /// The newest global position (0 when there is no event).
+    pub last_position: u64,
+    pub events: Vec<RecordedEventBody>,
+}
+
+/// Read direction.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectionParam {
+    #[default]
+    Forwards,
+    Backwards,
+}
+
+impl From<DirectionParam> for Direction {
+    fn from(d: DirectionParam) -> Self {
+        match d {
+            DirectionParam::Forwards => Direction::Forwards,
+            DirectionParam::Backwards => Direction::Backwards,
+        }
+    }
+}
+
+/// `?from=&direction=&limit=` of a stream read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamReadParams {
+    /// First version to return (inclusive). Default: the start, or the end when reading
+    /// backwards.
+    pub from: Option<u64>,
+    /// `forwards` (default) or `backwards`.
+    pub direction: Option<DirectionParam>,
+    /// At most this many events (default 100, at most 10000).
+    pub limit: Option<usize>,
+}
+
+/// `?from_position=&direction=&limit=` of a read across all streams.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AllReadParams {
+    /// First global position to return (inclusive). Default: the start, or the end when
+    /// reading backwards.
+    pub from_position: Option<u64>,
+    /// `forwards` (default) or `backwards`.
+    pub direction: Option<DirectionParam>,
+    /// At most this many events (default 100, at most 10000).
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(
+    operation_id = "append_events", post, path = "/api/v1/events/{stream}", tag = "events",
+    params(("stream" = String, Path, description = "The stream, percent-encoded")),
+    request_body = AppendBody,
+    responses(
+        (status = 201, description = "Appended", body = AppendedBody),
+        (status = 409, description = "The stream is not at `expected_version` (`version_conflict`)", body = ErrorBody),
+        (status = 400, description = "Invalid stream, event type or body", body = ErrorBody),
+        (status = 413, description = "Too many events or an event too large", body = ErrorBody),
+    )
+)]
+/// Append one event or a batch to a stream, atomically.
+pub async fn append(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    Json(body): Json<AppendBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let expected = body.expected_version.0;
+    let events: Vec<EventInput> = body
+        .into_events()?
+        .into_iter()
+        .map(|e| EventInput {
+            event_id: e.event_id.unwrap_or_default(),
+            event_type: e.event_type,
+            data: e.data.to_string(),
+            metadata: e.metadata.map(|m| m.to_string()).unwrap_or_default(),
+        })
+        .collect();
+    let count = events.len() as u64;
+    let appended = state
+        .engine
+        .events
+        .append(&stream, events, expected)
+        .await?;
+    metrics::events_appended("rest", count as usize);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AppendedBody {
+            stream,
+            first_version: (appended.last_version + 1).saturating_sub(count),
+            last_version: appended.last_version,
+            first_position: appended.first_position,
+            last_position: appended.last_position,
+        }),
+    ))
+}
+
+#[utoipa::path(
+    operation_id = "read_stream", get, path = "/api/v1/events/{stream}", tag = "events",
+    params(("stream" = String, Path, description = "The stream, percent-encoded"), StreamReadParams),
+    responses(
+        (status = 200, description = "Events of the stream (empty when it does not exist)", body = StreamEventsBody),
+        (status = 400, description = "Invalid stream or parameters", body = ErrorBody),
+    )
+)]
+/// Read a stream forwards or backwards from a version.
+pub async fn read_stream(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    Query(params): Query<StreamReadParams>,
+) -> Result<axum::Json<StreamEventsBody>, ApiError> {
+    let slice = state
+        .engine
+        .events
+        .read_stream(
+            &stream,
+            params.from,
+            params.direction.unwrap_or_default().into(),
+            params.limit.unwrap_or(0),
+        )
+        .await?;
+    Ok(axum::Json(StreamEventsBody {
+        stream,
+        exists: slice.last_version.is_some(),
+        last_version: slice.last_version,
+        events: slice.events.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(
+    operation_id = "read_all_events", get, path = "/api/v1/events", tag = "events",
+    params(AllReadParams),
+    responses(
+        (status = 200, description = "Events of every stream by global position", body = AllEventsBody),
+        (status = 400, description = "Invalid parameters", body = ErrorBody),
+    )
+)]
+/// Read every stream in global order.
+pub async fn read_all(
+    State(state): State<AppState>,
+    Query(params): Query<AllReadParams>,
+) -> Result<axum::Json<AllEventsBody>, ApiError> {
+    let slice = state
+        .engine
+        .events
+        .read_all(
+            params.from_position,
+            params.direction.unwrap_or_default().into(),
+            params.limit.unwrap_or(0),
+        )
+        .await?;
+    Ok(axum::Json(AllEventsBody {
+        last_position: slice.last_position,
+        events: slice.events.into_iter().map(Into::into).collect(),
+    }))
+}

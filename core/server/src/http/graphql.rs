@@ -1,0 +1,549 @@
+//! GraphQL at `/graphql` (POST queries and mutations, GET the playground page) with
+//! subscriptions over WebSocket at `/graphql/ws` (`graphql-transport-ws` and the older
+//! `graphql-ws` protocol). Every resolver is one engine call; errors carry
+//! `extensions.code` (the same codes as REST) and `extensions.details`.
+
+use std::sync::Arc;
+
+use async_graphql::http::{playground_source, GraphQLPlaygroundConfig};
+use async_graphql::{
+    Context, Enum, ErrorExtensions, InputObject, Json, Object, Schema, SimpleObject, Subscription,
+};
+use async_graphql_axum::{GraphQL, GraphQLSubscription};
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use base64::Engine as _;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use syros_engine::{
+    AcquireLock, AcquireOutcome, Direction, Engine, ErrorKind, EventInput as EngineEvent,
+    ExpectedVersion, SubscriptionStart, SubscriptionTarget,
+};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{metrics, rfc3339, AppState};
+
+/// The executable schema.
+pub type SyrosSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Build the schema over `engine`, with depth and complexity limits.
+pub fn schema(engine: Arc<Engine>) -> SyrosSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(engine)
+        .limit_depth(16)
+        .limit_complexity(2_000)
+        .finish()
+}
+
+/// `/graphql` and `/graphql/ws`.
+pub fn routes(schema: SyrosSchema) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/graphql",
+            get(playground).post_service(GraphQL::new(schema.clone())),
+        )
+        .route_service("/graphql/ws", GraphQLSubscription::new(schema))
+}
+
+async fn playground() -> Html<String> {
+    Html(playground_source(
+        GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql/ws"),
+    ))
+}
+
+/// An engine error as a GraphQL error with `extensions.code` and `extensions.details`.
+fn gql(err: syros_engine::Error) -> async_graphql::Error {
+    let details = serde_json::to_value(&err.details).unwrap_or_default();
+    async_graphql::Error::new(err.message.clone()).extend_with(|_, ext| {
+        ext.set("code", err.kind.code());
+        if let Ok(details) = async_graphql::Value::from_json(details) {
+            ext.set("details", details);
+        }
+    })
+}
+
+fn invalid(message: &str) -> async_graphql::Error {
+    gql(syros_engine::Error::invalid(message))
+}
+
+fn engine<'a>(ctx: &Context<'a>) -> &'a Arc<Engine> {
+    ctx.data_unchecked::<Arc<Engine>>()
+}
+
+/// A held lock.
+#[derive(SimpleObject)]
+pub struct Lease {
+    pub lease_id: String,
+    pub key: String,
+    pub owner: String,
+    /// Strictly increasing across every lease granted.
+    pub fencing_token: u64,
+    pub acquired_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+impl From<syros_engine::Lease> for Lease {
+    fn from(l: syros_engine::Lease) -> Self {
+        Lease {
+            expires_at: rfc3339(l.expires_at_ms),
+            lease_id: l.lease_id,
+            key: l.key,
+            owner: l.owner,
+            fencing_token: l.fencing_token,
+            acquired_at_ms: l.acquired_at_ms,
+            expires_at_ms: l.expires_at_ms,
+        }
+    }
+}
+
+/// The holder of a key.
+#[derive(SimpleObject)]
+pub struct LockStatus {
+    pub key: String,
+    pub held: bool,
+    pub lease: Option<Lease>,
+}
+
+/// The outcome of `acquireLock`.
+#[derive(SimpleObject)]
+pub struct AcquireResult {
+    pub acquired: bool,
+    /// The new lease when acquired.
+    pub lease: Option<Lease>,
+    /// The current holder when not acquired.
+    pub holder: Option<Lease>,
+}
+
+/// The outcome of `forceReleaseLock`.
+#[derive(SimpleObject)]
+pub struct ForceReleaseResult {
+    pub released: bool,
+    pub lease: Option<Lease>,
+}
+
+/// A cache entry.
+#[derive(SimpleObject)]
+pub struct CacheEntry {
+    pub key: String,
+    /// The value as JSON, when the stored bytes are a JSON document.
+    pub value: Option<Json<Value>>,
+    pub value_base64: String,
+    pub expires_at_ms: Option<i64>,
+    pub tags: Vec<String>,
+}
+
+impl From<syros_engine::CacheEntry> for CacheEntry {
+    fn from(e: syros_engine::CacheEntry) -> Self {
+        CacheEntry {
+            value: serde_json::from_slice(&e.value).ok().map(Json),
+            value_base64: base64::engine::general_purpose::STANDARD.encode(&e.value),
+            key: e.key,
+            expires_at_ms: e.expires_at_ms,
+            tags: e.tags,
+        }
+    }
+}
+
+/// A stored event.
+#[derive(SimpleObject)]
+pub struct Event {
+    pub stream: String,
+    pub version: u64,
+    pub global_position: u64,
+    pub event_id: String,
+    pub event_type: String,
+    pub data: Json<Value>,
+    pub metadata: Option<Json<Value>>,
+    pub created_at_ms: i64,
+}
+
+fn json_text(text: &str) -> Json<Value> {
+    Json(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())))
+}
+
+impl From<syros_engine::RecordedEvent> for Event {
+    fn from(e: syros_engine::RecordedEvent) -> Self {
+        Event {
+            data: json_text(&e.data),
+            metadata: e.metadata.as_deref().map(json_text),
+            stream: e.stream,
+            version: e.version,
+            global_position: e.global_position,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            created_at_ms: e.created_at_ms,
+        }
+    }
+}
+
+/// Events of one stream.
+#[derive(SimpleObject)]
+pub struct StreamEvents {
+    pub stream: String,
+    pub exists: bool,
+    pub last_version: Option<u64>,
+    pub events: Vec<Event>,
+}
+
+/// Events of all streams.
+#[derive(SimpleObject)]
+pub struct AllEvents {
+    pub last_position: u64,
+    pub events: Vec<Event>,
+}
+
+/// Where an append landed.
+#[derive(SimpleObject)]
+pub struct AppendResult {
+    pub stream: String,
+    pub first_version: u64,
+    pub last_version: u64,
+    pub first_position: u64,
+    pub last_position: u64,
+}
+
+/// A saga (not available yet: every saga field answers `unimplemented`).
+#[derive(SimpleObject)]
+pub struct Saga {
+    pub saga_id: String,
+    pub name: String,
+    pub state: String,
+}
+
+/// Read direction.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Default)]
+pub enum ReadDirection {
+    #[default]
+    Forwards,
+    Backwards,
+}
+
+impl From<ReadDirection> for Direction {
+    fn from(d: ReadDirection) -> Self {
+        match d {
+            ReadDirection::Forwards => Direction::Forwards,
+            ReadDirection::Backwards => Direction::Backwards,
+        }
+    }
+}
+
+/// Arguments of `acquireLock`.
+#[derive(InputObject)]
+pub struct AcquireLockInput {
+    pub key: String,
+    pub owner: String,
+    pub ttl_ms: u64,
+    /// 0 (default): try once.
+    #[graphql(default)]
+    pub wait_timeout_ms: u64,
+    pub request_id: Option<String>,
+}
+
+/// One event to append.
+#[derive(InputObject)]
+pub struct EventInput {
+    pub event_type: String,
+    pub data: Json<Value>,
+    pub metadata: Option<Json<Value>>,
+    pub event_id: Option<String>,
+}
+
+fn not_yet() -> async_graphql::Error {
+    gql(syros_engine::Error::new(
+        ErrorKind::Unimplemented,
+        "sagas are not available in this server version yet",
+    ))
+}
+
+/// Queries.
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Who holds `key`.
+    async fn lock(&self, ctx: &Context<'_>, key: String) -> async_graphql::Result<LockStatus> {
+        let lease = engine(ctx).locks.status(&key).await.map_err(gql)?;
+        Ok(LockStatus {
+            key,
+            held: lease.is_some(),
+            lease: lease.map(Into::into),
+        })
+    }
+
+    /// Held locks whose key starts with `prefix`.
+    async fn locks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] prefix: String,
+        #[graphql(default)] limit: u32,
+    ) -> async_graphql::Result<Vec<Lease>> {
+        let leases = engine(ctx)
+            .locks
+            .list(&prefix, limit as usize)
+            .await
+            .map_err(gql)?;
+        Ok(leases.into_iter().map(Into::into).collect())
+    }
+
+    /// A cache entry, `null` when absent.
+    async fn cache(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+    ) -> async_graphql::Result<Option<CacheEntry>> {
+        let entry = engine(ctx).cache.get(&key).await.map_err(gql)?;
+        metrics::cache_lookup("graphql", entry.is_some());
+        Ok(entry.map(Into::into))
+    }
+
+    /// Events of one stream from version `from` (inclusive).
+    async fn stream_events(
+        &self,
+        ctx: &Context<'_>,
+        stream: String,
+        from: Option<u64>,
+        #[graphql(default)] direction: ReadDirection,
+        #[graphql(default)] limit: u32,
+    ) -> async_graphql::Result<StreamEvents> {
+        let slice = engine(ctx)
+            .events
+            .read_stream(&stream, from, direction.into(), limit as usize)
+            .await
+            .map_err(gql)?;
+        Ok(StreamEvents {
+            stream,
+            exists: slice.last_version.is_some(),
+            last_version: slice.last_version,
+            events: slice.events.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Events of every stream from global position `from` (inclusive).
+    async fn all_events(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<u64>,
+        #[graphql(default)] direction: ReadDirection,
+        #[graphql(default)] limit: u32,
+    ) -> async_graphql::Result<AllEvents> {
+        let slice = engine(ctx)
+            .events
+            .read_all(from, direction.into(), limit as usize)
+            .await
+            .map_err(gql)?;
+        Ok(AllEvents {
+            last_position: slice.last_position,
+            events: slice.events.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// A saga (not available yet).
+    async fn saga(&self, saga_id: String) -> async_graphql::Result<Saga> {
+        let _ = saga_id;
+        Err(not_yet())
+    }
+
+    /// Sagas (not available yet).
+    async fn sagas(&self) -> async_graphql::Result<Vec<Saga>> {
+        Err(not_yet())
+    }
+}
+
+/// Mutations.
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Acquire a lock, waiting up to `waitTimeoutMs` in FIFO order.
+    async fn acquire_lock(
+        &self,
+        ctx: &Context<'_>,
+        input: AcquireLockInput,
+    ) -> async_graphql::Result<AcquireResult> {
+        let outcome = engine(ctx)
+            .locks
+            .acquire(AcquireLock {
+                key: input.key,
+                owner: input.owner,
+                ttl_ms: input.ttl_ms,
+                wait_timeout_ms: input.wait_timeout_ms,
+                request_id: input.request_id.unwrap_or_default(),
+            })
+            .await;
+        metrics::lock_acquire("graphql", metrics::acquire_outcome(&outcome));
+        Ok(match outcome.map_err(gql)? {
+            AcquireOutcome::Acquired(lease) => AcquireResult {
+                acquired: true,
+                lease: Some(lease.into()),
+                holder: None,
+            },
+            AcquireOutcome::TimedOut { holder } => AcquireResult {
+                acquired: false,
+                lease: None,
+                holder: holder.map(Into::into),
+            },
+        })
+    }
+
+    /// Extend a held lease to `ttlMs` from now.
+    async fn renew_lock(
+        &self,
+        ctx: &Context<'_>,
+        lease_id: String,
+        ttl_ms: u64,
+    ) -> async_graphql::Result<Lease> {
+        let lease = engine(ctx)
+            .locks
+            .renew(&lease_id, ttl_ms)
+            .await
+            .map_err(gql)?;
+        Ok(lease.into())
+    }
+
+    /// Release a held lease; returns the lease that ended.
+    async fn release_lock(
+        &self,
+        ctx: &Context<'_>,
+        lease_id: String,
+    ) -> async_graphql::Result<Lease> {
+        let lease = engine(ctx).locks.release(&lease_id).await.map_err(gql)?;
+        Ok(lease.into())
+    }
+
+    /// Admin: drop whatever lease holds `key`.
+    async fn force_release_lock(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+    ) -> async_graphql::Result<ForceReleaseResult> {
+        let dropped = engine(ctx).locks.force_release(&key).await.map_err(gql)?;
+        Ok(ForceReleaseResult {
+            released: dropped.is_some(),
+            lease: dropped.map(Into::into),
+        })
+    }
+
+    /// Store a value: `value` (any JSON, stored as its JSON text) or `valueBase64` (bytes).
+    /// `ttlMs` 0 or absent: never expires.
+    async fn cache_set(
+        &self,
+        ctx: &Context<'_>,
+        key: String,
+        value: Option<Json<Value>>,
+        value_base64: Option<String>,
+        #[graphql(default)] ttl_ms: u64,
+        #[graphql(default)] tags: Vec<String>,
+    ) -> async_graphql::Result<CacheEntry> {
+        let bytes = match (value, value_base64) {
+            (Some(Json(value)), None) => serde_json::to_vec(&value)
+                .map_err(|e| invalid(&format!("value cannot be stored: {e}")))?,
+            (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+                .decode(encoded.as_bytes())
+                .map_err(|e| invalid(&format!("valueBase64 is not base64: {e}")))?,
+            _ => return Err(invalid("give exactly one of value and valueBase64")),
+        };
+        let entry = engine(ctx)
+            .cache
+            .set(&key, bytes, ttl_ms, tags)
+            .await
+            .map_err(gql)?;
+        Ok(entry.into())
+    }
+
+    /// Remove a key; true if it existed.
+    async fn cache_delete(&self, ctx: &Context<'_>, key: String) -> async_graphql::Result<bool> {
+        engine(ctx).cache.delete(&key).await.map_err(gql)
+    }
+
+    /// Remove every key carrying `tag`; returns how many.
+    async fn invalidate_cache_tag(
+        &self,
+        ctx: &Context<'_>,
+        tag: String,
+    ) -> async_graphql::Result<u64> {
+        engine(ctx).cache.invalidate_tag(&tag).await.map_err(gql)
+    }
+
+    /// Append events atomically. `expectedVersion`: the stream's current version;
+    /// `noStream: true`: the stream must not exist yet; neither: any.
+    async fn append_events(
+        &self,
+        ctx: &Context<'_>,
+        stream: String,
+        events: Vec<EventInput>,
+        expected_version: Option<u64>,
+        #[graphql(default)] no_stream: bool,
+    ) -> async_graphql::Result<AppendResult> {
+        let expected = match (expected_version, no_stream) {
+            (Some(_), true) => return Err(invalid("give expectedVersion or noStream, not both")),
+            (Some(v), false) => ExpectedVersion::Exact(v),
+            (None, true) => ExpectedVersion::NoStream,
+            (None, false) => ExpectedVersion::Any,
+        };
+        let count = events.len() as u64;
+        let events = events
+            .into_iter()
+            .map(|e| EngineEvent {
+                event_id: e.event_id.unwrap_or_default(),
+                event_type: e.event_type,
+                data: e.data.0.to_string(),
+                metadata: e.metadata.map(|m| m.0.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        let appended = engine(ctx)
+            .events
+            .append(&stream, events, expected)
+            .await
+            .map_err(gql)?;
+        metrics::events_appended("graphql", count as usize);
+        Ok(AppendResult {
+            stream,
+            first_version: (appended.last_version + 1).saturating_sub(count),
+            last_version: appended.last_version,
+            first_position: appended.first_position,
+            last_position: appended.last_position,
+        })
+    }
+
+    /// Start a saga (not available yet).
+    async fn start_saga(&self, name: String, steps: Json<Value>) -> async_graphql::Result<Saga> {
+        let _ = (name, steps);
+        Err(not_yet())
+    }
+}
+
+/// Subscriptions (over `/graphql/ws`).
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Events of `stream` (all streams when absent): every stored one from `from` (a version,
+    /// or a global position for all streams; default 0), then new ones as they are appended.
+    /// `fromEnd: true` skips the stored ones.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        stream: Option<String>,
+        from: Option<u64>,
+        #[graphql(default)] from_end: bool,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>>> {
+        let target = match stream {
+            Some(stream) => SubscriptionTarget::Stream(stream),
+            None => SubscriptionTarget::All,
+        };
+        let start = match (from_end, from) {
+            (true, Some(_)) => return Err(invalid("give from or fromEnd, not both")),
+            (true, None) => SubscriptionStart::End,
+            (false, from) => SubscriptionStart::From(from.unwrap_or(0)),
+        };
+        let events = engine(ctx)
+            .events
+            .subscribe(target, start)
+            .await
+            .map_err(gql)?;
+        Ok(ReceiverStream::new(events).map(|item| item.map(Event::from).map_err(gql)))
+    }
+}

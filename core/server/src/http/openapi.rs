@@ -1,0 +1,80 @@
+//! The OpenAPI 3.1 document of the REST API, generated from the handlers' annotations and served
+//! at `/openapi.json`.
+
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::OpenApi;
+
+use super::{cache, error, events, health, locks, sagas};
+
+/// The REST API's OpenAPI description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Syros REST API",
+        description = "Distributed locks with fencing tokens, a tagged cache, an event store and \
+                       sagas. Every error answer is `{code, message, details}`.",
+        license(name = "MIT")
+    ),
+    paths(
+        locks::acquire, locks::renew, locks::release, locks::status, locks::list,
+        locks::force_release,
+        cache::get, cache::put, cache::delete, cache::invalidate_tag,
+        events::append, events::read_stream, events::read_all,
+        sagas::start, sagas::list, sagas::get, sagas::cancel,
+        health::health, health::ready, health::metrics,
+    ),
+    components(schemas(error::ErrorBody)),
+    modifiers(&DefaultErrors),
+    tags(
+        (name = "locks", description = "Distributed locks with fencing tokens"),
+        (name = "admin", description = "Operator actions"),
+        (name = "cache", description = "Key-value cache with TTLs and tags"),
+        (name = "events", description = "Event streams with optimistic concurrency"),
+        (name = "sagas", description = "Saga orchestration (not available yet: 501)"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Documents that any status an operation does not list explicitly (a malformed body, a body
+/// over the size limit, an unavailable store, ...) carries the JSON error body.
+struct DefaultErrors;
+
+impl utoipa::Modify for DefaultErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation.responses.responses.insert(
+                    "default".to_string(),
+                    ResponseBuilder::new()
+                        .description("An error: `{code, message, details}`")
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        )
+                        .build()
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
+/// The document as served, rendered once.
+pub fn json() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi().to_json().unwrap_or_else(|e| {
+            format!("{{\"error\":\"cannot render the OpenAPI document: {e}\"}}")
+        })
+    })
+}

@@ -1,0 +1,376 @@
+//! The event WebSocket API on `WS_PORT` (docs/websocket-api.md): JSON text messages to
+//! subscribe to one stream or to all streams, catch-up then live, as many subscriptions per
+//! connection as [`MAX_SUBSCRIPTIONS`].
+//!
+//! Memory per connection is bounded: messages wait in an outbox of at most
+//! [`OUTBOX_MESSAGES`] messages and [`OUTBOX_BYTES`] bytes. A client that falls that far behind,
+//! or does not take a frame within [`WRITE_TIMEOUT`], is cut off with close code 1008 and the
+//! reason `slow consumer`. The server pings every [`PING_INTERVAL`] and closes a connection from
+//! which nothing (not even a pong) arrived for [`IDLE_TIMEOUT`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use syros_engine::{Engine, SubscriptionStart, SubscriptionTarget};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+use super::events::RecordedEventBody;
+use super::{metrics, AppState};
+
+/// Most messages waiting to be written to one connection.
+pub const OUTBOX_MESSAGES: usize = 1024;
+/// Most bytes waiting to be written to one connection.
+pub const OUTBOX_BYTES: usize = 8 * 1024 * 1024;
+/// Longest wait for the client to take one frame.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server sends a WebSocket ping.
+pub const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// How long a connection may stay silent (no message, no pong).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most subscriptions on one connection.
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// Largest message a client may send.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+/// Longest subscription id.
+const MAX_ID_BYTES: usize = 128;
+
+/// Close code for a policy violation (slow consumer).
+const CLOSE_POLICY: u16 = 1008;
+/// Close code for going away (server shutdown, idle).
+const CLOSE_AWAY: u16 = 1001;
+
+/// Messages a client sends (`type` names the variant).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    /// Follow `stream` (all streams when absent) from version/position `from` (default 0), or
+    /// only new events with `from_end: true`.
+    Subscribe {
+        id: String,
+        stream: Option<String>,
+        from: Option<u64>,
+        #[serde(default)]
+        from_end: bool,
+    },
+    Unsubscribe {
+        id: String,
+    },
+    /// Application-level ping for clients that cannot send WebSocket pings.
+    Ping {
+        #[serde(default)]
+        nonce: Option<Value>,
+    },
+}
+
+/// Messages the server sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMessage {
+    Subscribed {
+        id: String,
+    },
+    Event {
+        id: String,
+        event: RecordedEventBody,
+    },
+    Unsubscribed {
+        id: String,
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<Value>,
+    },
+    Error {
+        /// The subscription concerned, `null` for a connection-level error.
+        id: Option<String>,
+        code: String,
+        message: String,
+        details: Map<String, Value>,
+    },
+}
+
+impl ServerMessage {
+    fn error(id: Option<String>, err: syros_engine::Error) -> Self {
+        let body = super::error::ApiError::from(err).body;
+        ServerMessage::Error {
+            id,
+            code: body.code,
+            message: body.message,
+            details: body.details,
+        }
+    }
+}
+
+/// The bounded queue between subscriptions and the socket writer.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<String>,
+    queued_bytes: Arc<AtomicUsize>,
+    /// Signalled when the client fell too far behind.
+    overflow: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Queue a message; false when the connection is gone or has just been cut off.
+    fn push(&self, message: &ServerMessage) -> bool {
+        let text = match serde_json::to_string(message) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot encode a WebSocket message");
+                return true;
+            }
+        };
+        let len = text.len();
+        if self.queued_bytes.fetch_add(len, Ordering::SeqCst) + len > OUTBOX_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+            self.overflow.notify_one();
+            return false;
+        }
+        match self.tx.try_send(text) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// `GET /` or `/ws` on `WS_PORT`: upgrade to the event WebSocket API.
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| connection(socket, state))
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }))
+}
+
+/// Owns the socket's sending half: writes queued messages, pings, and the closing frame.
+async fn writer(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<String>,
+    queued_bytes: Arc<AtomicUsize>,
+    overflow: Arc<Notify>,
+    mut closing: mpsc::Receiver<(u16, String)>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let goodbye = loop {
+        tokio::select! {
+            biased;
+            _ = overflow.notified() => {
+                metrics::counter_slow_consumer();
+                break Some(close(CLOSE_POLICY, &format!(
+                    "slow consumer: more than {OUTBOX_MESSAGES} messages or {OUTBOX_BYTES} bytes unsent"
+                )));
+            }
+            _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                break Some(close(CLOSE_AWAY, "server shutting down"))
+            }
+            request = closing.recv() => break request.map(|(code, reason)| close(code, &reason)),
+            _ = ping.tick() => {
+                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => { metrics::counter_slow_consumer(); break None }
+                }
+            }
+            next = rx.recv() => {
+                let Some(text) = next else { break None };
+                queued_bytes.fetch_sub(text.len(), Ordering::SeqCst);
+                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => { metrics::counter_slow_consumer(); break None }
+                }
+            }
+        }
+    };
+    if let Some(frame) = goodbye {
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(frame)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+}
+
+/// Follows one subscription into the outbox until it ends or the connection goes.
+fn spawn_subscription(
+    engine: Arc<Engine>,
+    outbox: Outbox,
+    id: String,
+    target: SubscriptionTarget,
+    start: SubscriptionStart,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut events = match engine.events.subscribe(target, start).await {
+            Ok(events) => events,
+            Err(err) => {
+                outbox.push(&ServerMessage::error(Some(id), err));
+                return;
+            }
+        };
+        if !outbox.push(&ServerMessage::Subscribed { id: id.clone() }) {
+            return;
+        }
+        while let Some(item) = events.recv().await {
+            let message = match item {
+                Ok(event) => ServerMessage::Event {
+                    id: id.clone(),
+                    event: event.into(),
+                },
+                Err(err) => {
+                    outbox.push(&ServerMessage::error(Some(id), err));
+                    return;
+                }
+            };
+            if !outbox.push(&message) {
+                return;
+            }
+        }
+    })
+}
+
+/// Serves one connection: reads client messages, runs subscriptions, hands output to the writer.
+async fn connection(socket: WebSocket, state: AppState) {
+    metrics::ws_connections(1.0);
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
+    let (close_tx, close_rx) = mpsc::channel(1);
+    let outbox = Outbox {
+        tx,
+        queued_bytes: Arc::new(AtomicUsize::new(0)),
+        overflow: Arc::new(Notify::new()),
+    };
+    let mut writer_task = tokio::spawn(writer(
+        sink,
+        rx,
+        outbox.queued_bytes.clone(),
+        outbox.overflow.clone(),
+        close_rx,
+        state.stopping.clone(),
+    ));
+    let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
+    loop {
+        let received = tokio::select! {
+            received = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => received,
+            _ = &mut writer_task => break,
+        };
+        let message = match received {
+            Err(_) => {
+                let _ = close_tx
+                    .send((CLOSE_AWAY, format!("idle for {} s", IDLE_TIMEOUT.as_secs())))
+                    .await;
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                outbox.push(&ServerMessage::error(
+                    None,
+                    syros_engine::Error::invalid(
+                        "binary messages are not supported; send JSON text",
+                    ),
+                ));
+                continue;
+            }
+            Ok(Some(Ok(Message::Text(text)))) => text,
+        };
+        subscriptions.retain(|_, task| !task.is_finished());
+        let parsed: Result<ClientMessage, _> = serde_json::from_str(message.as_str());
+        let reply = match parsed {
+            Err(err) => Some(ServerMessage::error(
+                None,
+                syros_engine::Error::invalid(format!("not a valid message: {err}")),
+            )),
+            Ok(ClientMessage::Ping { nonce }) => Some(ServerMessage::Pong { nonce }),
+            Ok(ClientMessage::Unsubscribe { id }) => match subscriptions.remove(&id) {
+                Some(task) => {
+                    task.abort();
+                    Some(ServerMessage::Unsubscribed { id })
+                }
+                None => Some(ServerMessage::error(
+                    Some(id.clone()),
+                    syros_engine::Error::new(
+                        syros_engine::ErrorKind::NotFound,
+                        format!("no subscription {id:?}"),
+                    ),
+                )),
+            },
+            Ok(ClientMessage::Subscribe {
+                id,
+                stream,
+                from,
+                from_end,
+            }) => {
+                let problem = if id.is_empty() || id.len() > MAX_ID_BYTES {
+                    Some(format!("id must be 1 to {MAX_ID_BYTES} bytes"))
+                } else if subscriptions.contains_key(&id) {
+                    Some(format!("subscription {id:?} already exists"))
+                } else if subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                    Some(format!(
+                        "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
+                    ))
+                } else if from_end && from.is_some() {
+                    Some("give from or from_end, not both".to_string())
+                } else {
+                    None
+                };
+                match problem {
+                    Some(problem) => Some(ServerMessage::error(
+                        Some(id),
+                        syros_engine::Error::invalid(problem),
+                    )),
+                    None => {
+                        let target = match stream {
+                            Some(stream) => SubscriptionTarget::Stream(stream),
+                            None => SubscriptionTarget::All,
+                        };
+                        let start = if from_end {
+                            SubscriptionStart::End
+                        } else {
+                            SubscriptionStart::From(from.unwrap_or(0))
+                        };
+                        let task = spawn_subscription(
+                            state.engine.clone(),
+                            outbox.clone(),
+                            id.clone(),
+                            target,
+                            start,
+                        );
+                        subscriptions.insert(id, task);
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(reply) = reply {
+            outbox.push(&reply);
+        }
+    }
+    for task in subscriptions.into_values() {
+        task.abort();
+    }
+    drop(outbox);
+    drop(close_tx);
+    if !writer_task.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer_task).await;
+    }
+    writer_task.abort();
+    metrics::ws_connections(-1.0);
+}
