@@ -116,7 +116,7 @@ pub struct Engine {
     pub locks: LockManager,
     pub cache: CacheManager,
     pub events: EventManager,
-    pub sagas: SagaManager,
+    pub sagas: Arc<SagaManager>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -131,7 +131,11 @@ impl Engine {
         let engine = Arc::new(Engine {
             locks: LockManager::new(stores.locks, limits.clone()),
             cache: CacheManager::new(stores.cache, limits.clone()),
-            sagas: SagaManager::new(stores.sagas, stores.events.clone()),
+            sagas: Arc::new(SagaManager::new(
+                stores.sagas,
+                stores.events.clone(),
+                shutdown_rx.clone(),
+            )),
             events: EventManager::new(stores.events, limits, shutdown_rx),
             shutdown,
         });

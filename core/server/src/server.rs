@@ -127,7 +127,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }))
             .build(),
         )
-        .add_service(ServiceBuilder::new(SagaServiceServer::new(grpc::sagas::SagaApi)).build())
+        .add_service(
+            ServiceBuilder::new(SagaServiceServer::new(grpc::sagas::SagaApi {
+                engine: engine.clone(),
+            }))
+            .build(),
+        )
         .add_service(
             ServiceBuilder::new(HealthServer::new(grpc::health::HealthApi {
                 serving: serving_rx,

@@ -67,7 +67,13 @@ pub struct SagaManager {
     store: Arc<dyn SagaStore>,
     audit: Arc<dyn EventStore>,
     ready: Mutex<HashMap<String, Arc<Notify>>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
+
+/// Tasks buffered per task feed beyond what the worker runs at once.
+const FEED_BUFFER: usize = 16;
+/// A feed re-checks the queue at least this often (covers tasks queued through another replica).
+const FEED_RECHECK: Duration = Duration::from_millis(250);
 
 fn check_json(what: &str, text: &str) -> Result<()> {
     if text.len() > MAX_JSON_BYTES {
@@ -322,12 +328,68 @@ fn on_result(
 }
 
 impl SagaManager {
-    pub(crate) fn new(store: Arc<dyn SagaStore>, audit: Arc<dyn EventStore>) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn SagaStore>,
+        audit: Arc<dyn EventStore>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         SagaManager {
             store,
             audit,
             ready: Mutex::new(HashMap::new()),
+            shutdown,
         }
+    }
+
+    /// A live feed of tasks for one worker: claims ready tasks of `service` whenever the worker
+    /// holds fewer than `max_concurrent`, and waits for new ones otherwise. Ends when the receiver
+    /// is dropped, or with an `Unavailable` error when the server shuts down. Tasks the worker
+    /// never reports time out and go to another worker.
+    pub fn task_feed(
+        self: &Arc<Self>,
+        service: &str,
+        worker_id: &str,
+        max_concurrent: usize,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<ClaimedTask>>> {
+        check_name("service", service, MAX_NAME_BYTES)?;
+        check_name("worker_id", worker_id, 128)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(FEED_BUFFER);
+        let (manager, service, worker_id) =
+            (self.clone(), service.to_string(), worker_id.to_string());
+        let max_concurrent = max_concurrent.clamp(1, 1000);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let claimed = match manager.claim(&service, &worker_id, max_concurrent).await {
+                    Ok(claimed) => claimed,
+                    Err(err) => {
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                };
+                let idle = claimed.is_empty();
+                for task in claimed {
+                    if tx.send(Ok(task)).await.is_err() {
+                        return; // the worker went away; its claimed tasks will time out
+                    }
+                }
+                if !idle {
+                    continue;
+                }
+                let stopping = tokio::select! {
+                    _ = manager.wait_for_tasks(&service, FEED_RECHECK) => false,
+                    _ = tx.closed() => return,
+                    _ = shutdown.wait_for(|s| *s) => true,
+                };
+                if stopping {
+                    let _ = tx
+                        .send(Err(Error::unavailable("server is shutting down")))
+                        .await;
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     fn notifier(&self, service: &str) -> Arc<Notify> {
@@ -610,8 +672,11 @@ impl SagaManager {
     /// Wait until `service` may have ready tasks (a new task, or the next retry coming due),
     /// at most `max_wait`.
     pub async fn wait_for_tasks(&self, service: &str, max_wait: Duration) {
-        let notified = self.notifier(service);
-        let notified = notified.notified();
+        let notifier = self.notifier(service);
+        let notified = notifier.notified();
+        tokio::pin!(notified);
+        // Register before looking at the queue, so a task queued in between still wakes us.
+        notified.as_mut().enable();
         let wait = match self.store.next_visible(service).await {
             Ok(Some(at)) => {
                 let delta = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
@@ -662,6 +727,8 @@ impl SagaManager {
                 |saga, now, notes| Ok(Some(on_result(saga, &task, &result, now, notes))),
             )
             .await?;
+        // The worker has room again: its feed may claim the next task at once.
+        self.notifier(&task.service).notify_waiters();
         Ok(applied.is_some())
     }
 
