@@ -1,0 +1,260 @@
+//! End-to-end tests of GraphQL (`/graphql`, subscriptions on `/graphql/ws`) against a real
+//! `syros serve`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn start() -> (ServerProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path()).await;
+    (server, dir)
+}
+
+/// Runs a GraphQL document; returns the whole answer (`data` and `errors`).
+async fn graphql(server: &ServerProcess, query: &str, variables: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(server.rest_url("/graphql"))
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn queries_and_mutations() {
+    let (server, _dir) = start().await;
+    let acquired = graphql(
+        &server,
+        r#"mutation($key: String!) {
+             acquireLock(input: {key: $key, owner: "gql", ttlMs: 30000}) {
+               acquired lease { leaseId key owner fencingToken expiresAt }
+             }
+           }"#,
+        json!({"key": "gql/lock"}),
+    )
+    .await;
+    assert_eq!(acquired.get("errors"), None, "{acquired}");
+    let result = &acquired["data"]["acquireLock"];
+    assert_eq!(result["acquired"], true);
+    assert_eq!(result["lease"]["key"], "gql/lock");
+    let lease_id = result["lease"]["leaseId"].as_str().unwrap().to_string();
+
+    let status = graphql(
+        &server,
+        r#"{ lock(key: "gql/lock") { held lease { owner } } locks(prefix: "gql/") { key } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        status["data"],
+        json!({"lock": {"held": true, "lease": {"owner": "gql"}}, "locks": [{"key": "gql/lock"}]})
+    );
+    let busy = graphql(
+        &server,
+        r#"mutation { acquireLock(input: {key: "gql/lock", owner: "other", ttlMs: 1000}) {
+             acquired holder { owner } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        busy["data"]["acquireLock"],
+        json!({"acquired": false, "holder": {"owner": "gql"}})
+    );
+    let released = graphql(
+        &server,
+        "mutation($id: String!) { releaseLock(leaseId: $id) { key } }",
+        json!({"id": lease_id}),
+    )
+    .await;
+    assert_eq!(released["data"]["releaseLock"]["key"], "gql/lock");
+
+    // Errors carry the same codes as REST.
+    let again = graphql(
+        &server,
+        "mutation($id: String!) { releaseLock(leaseId: $id) { key } }",
+        json!({"id": lease_id}),
+    )
+    .await;
+    assert_eq!(
+        again["errors"][0]["extensions"]["code"], "lock_not_held",
+        "{again}"
+    );
+    let invalid = graphql(&server, r#"{ lock(key: "") { held } }"#, json!({})).await;
+    assert_eq!(
+        invalid["errors"][0]["extensions"]["code"],
+        "invalid_argument"
+    );
+    let sagas = graphql(&server, "{ sagas { sagaId } }", json!({})).await;
+    assert_eq!(sagas["errors"][0]["extensions"]["code"], "unimplemented");
+
+    // Cache.
+    let set = graphql(
+        &server,
+        r#"mutation { cacheSet(key: "c", value: {a: [1, 2]}, ttlMs: 60000, tags: ["t"]) {
+             key tags expiresAtMs } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(set["data"]["cacheSet"]["tags"], json!(["t"]), "{set}");
+    let got = graphql(
+        &server,
+        r#"{ cache(key: "c") { value valueBase64 } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(got["data"]["cache"]["value"], json!({"a": [1, 2]}));
+    let gone = graphql(
+        &server,
+        r#"mutation { invalidateCacheTag(tag: "t") }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(gone["data"]["invalidateCacheTag"], 1);
+    let missing = graphql(&server, r#"{ cache(key: "c") { key } }"#, json!({})).await;
+    assert_eq!(missing["data"]["cache"], Value::Null);
+
+    // Events, with optimistic concurrency.
+    let appended = graphql(
+        &server,
+        r#"mutation($events: [EventInput!]!) {
+             appendEvents(stream: "g", events: $events, noStream: true) {
+               firstVersion lastVersion lastPosition } }"#,
+        json!({"events": [
+            {"eventType": "A", "data": {"n": 0}},
+            {"eventType": "B", "data": {"n": 1}, "metadata": {"m": true}},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        appended["data"]["appendEvents"],
+        json!({"firstVersion": 0, "lastVersion": 1, "lastPosition": 2})
+    );
+    let conflict = graphql(
+        &server,
+        r#"mutation { appendEvents(stream: "g", events: [{eventType: "C", data: 1}],
+             expectedVersion: 0) { lastVersion } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        conflict["errors"][0]["extensions"]["code"],
+        "version_conflict"
+    );
+    assert_eq!(
+        conflict["errors"][0]["extensions"]["details"]["actual_version"],
+        "1"
+    );
+    let read = graphql(
+        &server,
+        r#"{ streamEvents(stream: "g", direction: BACKWARDS) {
+               exists lastVersion events { version eventType data metadata } }
+             allEvents(limit: 1) { lastPosition events { globalPosition } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        read["data"],
+        json!({
+            "streamEvents": {"exists": true, "lastVersion": 1, "events": [
+                {"version": 1, "eventType": "B", "data": {"n": 1}, "metadata": {"m": true}},
+                {"version": 0, "eventType": "A", "data": {"n": 0}, "metadata": null},
+            ]},
+            "allEvents": {"lastPosition": 2, "events": [{"globalPosition": 1}]},
+        })
+    );
+}
+
+#[tokio::test]
+async fn subscription_over_websocket_catches_up_then_goes_live() {
+    let (server, _dir) = start().await;
+    graphql(
+        &server,
+        r#"mutation { appendEvents(stream: "live", events: [{eventType: "Old", data: 0}]) {
+             lastVersion } }"#,
+        json!({}),
+    )
+    .await;
+    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = read_json(&mut socket).await;
+    assert_eq!(ack["type"], "connection_ack");
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe", "payload": {
+                "query": r#"subscription { events(stream: "live") { version eventType data } }"#
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    let first = read_json(&mut socket).await;
+    assert_eq!(first["type"], "next", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["events"],
+        json!({"version": 0, "eventType": "Old", "data": 0})
+    );
+    graphql(
+        &server,
+        r#"mutation { appendEvents(stream: "live", events: [{eventType: "New", data: 1}]) {
+             lastVersion } }"#,
+        json!({}),
+    )
+    .await;
+    let second = read_json(&mut socket).await;
+    assert_eq!(
+        second["payload"]["data"]["events"],
+        json!({"version": 1, "eventType": "New", "data": 1})
+    );
+}
+
+async fn read_json(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn playground_page() {
+    let (server, _dir) = start().await;
+    let response = reqwest::get(server.rest_url("/graphql")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("GraphQL Playground"), "{page}");
+    assert!(page.contains("/graphql/ws"));
+}
