@@ -51,14 +51,20 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
 /// Store a value. Give exactly one of `value` (any JSON, stored as its JSON text) and
 /// `value_base64` (raw bytes). TTL as `ttl_seconds` or `ttl_ms`; none: never expires.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"value": {"name": "Ada"}, "ttl_seconds": 300, "tags": ["users"]}))]
 pub struct CachePutBody {
     #[serde(default, deserialize_with = "present")]
     pub value: Option<Value>,
     pub value_base64: Option<String>,
+    /// Time to live in seconds (at most 30 days); none: never expires.
+    #[schema(minimum = 1, maximum = 2592000)]
     pub ttl_seconds: Option<u64>,
+    /// Time to live in milliseconds (at most 30 days); none or 0: never expires.
+    #[schema(maximum = 2592000000u64)]
     pub ttl_ms: Option<u64>,
-    /// Tags to invalidate the key by (at most 32); replaces earlier tags.
+    /// Tags to invalidate the key by (at most 32, each 1-256 bytes); replaces earlier tags.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub tags: Vec<String>,
 }
 

@@ -71,8 +71,14 @@ impl<'de> Deserialize<'de> for ExpectedVersionBody {
 /// Append events. Either a single event (`event_type`, `data`, optional `metadata` and
 /// `event_id`) or a batch (`events`), plus an optional `expected_version` in both forms.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "event_type": "OrderCreated",
+    "data": {"customer_id": "user_456", "total": 129.90},
+    "metadata": {"source": "mobile_app"}
+}))]
 pub struct AppendBody {
-    /// A batch of events, appended atomically.
+    /// A batch of events (1 to 1000), appended atomically.
+    #[schema(max_items = 1000)]
     pub events: Option<Vec<EventBody>>,
     /// Single-event form: the event's type.
     pub event_type: Option<String>,
@@ -219,6 +225,7 @@ pub struct StreamReadParams {
     /// `forwards` (default) or `backwards`.
     pub direction: Option<DirectionParam>,
     /// At most this many events (default 100, at most 10000).
+    #[param(maximum = 10000)]
     pub limit: Option<usize>,
 }
 
@@ -232,6 +239,7 @@ pub struct AllReadParams {
     /// `forwards` (default) or `backwards`.
     pub direction: Option<DirectionParam>,
     /// At most this many events (default 100, at most 10000).
+    #[param(maximum = 10000)]
     pub limit: Option<usize>,
 }
 

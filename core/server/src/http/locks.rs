@@ -49,33 +49,49 @@ impl From<Lease> for LeaseBody {
 /// Acquire a lock. Give the TTL as `ttl_seconds` or `ttl_ms`, and optionally how long to wait
 /// for a held lock as `wait_timeout_seconds` or `wait_timeout_ms` (default: do not wait).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"key": "inventory_process_123", "owner": "worker_service_01", "ttl_seconds": 30}))]
 pub struct AcquireLockBody {
     /// The lock's name (1-512 bytes, any characters but control characters).
+    #[schema(min_length = 1, max_length = 512)]
     pub key: String,
     /// Who holds it (1-256 bytes); informational.
+    #[schema(min_length = 1, max_length = 256)]
     pub owner: String,
-    /// Lease duration in seconds.
+    /// Lease duration in seconds (1 s to 24 h).
+    #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
     /// Lease duration in milliseconds (100 ms to 24 h).
+    #[schema(minimum = 100, maximum = 86400000)]
     pub ttl_ms: Option<u64>,
-    /// How long to wait for a held lock, in seconds.
+    /// How long to wait for a held lock, in seconds (at most 300).
+    #[schema(maximum = 300)]
     pub wait_timeout_seconds: Option<u64>,
     /// How long to wait for a held lock, in milliseconds (at most 300000).
+    #[schema(maximum = 300000)]
     pub wait_timeout_ms: Option<u64>,
-    /// Makes a retried acquire return the same lease instead of a second one.
+    /// Makes a retried acquire return the same lease instead of a second one (at most 128
+    /// bytes).
+    #[schema(max_length = 128)]
     pub request_id: Option<String>,
 }
 
 /// Renew a lease. Give the new TTL (counted from now) as `ttl_seconds` or `ttl_ms`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"ttl_seconds": 30}))]
 pub struct RenewLockBody {
+    /// New lease duration in seconds, from now.
+    #[schema(minimum = 1, maximum = 86400)]
     pub ttl_seconds: Option<u64>,
+    /// New lease duration in milliseconds, from now.
+    #[schema(minimum = 100, maximum = 86400000)]
     pub ttl_ms: Option<u64>,
 }
 
 /// Which lock to drop.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"key": "inventory_process_123"}))]
 pub struct ForceReleaseBody {
+    #[schema(min_length = 1, max_length = 512)]
     pub key: String,
 }
 
@@ -108,6 +124,7 @@ pub struct ForceReleasedBody {
 #[into_params(parameter_in = Query)]
 pub struct StatusParams {
     /// The lock's key (URL-encoded).
+    #[param(min_length = 1, max_length = 512)]
     pub key: String,
 }
 
@@ -118,6 +135,7 @@ pub struct ListParams {
     /// Only keys starting with this (default: all).
     pub prefix: Option<String>,
     /// At most this many leases (default 1000, at most 10000).
+    #[param(maximum = 10000)]
     pub limit: Option<usize>,
 }
 

@@ -23,7 +23,7 @@ use super::{cache, error, events, health, locks, sagas};
         sagas::start, sagas::list, sagas::get, sagas::cancel,
         health::health, health::ready, health::metrics,
     ),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, events::DirectionParam)),
     modifiers(&DefaultErrors),
     tags(
         (name = "locks", description = "Distributed locks with fencing tokens"),

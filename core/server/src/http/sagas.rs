@@ -23,6 +23,15 @@ pub struct SagaStepBody {
 
 /// Start a saga.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "order_fulfillment_saga",
+    "steps": [
+        {"name": "reserve_inventory", "service": "inventory_service", "action": "reserve",
+         "compensation": "release_inventory", "timeout_seconds": 10},
+        {"name": "charge_payment", "service": "payment_service", "action": "charge",
+         "compensation": "refund_payment", "timeout_seconds": 15}
+    ]
+}))]
 #[allow(dead_code)]
 pub struct StartSagaBody {
     pub name: String,
