@@ -52,12 +52,16 @@ async fn playground() -> Html<String> {
     ))
 }
 
-/// An engine error as a GraphQL error with `extensions.code` and `extensions.details`.
+/// An engine error as a GraphQL error with `extensions.code`, and `extensions.details` when
+/// it has details.
 fn gql(err: syros_engine::Error) -> async_graphql::Error {
-    let details = serde_json::to_value(&err.details).unwrap_or_default();
+    let details = (!err.details.is_empty())
+        .then(|| serde_json::to_value(&err.details).ok())
+        .flatten()
+        .and_then(|details| async_graphql::Value::from_json(details).ok());
     async_graphql::Error::new(err.message.clone()).extend_with(|_, ext| {
         ext.set("code", err.kind.code());
-        if let Ok(details) = async_graphql::Value::from_json(details) {
+        if let Some(details) = details {
             ext.set("details", details);
         }
     })
