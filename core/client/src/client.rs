@@ -110,6 +110,7 @@ pub(crate) struct Endpoint {
     pub locks: pb::LockServiceClient,
     pub cache: pb::CacheServiceClient,
     pub events: pb::EventServiceClient,
+    pub sagas: pb::SagaServiceClient,
     pub health: health::HealthClient,
 }
 
@@ -134,6 +135,7 @@ impl Endpoint {
             locks: build!(pb::LockServiceClientBuilder),
             cache: build!(pb::CacheServiceClientBuilder),
             events: build!(pb::EventServiceClientBuilder),
+            sagas: build!(pb::SagaServiceClientBuilder),
             health: build!(health::HealthClientBuilder),
         }
     }

@@ -12,6 +12,8 @@
 //!   [`Cache::get_or_compute`].
 //! - Events: [`Client::events`] → [`Events`] with append/read and [`Subscription`]s that resume
 //!   after reconnecting without gaps or duplicates.
+//! - Sagas: [`Client::sagas`] → [`Sagas`] (start, get, list, cancel, wait) and step runners:
+//!   [`Client::worker`] → [`WorkerBuilder`] → [`Worker`], running handlers for a service.
 //! - Errors: one [`Error`] with an [`ErrorKind`] every binding maps mechanically.
 //! - [`runtime`]: the process-wide tokio runtime for bindings (lazy, shut down on request,
 //!   fork-aware).
@@ -42,6 +44,7 @@ mod events;
 mod locks;
 mod retry;
 pub mod runtime;
+mod sagas;
 
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheEntry, SetOptions};
@@ -54,3 +57,7 @@ pub use events::{
 pub use locks::{Lease, LeaseEnd, LeaseInfo, LockBuilder, LockContext, LockOptions, LostSignal};
 pub use retry::RetryPolicy;
 pub use runtime::{runtime, shutdown};
+pub use sagas::{
+    AttemptInfo, Handler, HandlerResult, SagaInfo, SagaState, Sagas, StartSaga, StepDefinition,
+    StepInfo, StepRetryPolicy, Task, TaskFailure, Worker, WorkerBuilder,
+};

@@ -1,0 +1,783 @@
+//! Sagas from the client side: start, inspect and cancel sagas, and **step runners** (workers)
+//! that execute a service's actions and compensations.
+//!
+//! A [`Worker`] keeps one task feed open to the server (reopened with backoff and failover when
+//! it breaks), runs at most `max_concurrent` handlers at once on the client runtime, and reports
+//! each result with retries. Handlers get a [`Task`] whose `idempotency_key` is the same for every
+//! redelivery and retry of a step, so they can make at-least-once delivery harmless.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use syros_proto::syros::v1 as pb;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::client::{Client, Inner};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Retry policy of a saga or one step (server-side retries of failed steps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRetryPolicy {
+    /// Delay before the first retry.
+    pub initial_interval: Duration,
+    /// Growth of the delay per retry (at least 1).
+    pub backoff_coefficient: f64,
+    /// Largest delay between attempts.
+    pub maximum_interval: Duration,
+    /// Attempts in total, including the first.
+    pub maximum_attempts: u32,
+    /// Error types (as reported by handlers) that are never retried.
+    pub non_retryable_errors: Vec<String>,
+}
+
+impl Default for StepRetryPolicy {
+    /// 1 s, ×2, at most 60 s between attempts, 3 attempts (the server's defaults).
+    fn default() -> Self {
+        StepRetryPolicy {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(60),
+            maximum_attempts: 3,
+            non_retryable_errors: Vec::new(),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl StepRetryPolicy {
+    fn to_pb(&self) -> pb::RetryPolicy {
+        pb::RetryPolicy {
+            initial_interval_ms: millis(self.initial_interval),
+            backoff_coefficient: self.backoff_coefficient,
+            maximum_interval_ms: millis(self.maximum_interval),
+            maximum_attempts: self.maximum_attempts,
+            non_retryable_errors: self
+                .non_retryable_errors
+                .iter()
+                .map(|e| e.clone().into())
+                .collect(),
+        }
+    }
+}
+
+/// One step of a saga.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepDefinition {
+    /// Unique among the saga's steps.
+    pub name: String,
+    /// The queue (worker service) that runs it.
+    pub service: String,
+    /// The action handler name.
+    pub action: String,
+    /// `None`: nothing to undo.
+    pub compensation: Option<String>,
+    /// Start-to-close timeout of one attempt (whole seconds; zero = the server default, 30 s).
+    pub timeout: Duration,
+    /// Overrides the saga's policy.
+    pub retry: Option<StepRetryPolicy>,
+}
+
+impl StepDefinition {
+    /// A step `name` run by `service` with `action`, no compensation, default timeout.
+    pub fn new(
+        name: impl Into<String>,
+        service: impl Into<String>,
+        action: impl Into<String>,
+    ) -> Self {
+        StepDefinition {
+            name: name.into(),
+            service: service.into(),
+            action: action.into(),
+            compensation: None,
+            timeout: Duration::ZERO,
+            retry: None,
+        }
+    }
+
+    /// The handler that undoes this step.
+    pub fn compensation(mut self, handler: impl Into<String>) -> Self {
+        self.compensation = Some(handler.into());
+        self
+    }
+
+    /// Start-to-close timeout of one attempt.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retry policy for this step only.
+    pub fn retry(mut self, policy: StepRetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+}
+
+/// A saga to start.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StartSaga {
+    /// The saga's name (a label for listing).
+    pub name: String,
+    /// The steps, run in order.
+    pub steps: Vec<StepDefinition>,
+    /// JSON handed to every step (empty = `{}`).
+    pub input_json: String,
+    /// Starting again with the same key returns the existing saga. When `None`, the client makes
+    /// one per call so its own retries never start a saga twice.
+    pub idempotency_key: Option<String>,
+    /// The saga-wide retry policy (`None`: the server default).
+    pub retry: Option<StepRetryPolicy>,
+}
+
+/// Where a saga is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SagaState {
+    /// Stored, not yet running.
+    Pending,
+    /// Steps are running.
+    Running,
+    /// A step failed for good (or the saga was cancelled): undoing completed steps.
+    Compensating,
+    /// Every step completed.
+    Completed,
+    /// A step failed and every completed step was undone.
+    Compensated,
+    /// A compensation failed for good: an operator must look.
+    CompensationFailed,
+    /// Cancelled, and what had completed was undone.
+    Cancelled,
+}
+
+impl SagaState {
+    fn from_pb(state: pb::SagaState) -> Result<SagaState> {
+        Ok(match state {
+            pb::SagaState::PENDING => SagaState::Pending,
+            pb::SagaState::RUNNING => SagaState::Running,
+            pb::SagaState::COMPENSATING => SagaState::Compensating,
+            pb::SagaState::COMPLETED => SagaState::Completed,
+            pb::SagaState::COMPENSATED => SagaState::Compensated,
+            pb::SagaState::COMPENSATION_FAILED => SagaState::CompensationFailed,
+            pb::SagaState::CANCELLED => SagaState::Cancelled,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("unknown saga state {}", other.inner()),
+                ))
+            }
+        })
+    }
+
+    fn to_pb(self) -> pb::SagaState {
+        match self {
+            SagaState::Pending => pb::SagaState::PENDING,
+            SagaState::Running => pb::SagaState::RUNNING,
+            SagaState::Compensating => pb::SagaState::COMPENSATING,
+            SagaState::Completed => pb::SagaState::COMPLETED,
+            SagaState::Compensated => pb::SagaState::COMPENSATED,
+            SagaState::CompensationFailed => pb::SagaState::COMPENSATION_FAILED,
+            SagaState::Cancelled => pb::SagaState::CANCELLED,
+        }
+    }
+
+    /// snake_case name, as in the API docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Pending => "pending",
+            SagaState::Running => "running",
+            SagaState::Compensating => "compensating",
+            SagaState::Completed => "completed",
+            SagaState::Compensated => "compensated",
+            SagaState::CompensationFailed => "compensation_failed",
+            SagaState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Nothing more will happen to the saga.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SagaState::Completed
+                | SagaState::Compensated
+                | SagaState::CompensationFailed
+                | SagaState::Cancelled
+        )
+    }
+}
+
+/// One attempt at a step's action or compensation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptInfo {
+    /// Attempt number, 1 for the first.
+    pub attempt: u32,
+    /// "action" or "compensation".
+    pub kind: String,
+    /// When the attempt started (ms since epoch).
+    pub started_at_ms: i64,
+    /// When it finished (ms since epoch).
+    pub finished_at_ms: i64,
+    /// The failure's type, if it failed.
+    pub error_type: Option<String>,
+    /// The failure's message, if it failed.
+    pub error_message: Option<String>,
+}
+
+/// A step as the server reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepInfo {
+    /// The step's name.
+    pub name: String,
+    /// The queue (worker service) that runs it.
+    pub service: String,
+    /// The action handler name.
+    pub action: String,
+    /// The compensation handler, if any.
+    pub compensation: Option<String>,
+    /// pending, running, completed, failed, compensating, compensated, compensation_failed.
+    pub state: String,
+    /// The action's output (JSON), once completed.
+    pub output_json: Option<String>,
+    /// Every attempt so far.
+    pub attempts: Vec<AttemptInfo>,
+}
+
+/// A saga as the server reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaInfo {
+    /// The saga's id.
+    pub saga_id: String,
+    /// The saga's name.
+    pub name: String,
+    /// Where the saga is.
+    pub state: SagaState,
+    /// The JSON input handed to every step.
+    pub input_json: String,
+    /// The key the saga was started with.
+    pub idempotency_key: Option<String>,
+    /// The steps, run in order.
+    pub steps: Vec<StepInfo>,
+    /// When it was started (ms since epoch).
+    pub created_at_ms: i64,
+    /// When it last changed (ms since epoch).
+    pub updated_at_ms: i64,
+    /// Why it did not complete, if it did not.
+    pub error: Option<String>,
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+impl SagaInfo {
+    fn from_pb(saga: pb::Saga) -> Result<SagaInfo> {
+        Ok(SagaInfo {
+            saga_id: saga.saga_id.to_string(),
+            name: saga.name.to_string(),
+            state: SagaState::from_pb(saga.state)?,
+            input_json: saga.input_json.to_string(),
+            idempotency_key: non_empty(&saga.idempotency_key),
+            steps: saga
+                .steps
+                .into_iter()
+                .map(|step| {
+                    let definition = step.definition.unwrap_or_default();
+                    StepInfo {
+                        name: definition.name.to_string(),
+                        service: definition.service.to_string(),
+                        action: definition.action.to_string(),
+                        compensation: non_empty(&definition.compensation),
+                        state: step.state.to_string(),
+                        output_json: non_empty(&step.output_json),
+                        attempts: step
+                            .attempts
+                            .into_iter()
+                            .map(|a| AttemptInfo {
+                                attempt: a.attempt,
+                                kind: a.kind.to_string(),
+                                started_at_ms: a.started_at_ms,
+                                finished_at_ms: a.finished_at_ms,
+                                error_type: non_empty(&a.error_type),
+                                error_message: non_empty(&a.error_message),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+            created_at_ms: saga.created_at_ms,
+            updated_at_ms: saga.updated_at_ms,
+            error: non_empty(&saga.error),
+        })
+    }
+}
+
+/// Saga operations; from [`Client::sagas`].
+#[derive(Clone)]
+pub struct Sagas {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Start, inspect and cancel sagas.
+    pub fn sagas(&self) -> Sagas {
+        Sagas {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// A step runner for `service`: register handlers, then [`WorkerBuilder::start`].
+    pub fn worker(&self, service: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            client: self.clone(),
+            service: service.into(),
+            handlers: HashMap::new(),
+            max_concurrent: 16,
+        }
+    }
+}
+
+impl Sagas {
+    /// Start a saga (retried safely: see [`StartSaga::idempotency_key`]).
+    pub async fn start(&self, saga: StartSaga) -> Result<SagaInfo> {
+        let inner = &self.inner;
+        let key = saga
+            .idempotency_key
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request = pb::StartSagaRequest {
+            name: saga.name.into(),
+            steps: saga
+                .steps
+                .into_iter()
+                .map(|s| pb::SagaStepDefinition {
+                    name: s.name.into(),
+                    service: s.service.into(),
+                    action: s.action.into(),
+                    compensation: s.compensation.unwrap_or_default().into(),
+                    timeout_seconds: u32::try_from(s.timeout.as_secs()).unwrap_or(u32::MAX),
+                    retry_policy: s.retry.as_ref().map(StepRetryPolicy::to_pb),
+                })
+                .collect(),
+            input_json: saga.input_json.into(),
+            idempotency_key: key.into(),
+            retry_policy: saga.retry.as_ref().map(StepRetryPolicy::to_pb),
+        };
+        let spec = inner.spec("sagas.start", true);
+        let saga = inner
+            .run(&spec, |ep, timeout| {
+                let request = inner.request(request.clone(), Some(timeout));
+                async move { Ok(ep.sagas.start(request?).await?.into_inner()) }
+            })
+            .await
+            .result?;
+        SagaInfo::from_pb(saga)
+    }
+
+    /// A saga by id.
+    pub async fn get(&self, saga_id: &str) -> Result<SagaInfo> {
+        let inner = &self.inner;
+        let spec = inner.spec("sagas.get", true);
+        let saga = inner
+            .run(&spec, |ep, timeout| {
+                let request = inner.request(
+                    pb::GetSagaRequest {
+                        saga_id: saga_id.to_string().into(),
+                    },
+                    Some(timeout),
+                );
+                async move { Ok(ep.sagas.get(request?).await?.into_inner()) }
+            })
+            .await
+            .result?;
+        SagaInfo::from_pb(saga)
+    }
+
+    /// Sagas, newest first, optionally of one state and/or name (`limit` 0 = 100).
+    pub async fn list(
+        &self,
+        state: Option<SagaState>,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SagaInfo>> {
+        let inner = &self.inner;
+        let spec = inner.spec("sagas.list", true);
+        let request = pb::ListSagasRequest {
+            state: state.map_or(pb::SagaState::SAGA_STATE_UNSPECIFIED, SagaState::to_pb),
+            name: name.unwrap_or_default().to_string().into(),
+            limit,
+            page_token: Default::default(),
+        };
+        let listed = inner
+            .run(&spec, |ep, timeout| {
+                let request = inner.request(request.clone(), Some(timeout));
+                async move { Ok(ep.sagas.list(request?).await?.into_inner()) }
+            })
+            .await
+            .result?;
+        listed.sagas.into_iter().map(SagaInfo::from_pb).collect()
+    }
+
+    /// Cancel a saga: what completed is compensated; it ends `cancelled`.
+    pub async fn cancel(&self, saga_id: &str) -> Result<SagaInfo> {
+        let inner = &self.inner;
+        let spec = inner.spec("sagas.cancel", true);
+        let saga = inner
+            .run(&spec, |ep, timeout| {
+                let request = inner.request(
+                    pb::CancelSagaRequest {
+                        saga_id: saga_id.to_string().into(),
+                    },
+                    Some(timeout),
+                );
+                async move { Ok(ep.sagas.cancel(request?).await?.into_inner()) }
+            })
+            .await
+            .result?;
+        SagaInfo::from_pb(saga)
+    }
+
+    /// Wait until the saga is final (following its audit stream, not polling), at most `timeout`.
+    pub async fn wait(&self, saga_id: &str, timeout: Duration) -> Result<SagaInfo> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let events = Client {
+            inner: self.inner.clone(),
+        }
+        .events();
+        let mut audit = events
+            .subscribe(&format!("saga-{saga_id}"), crate::SubscribeFrom::Start)
+            .await?;
+        loop {
+            let saga = self.get(saga_id).await?;
+            if saga.state.is_final() {
+                return Ok(saga);
+            }
+            match tokio::time::timeout_at(deadline, audit.next()).await {
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::DeadlineExceeded,
+                        format!(
+                            "saga {saga_id} is still {} after {timeout:?}",
+                            saga.state.as_str()
+                        ),
+                    ))
+                }
+                Ok(Some(Err(err))) => return Err(err),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// What a handler is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The task's id (for reports).
+    pub task_id: String,
+    /// The saga this task belongs to.
+    pub saga_id: String,
+    /// The step this task runs.
+    pub step_name: String,
+    /// The action or compensation name.
+    pub handler: String,
+    /// True for a compensation.
+    pub is_compensation: bool,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// `<saga_id>/<step>/<action|compensation>`: the same for every redelivery and retry.
+    pub idempotency_key: String,
+    /// The saga's input (JSON).
+    pub input_json: String,
+    /// Outputs of completed steps by step name (a JSON object).
+    pub previous_outputs_json: String,
+    /// The server times the attempt out after this.
+    pub timeout: Duration,
+}
+
+/// A handler's failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFailure {
+    /// Matched against the policy's `non_retryable_errors`.
+    pub error_type: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Never retry, whatever the policy says.
+    pub non_retryable: bool,
+}
+
+impl TaskFailure {
+    /// A failure the policy may retry.
+    pub fn retryable(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        TaskFailure {
+            error_type: error_type.into(),
+            message: message.into(),
+            non_retryable: false,
+        }
+    }
+
+    /// A failure that is never retried (the saga compensates at once).
+    pub fn fatal(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        TaskFailure {
+            error_type: error_type.into(),
+            message: message.into(),
+            non_retryable: true,
+        }
+    }
+}
+
+/// A handler's result: output JSON, or a failure.
+pub type HandlerResult = std::result::Result<String, TaskFailure>;
+/// A registered handler.
+pub type Handler = Arc<dyn Fn(Task) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+
+/// Configures a [`Worker`].
+pub struct WorkerBuilder {
+    client: Client,
+    service: String,
+    handlers: HashMap<String, Handler>,
+    max_concurrent: usize,
+}
+
+impl WorkerBuilder {
+    /// Register the handler for an action or compensation `name` of this service.
+    pub fn handler<F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Task) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.handlers
+            .insert(name.into(), Arc::new(move |task| f(task).boxed()));
+        self
+    }
+
+    /// Register an already boxed handler (what bindings use).
+    pub fn boxed_handler(mut self, name: impl Into<String>, handler: Handler) -> Self {
+        self.handlers.insert(name.into(), handler);
+        self
+    }
+
+    /// How many handlers run at once (default 16).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// Start taking tasks, on the client's runtime.
+    pub fn start(self) -> Result<Worker> {
+        if self.handlers.is_empty() {
+            return Err(Error::invalid("a worker needs at least one handler"));
+        }
+        let worker_id = format!("{}-{}", self.client.owner(), uuid::Uuid::new_v4().simple());
+        let (stop, stopped) = watch::channel(false);
+        let run = WorkerLoop {
+            inner: self.client.inner.clone(),
+            service: self.service,
+            worker_id: worker_id.clone(),
+            handlers: Arc::new(self.handlers),
+            slots: Arc::new(Semaphore::new(self.max_concurrent)),
+            max_concurrent: self.max_concurrent,
+        };
+        let task = self.client.inner.handle.spawn(run.run(stopped));
+        Ok(Worker {
+            worker_id,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running step runner. Dropping it stops taking new tasks (handlers already running finish).
+pub struct Worker {
+    worker_id: String,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// The id the server knows this worker by.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Stop taking tasks and wait until the handlers running now have reported.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+struct WorkerLoop {
+    inner: Arc<Inner>,
+    service: String,
+    worker_id: String,
+    handlers: Arc<HashMap<String, Handler>>,
+    slots: Arc<Semaphore>,
+    max_concurrent: usize,
+}
+
+impl WorkerLoop {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let policy = self.inner.options.resubscribe.clone();
+        let mut failures: u32 = 0;
+        while !*stopped.borrow() {
+            let feed = self.open().await;
+            match feed {
+                Ok(mut feed) => loop {
+                    let next = tokio::select! {
+                        next = feed.next() => next,
+                        _ = stopped.wait_for(|s| *s) => break,
+                    };
+                    match next {
+                        Some(Ok(task)) => {
+                            failures = 0;
+                            self.dispatch(task).await;
+                        }
+                        Some(Err(status)) => {
+                            tracing::debug!(error = %Error::from_status(&status, "sagas.poll"), "task feed broke");
+                            break;
+                        }
+                        None => break,
+                    }
+                },
+                Err(err) => {
+                    tracing::debug!(error = %err, service = %self.service, "cannot open the task feed")
+                }
+            }
+            if *stopped.borrow() {
+                break;
+            }
+            failures = failures.saturating_add(1);
+            let pause = policy.backoff(failures.saturating_sub(1));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stopped.wait_for(|s| *s) => break,
+            }
+        }
+        // Wait for running handlers to report.
+        let _ = self
+            .slots
+            .acquire_many(u32::try_from(self.max_concurrent).unwrap_or(u32::MAX))
+            .await;
+    }
+
+    async fn open(
+        &self,
+    ) -> Result<
+        futures::stream::BoxStream<'static, std::result::Result<pb::StepTask, volo_grpc::Status>>,
+    > {
+        let inner = &self.inner;
+        let spec = inner.spec("sagas.poll", true);
+        let request = pb::PollTasksRequest {
+            service: self.service.clone().into(),
+            worker_id: self.worker_id.clone().into(),
+            max_concurrent: u32::try_from(self.max_concurrent).unwrap_or(u32::MAX),
+        };
+        inner
+            .run(&spec, |ep, _timeout| {
+                let request = inner.request(request.clone(), None);
+                async move { Ok(ep.sagas.poll_tasks(request?).await?.into_inner().boxed()) }
+            })
+            .await
+            .result
+    }
+
+    /// Run one task on its own tokio task once a slot is free.
+    async fn dispatch(&self, task: pb::StepTask) {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let handler = self.handlers.get(task.handler.as_str()).cloned();
+        tokio::spawn(async move {
+            let task = Task {
+                task_id: task.task_id.to_string(),
+                saga_id: task.saga_id.to_string(),
+                step_name: task.step_name.to_string(),
+                handler: task.handler.to_string(),
+                is_compensation: task.kind.as_str() == "compensation",
+                attempt: task.attempt,
+                idempotency_key: task.idempotency_key.to_string(),
+                input_json: task.input_json.to_string(),
+                previous_outputs_json: task.previous_outputs_json.to_string(),
+                timeout: Duration::from_millis(task.start_to_close_timeout_ms),
+            };
+            let task_id = task.task_id.clone();
+            let result = match handler {
+                None => Err(TaskFailure::fatal(
+                    "unknown_handler",
+                    format!("this worker has no handler named {:?}", task.handler),
+                )),
+                Some(handler) => {
+                    let limit = task.timeout;
+                    let run = AssertUnwindSafe(handler(task)).catch_unwind();
+                    match tokio::time::timeout(limit, run).await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(_)) => Err(TaskFailure::retryable("panic", "the handler panicked")),
+                        Err(_) => Err(TaskFailure::retryable(
+                            "timeout",
+                            format!("the handler ran over {limit:?}"),
+                        )),
+                    }
+                }
+            };
+            if let Err(err) = report(&inner, &task_id, result).await {
+                // The server will time the task out and hand it out again.
+                tracing::warn!(task_id, error = %err, "could not report a task result");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Report a result; retried, since reporting twice is harmless (the second is not accepted).
+async fn report(inner: &Inner, task_id: &str, result: HandlerResult) -> Result<bool> {
+    let spec = inner.spec("sagas.report", true);
+    let ack = match result {
+        Ok(output) => {
+            inner
+                .run(&spec, |ep, timeout| {
+                    let request = inner.request(
+                        pb::CompleteTaskRequest {
+                            task_id: task_id.to_string().into(),
+                            output_json: output.clone().into(),
+                        },
+                        Some(timeout),
+                    );
+                    async move { Ok(ep.sagas.complete_task(request?).await?.into_inner()) }
+                })
+                .await
+                .result?
+        }
+        Err(failure) => {
+            inner
+                .run(&spec, |ep, timeout| {
+                    let request = inner.request(
+                        pb::FailTaskRequest {
+                            task_id: task_id.to_string().into(),
+                            error_type: failure.error_type.clone().into(),
+                            error_message: failure.message.clone().into(),
+                            non_retryable: failure.non_retryable,
+                        },
+                        Some(timeout),
+                    );
+                    async move { Ok(ep.sagas.fail_task(request?).await?.into_inner()) }
+                })
+                .await
+                .result?
+        }
+    };
+    Ok(ack.accepted)
+}

@@ -1,0 +1,194 @@
+//! Step runners through the client core against a real `syros serve`: an order saga that
+//! completes, one whose payment fails and is compensated, and a worker that survives a server
+//! restart.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use syros_client::{SagaState, StartSaga, StepDefinition, StepRetryPolicy, TaskFailure};
+
+fn order_saga(amount: u32) -> StartSaga {
+    StartSaga {
+        name: "order_fulfillment_saga".into(),
+        steps: vec![
+            StepDefinition::new("reserve_inventory", "inventory_service", "reserve")
+                .compensation("release_inventory")
+                .timeout(Duration::from_secs(10)),
+            StepDefinition::new("charge_payment", "payment_service", "charge")
+                .compensation("refund_payment")
+                .timeout(Duration::from_secs(15)),
+        ],
+        input_json: format!(r#"{{"order_id": "o-1", "amount": {amount}}}"#),
+        idempotency_key: None,
+        retry: Some(StepRetryPolicy {
+            initial_interval: Duration::from_millis(50),
+            maximum_attempts: 2,
+            ..StepRetryPolicy::default()
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_run_a_saga_and_compensate_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = connect(&server).await;
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+
+    let inventory = {
+        let log = log.clone();
+        let log2 = log.clone();
+        client
+            .worker("inventory_service")
+            .handler("reserve", move |task| {
+                let log = log.clone();
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("reserve {}", task.idempotency_key));
+                    Ok(r#"{"reservation": "r-9"}"#.to_string())
+                }
+            })
+            .handler("release_inventory", move |task| {
+                let log = log2.clone();
+                async move {
+                    let outputs: serde_json::Value =
+                        serde_json::from_str(&task.previous_outputs_json).unwrap();
+                    log.lock().unwrap().push(format!(
+                        "release {}",
+                        outputs["reserve_inventory"]["reservation"]
+                            .as_str()
+                            .unwrap_or("?")
+                    ));
+                    Ok("{}".to_string())
+                }
+            })
+            .start()
+            .unwrap()
+    };
+    let payment = {
+        let log = log.clone();
+        client
+            .worker("payment_service")
+            .max_concurrent(4)
+            .handler("charge", move |task| {
+                let log = log.clone();
+                async move {
+                    let input: serde_json::Value = serde_json::from_str(&task.input_json).unwrap();
+                    log.lock()
+                        .unwrap()
+                        .push(format!("charge {}", input["amount"]));
+                    if input["amount"].as_u64().unwrap() > 1000 {
+                        Err(TaskFailure::fatal("card_declined", "over the limit"))
+                    } else {
+                        Ok(r#"{"charge_id": "c-1"}"#.to_string())
+                    }
+                }
+            })
+            .handler("refund_payment", |_| async { Ok("{}".to_string()) })
+            .start()
+            .unwrap()
+    };
+
+    let sagas = client.sagas();
+    let ok = sagas.start(order_saga(100)).await.unwrap();
+    let done = sagas
+        .wait(&ok.saga_id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.state, SagaState::Completed, "{done:?}");
+    assert_eq!(
+        done.steps[1].output_json.as_deref(),
+        Some(r#"{"charge_id": "c-1"}"#)
+    );
+
+    let declined = sagas.start(order_saga(5000)).await.unwrap();
+    let done = sagas
+        .wait(&declined.saga_id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.state, SagaState::Compensated, "{done:?}");
+    assert_eq!(
+        done.steps[1].attempts.len(),
+        1,
+        "a fatal failure is not retried"
+    );
+    assert_eq!(
+        done.steps[1].attempts[0].error_type.as_deref(),
+        Some("card_declined")
+    );
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("release r-9"),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&format!("reserve {}/reserve_inventory/action", ok.saga_id)),
+        "{log:?}"
+    );
+
+    let listed = sagas
+        .list(
+            Some(SagaState::Compensated),
+            Some("order_fulfillment_saga"),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].saga_id, declined.saga_id);
+    inventory.stop().await;
+    payment.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_survives_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let client = connect(&server).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let counter = runs.clone();
+    let worker = client
+        .worker("restartable")
+        .handler("work", move |_| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok("{}".to_string())
+            }
+        })
+        .start()
+        .unwrap();
+    let start = |n: u32| StartSaga {
+        name: "restart_me".into(),
+        steps: vec![StepDefinition::new(format!("s{n}"), "restartable", "work")],
+        ..StartSaga::default()
+    };
+    let first = client.sagas().start(start(1)).await.unwrap();
+    assert_eq!(
+        client
+            .sagas()
+            .wait(&first.saga_id, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .state,
+        SagaState::Completed
+    );
+
+    server.kill9();
+    server.restart();
+    let second = client.sagas().start(start(2)).await.unwrap();
+    let done = client
+        .sagas()
+        .wait(&second.saga_id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.state, SagaState::Completed);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    worker.stop().await;
+}
