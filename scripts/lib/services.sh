@@ -56,7 +56,7 @@ start_redis() {
   STARTED_PIDS+=($!)
   wait_until 20 "redis-server" redis-cli -h 127.0.0.1 -p "$port" ping
   export SYROS_TEST_REDIS_URL="redis://127.0.0.1:$port"
-  echo "redis-server pid $! on 127.0.0.1:$port"
+  echo "redis-server pid ${STARTED_PIDS[-1]} on 127.0.0.1:$port"
 }
 
 start_postgres() {
@@ -79,11 +79,13 @@ start_postgres() {
   "${run[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
     >"$dir/postgres.log" 2>&1 &
-  STARTED_PIDS+=($!)
+  local launcher=$!
   wait_until 30 "postgres" "$bin/pg_isready" -h 127.0.0.1 -p "$port" -U syros
+  # Stop the postmaster itself (runuser's child), not the runuser wrapper.
+  STARTED_PIDS+=("$(head -1 "$dir/data/postmaster.pid" 2>/dev/null || echo "$launcher")")
   "$bin/createdb" -h 127.0.0.1 -p "$port" -U syros syros_test
   export SYROS_TEST_DATABASE_URL="postgres://syros@127.0.0.1:$port/syros_test"
-  echo "postgres pid $! on 127.0.0.1:$port"
+  echo "postgres pid ${STARTED_PIDS[-1]} on 127.0.0.1:$port"
 }
 
 stop_services() {

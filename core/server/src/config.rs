@@ -87,7 +87,6 @@ struct FileConfig {
     allow_unauthenticated: Option<bool>,
 }
 
-
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -130,8 +129,14 @@ impl Config {
             embedded_path: data_dir.join("syros.db"),
             postgres_url: None,
             redis_url: None,
-            pool_size: args.database_pool_size.or(file.database_pool_size).unwrap_or(16),
-            namespace: args.namespace.or(file.namespace).unwrap_or_else(|| "syros".into()),
+            pool_size: args
+                .database_pool_size
+                .or(file.database_pool_size)
+                .unwrap_or(16),
+            namespace: args
+                .namespace
+                .or(file.namespace)
+                .unwrap_or_else(|| "syros".into()),
         };
         if storage.pool_size == 0 || storage.pool_size > 1000 {
             bail!("DATABASE_POOL_SIZE must be between 1 and 1000");
@@ -151,7 +156,10 @@ impl Config {
         }
         if let Some(url) = args.redis_url.or(file.redis_url) {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                bail!("REDIS_URL must start with redis:// or rediss:// (got {})", redact(&url));
+                bail!(
+                    "REDIS_URL must start with redis:// or rediss:// (got {})",
+                    redact(&url)
+                );
             }
             storage.redis_url = Some(url);
         }

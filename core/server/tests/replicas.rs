@@ -39,7 +39,12 @@ fn production_env(redis_url: String, namespace: &str) -> Vec<(&'static str, Stri
     ]
 }
 
-async fn acquire(client: &pb::LockServiceClient, key: &str, owner: &str, wait_ms: u64) -> pb::Lease {
+async fn acquire(
+    client: &pb::LockServiceClient,
+    key: &str,
+    owner: &str,
+    wait_ms: u64,
+) -> pb::Lease {
     let resp = client
         .acquire(acquire_request(key, owner, 30_000, wait_ms))
         .await
@@ -69,7 +74,9 @@ async fn two_replicas_share_locks_and_events() {
     assert!(!waiter.is_finished(), "B must wait while A holds the lock");
     let released_at = Instant::now();
     locks_a
-        .release(pb::ReleaseLockRequest { lease_id: first.lease_id.clone() })
+        .release(pb::ReleaseLockRequest {
+            lease_id: first.lease_id.clone(),
+        })
         .await
         .unwrap();
     let (second, got_at, locks_b) = waiter.await.unwrap();
@@ -78,23 +85,49 @@ async fn two_replicas_share_locks_and_events() {
     // Without the Redis release notification B would sleep until its 20 s wait ran out (the
     // holder's lease had 30 s left), so anything near the notification path passes, anything
     // like a timeout fails. The target is 100 ms; the printed figure shows the real one.
-    assert!(hand_over < Duration::from_millis(1_000), "hand-over took {hand_over:?}");
+    assert!(
+        hand_over < Duration::from_millis(1_000),
+        "hand-over took {hand_over:?}"
+    );
     assert!(second.fencing_token > first.fencing_token);
 
     // Alternate replicas: every new lease has a larger token than all before it.
     let mut last = second.fencing_token;
-    locks_b.release(pb::ReleaseLockRequest { lease_id: second.lease_id }).await.unwrap();
+    locks_b
+        .release(pb::ReleaseLockRequest {
+            lease_id: second.lease_id,
+        })
+        .await
+        .unwrap();
     for round in 0..6 {
         let client = if round % 2 == 0 { &locks_a } else { &locks_b };
-        let lease = acquire(client, &format!("shared/round-{}", round % 3), "alternating", 0).await;
-        assert!(lease.fencing_token > last, "token went backwards across replicas");
+        let lease = acquire(
+            client,
+            &format!("shared/round-{}", round % 3),
+            "alternating",
+            0,
+        )
+        .await;
+        assert!(
+            lease.fencing_token > last,
+            "token went backwards across replicas"
+        );
         last = lease.fencing_token;
-        client.release(pb::ReleaseLockRequest { lease_id: lease.lease_id }).await.unwrap();
+        client
+            .release(pb::ReleaseLockRequest {
+                lease_id: lease.lease_id,
+            })
+            .await
+            .unwrap();
     }
 
     // An event appended through A reaches a live subscriber on B.
     let mut subscription = events(b.addr)
-        .subscribe(pb::SubscribeRequest { stream: "replicated".into(), start_at: 0, from_end: false })
+        .subscribe(pb::SubscribeRequest {
+            stream: "replicated".into(),
+            start_at: 0,
+            from_end: false,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -126,7 +159,16 @@ struct OwnRedis {
 impl OwnRedis {
     fn start(port: u16, dir: tempfile::TempDir) -> OwnRedis {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -148,7 +190,10 @@ impl OwnRedis {
     fn restart_empty(mut self) -> OwnRedis {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let (port, dir) = (self.port, std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
+        let (port, dir) = (
+            self.port,
+            std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
+        );
         OwnRedis::start(port, dir)
     }
 }
@@ -167,7 +212,8 @@ async fn fencing_tokens_survive_an_empty_redis_restart() {
     let redis = OwnRedis::start(free_port(), tempfile::tempdir().unwrap());
     let ns = namespace();
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start_with(dir.path(), free_port(), &production_env(redis.url(), &ns)).await;
+    let server =
+        ServerProcess::start_with(dir.path(), free_port(), &production_env(redis.url(), &ns)).await;
     let client = locks(server.addr);
     let mut highest = 0;
     for i in 0..5 {
@@ -180,21 +226,35 @@ async fn fencing_tokens_survive_an_empty_redis_restart() {
     redis_dir_holder.child.kill().unwrap();
     redis_dir_holder.child.wait().unwrap();
     let started = Instant::now();
-    let down = client.acquire(acquire_request("epoch/down", "during", 5_000, 0)).await;
+    let down = client
+        .acquire(acquire_request("epoch/down", "during", 5_000, 0))
+        .await;
     let err = down.expect_err("Redis is down");
     assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
-    assert!(started.elapsed() < Duration::from_secs(30), "the call must not hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the call must not hang"
+    );
 
     // Back, empty.
     let redis = redis_dir_holder.restart_empty();
     let deadline = Instant::now() + Duration::from_secs(20);
     let lease = loop {
-        match client.acquire(acquire_request("epoch/0", "after", 5_000, 0)).await {
+        match client
+            .acquire(acquire_request("epoch/0", "after", 5_000, 0))
+            .await
+        {
             Ok(resp) if resp.get_ref().acquired => break resp.into_inner().lease.unwrap(),
-            Ok(resp) => panic!("epoch/0 should be free in an empty Redis: {:?}", resp.into_inner()),
+            Ok(resp) => panic!(
+                "epoch/0 should be free in an empty Redis: {:?}",
+                resp.into_inner()
+            ),
             Err(err) => {
                 assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
-                assert!(Instant::now() < deadline, "Redis came back but Syros did not recover");
+                assert!(
+                    Instant::now() < deadline,
+                    "Redis came back but Syros did not recover"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
