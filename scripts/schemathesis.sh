@@ -6,9 +6,8 @@
 #   scripts/schemathesis.sh                      (SCHEMATHESIS_MAX_EXAMPLES=N to change the bound)
 #
 # Starts one server on free ports with its data in a temporary directory and stops only that
-# process. The saga routes are left out while they answer 501 (sagas are not wired into the
-# REST API yet); a generated lock acquire waits at most 200 ms (scripts/schemathesis_hooks.py),
-# so a request for a held key cannot block the run for minutes.
+# process. A generated lock acquire waits at most 200 ms (scripts/schemathesis_hooks.py), so a
+# request for a held key cannot block the run for minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -62,7 +61,6 @@ set +e
     --checks not_a_server_error,response_schema_conformance \
     --max-examples "$MAX_EXAMPLES" \
     --phases examples,coverage,fuzzing \
-    --exclude-path-regex '^/api/v1/sagas' \
     --request-timeout 30 \
     --workers 2)
 status=$?

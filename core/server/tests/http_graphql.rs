@@ -93,9 +93,6 @@ async fn queries_and_mutations() {
         invalid["errors"][0]["extensions"]["code"],
         "invalid_argument"
     );
-    let sagas = graphql(&server, "{ sagas { sagaId } }", json!({})).await;
-    assert_eq!(sagas["errors"][0]["extensions"]["code"], "unimplemented");
-
     // Cache.
     let set = graphql(
         &server,
@@ -171,6 +168,53 @@ async fn queries_and_mutations() {
             "allEvents": {"lastPosition": 2, "events": [{"globalPosition": 1}]},
         })
     );
+
+    // Sagas.
+    let started = graphql(
+        &server,
+        r#"mutation { startSaga(input: {name: "gql-saga", input: {order: 7}, steps: [
+             {name: "reserve", service: "stock", action: "reserve", compensation: "release"},
+             {name: "charge", service: "pay", action: "charge", timeoutMs: 5000}]}) {
+               sagaId state input steps { name state timeoutMs } auditStream } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(started.get("errors"), None, "{started}");
+    let saga = &started["data"]["startSaga"];
+    assert_eq!(saga["state"], "running");
+    assert_eq!(saga["input"], json!({"order": 7}));
+    assert_eq!(
+        saga["steps"],
+        json!([{"name": "reserve", "state": "running", "timeoutMs": 30000},
+               {"name": "charge", "state": "pending", "timeoutMs": 5000}])
+    );
+    let saga_id = saga["sagaId"].as_str().unwrap();
+    let listed = graphql(
+        &server,
+        r#"{ sagas(state: "running") { sagaId name } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        listed["data"]["sagas"],
+        json!([{"sagaId": saga_id, "name": "gql-saga"}])
+    );
+    let cancelled = graphql(
+        &server,
+        "mutation($id: String!) { cancelSaga(sagaId: $id) { state } }",
+        json!({"id": saga_id}),
+    )
+    .await;
+    assert_eq!(cancelled["data"]["cancelSaga"]["state"], "cancelled");
+    let got = graphql(
+        &server,
+        "query($id: String!) { saga(sagaId: $id) { state } }",
+        json!({"id": saga_id}),
+    )
+    .await;
+    assert_eq!(got["data"]["saga"]["state"], "cancelled");
+    let missing = graphql(&server, r#"{ saga(sagaId: "nope") { state } }"#, json!({})).await;
+    assert_eq!(missing["errors"][0]["extensions"]["code"], "not_found");
 }
 
 #[tokio::test]

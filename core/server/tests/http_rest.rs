@@ -129,11 +129,20 @@ async fn seed_examples_work_as_written() {
         "RFC 3339: {expires_at}"
     );
 
-    // Sagas are not implemented in the engine yet: the route exists and says so.
-    let answer = api
+    let (status, saga) = api
         .raw(Method::POST, "/api/v1/sagas", Some(SEED_SAGA))
         .await;
-    assert_error(&answer, StatusCode::NOT_IMPLEMENTED, "unimplemented");
+    assert_eq!(status, StatusCode::CREATED, "{saga}");
+    assert_eq!(saga["name"], "order_fulfillment_saga");
+    assert_eq!(saga["state"], "running");
+    assert_eq!(saga["steps"][0]["name"], "reserve_inventory");
+    assert_eq!(saga["steps"][0]["compensation"], "release_inventory");
+    assert_eq!(
+        saga["steps"][0]["timeout_ms"], 10_000,
+        "timeout_seconds is seconds"
+    );
+    assert_eq!(saga["steps"][1]["timeout_ms"], 15_000);
+    assert_eq!(saga["steps"][1]["action"], "charge");
 
     let (status, appended) = api
         .raw(
@@ -640,18 +649,117 @@ async fn event_errors() {
 }
 
 #[tokio::test]
-async fn saga_routes_answer_unimplemented() {
+async fn saga_routes() {
     let api = Api::start().await;
-    for (method, path) in [
-        (Method::POST, "/api/v1/sagas"),
-        (Method::GET, "/api/v1/sagas"),
-        (Method::GET, "/api/v1/sagas/s-1"),
-        (Method::POST, "/api/v1/sagas/s-1/cancel"),
+    let body = json!({
+        "name": "transfer",
+        "steps": [
+            {"name": "debit", "service": "accounts", "action": "debit", "compensation": "credit",
+             "timeout_ms": 5000, "retry_policy": {"maximum_attempts": 5}},
+            {"name": "credit", "service": "accounts", "action": "credit"},
+        ],
+        "input": {"from": "a", "to": "b", "amount": 10},
+        "idempotency_key": "transfer-1",
+        "retry_policy": {"initial_interval_ms": 200},
+    });
+    let (status, saga) = api.post("/api/v1/sagas", body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{saga}");
+    let saga_id = saga["saga_id"].as_str().unwrap().to_string();
+    assert_eq!(saga["input"], json!({"from": "a", "to": "b", "amount": 10}));
+    assert_eq!(saga["idempotency_key"], "transfer-1");
+    assert_eq!(saga["retry_policy"]["initial_interval_ms"], 200);
+    assert_eq!(saga["retry_policy"]["maximum_attempts"], 3);
+    assert_eq!(saga["steps"][0]["retry_policy"]["maximum_attempts"], 5);
+    assert_eq!(saga["steps"][0]["state"], "running");
+    assert_eq!(saga["steps"][1]["compensation"], Value::Null);
+    assert_eq!(
+        saga["steps"][1]["timeout_ms"], 30_000,
+        "the default step timeout"
+    );
+    assert_eq!(saga["audit_stream"], format!("saga-{saga_id}"));
+
+    // The same idempotency key returns the same saga.
+    let (_, again) = api.post("/api/v1/sagas", body).await;
+    assert_eq!(again["saga_id"], saga_id.as_str());
+
+    let (status, got) = api.get(&format!("/api/v1/sagas/{saga_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["name"], "transfer");
+
+    // List with filters and paging.
+    let other = json!({"name": "other", "steps": [{"name": "s", "service": "x", "action": "y"}]});
+    api.post("/api/v1/sagas", other).await;
+    let (status, list) = api.get("/api/v1/sagas").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["sagas"].as_array().unwrap().len(), 2);
+    let (_, by_name) = api.get("/api/v1/sagas?name=transfer&state=running").await;
+    assert_eq!(by_name["sagas"].as_array().unwrap().len(), 1);
+    assert_eq!(by_name["sagas"][0]["saga_id"], saga_id.as_str());
+    let (_, page) = api.get("/api/v1/sagas?limit=1").await;
+    assert_eq!(page["sagas"].as_array().unwrap().len(), 1);
+    let token = page["next_page_token"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (_, second) = api
+        .get(&format!("/api/v1/sagas?limit=1&page_token={token}"))
+        .await;
+    assert_eq!(second["sagas"].as_array().unwrap().len(), 1);
+    assert_ne!(second["sagas"][0]["saga_id"], page["sagas"][0]["saga_id"]);
+
+    // Cancel: no step completed, so nothing to compensate.
+    let (status, cancelled) = api
+        .post(&format!("/api/v1/sagas/{saga_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    let (_, audit) = api.get(&format!("/api/v1/events/saga-{saga_id}")).await;
+    let types: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.first(), Some(&"SagaStarted"), "{types:?}");
+    assert!(types.contains(&"SagaCancelled"), "{types:?}");
+
+    // Errors.
+    assert_error(
+        &api.get("/api/v1/sagas/no-such-saga").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.post("/api/v1/sagas/no-such-saga/cancel", json!({}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.get("/api/v1/sagas?state=sleeping").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+    );
+    assert_error(
+        &api.get("/api/v1/sagas?page_token=abc").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+    );
+    for bad in [
+        json!({"name": "n", "steps": []}),
+        json!({"name": "", "steps": [{"name": "s", "service": "x", "action": "y"}]}),
+        json!({"name": "n", "steps": [{"name": "s", "service": "x", "action": "y"},
+                                      {"name": "s", "service": "x", "action": "y"}]}),
+        json!({"name": "n", "steps": [{"name": "s", "service": "x", "action": "y",
+                                       "timeout_seconds": 1, "timeout_ms": 1000}]}),
+        json!({"name": "n", "steps": [{"name": "s", "service": "x", "action": "y",
+                                       "timeout_seconds": 100000}]}),
     ] {
-        let body = (method == Method::POST).then(|| json!({}));
-        let answer = api.call(method, path, body).await;
-        assert_error(&answer, StatusCode::NOT_IMPLEMENTED, "unimplemented");
+        let answer = api.post("/api/v1/sagas", bad.clone()).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_argument");
     }
+    let shape = api.post("/api/v1/sagas", json!({"name": "n"})).await;
+    assert_error(&shape, StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument");
 }
 
 #[tokio::test]
@@ -853,4 +961,45 @@ async fn http_servers_stop_on_sigterm() {
         std::net::TcpStream::connect(api.server.ws_addr).is_err(),
         "WebSocket port closed"
     );
+}
+
+#[tokio::test]
+async fn grpc_calls_are_counted_in_metrics() {
+    let api = Api::start().await;
+    let client = locks(api.server.addr);
+    for owner in ["a", "b"] {
+        client
+            .acquire(acquire_request("grpc/metrics", owner, 10_000, 0))
+            .await
+            .unwrap();
+    }
+    events(api.server.addr)
+        .append(syros_proto::syros::v1::AppendEventsRequest {
+            stream: "grpc-metrics".into(),
+            events: vec![event("A", "{}"), event("B", "{}")],
+            expected_version: None,
+        })
+        .await
+        .unwrap();
+    cache(api.server.addr)
+        .get(syros_proto::syros::v1::CacheGetRequest { key: "nope".into() })
+        .await
+        .unwrap();
+    let text = api
+        .http
+        .get(api.server.rest_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"syros_lock_acquisitions_total{outcome="acquired",api="grpc"} 1"#,
+        r#"syros_lock_acquisitions_total{outcome="not_acquired",api="grpc"} 1"#,
+        r#"syros_events_appended_total{api="grpc"} 2"#,
+        r#"syros_cache_lookups_total{result="miss",api="grpc"} 1"#,
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
 }

@@ -39,9 +39,9 @@ impl pb::LockService for LockApi {
                 wait_timeout_ms: req.wait_timeout_ms,
                 request_id: req.request_id.to_string(),
             })
-            .await
-            .map_err(status)?;
-        Ok(Response::new(match outcome {
+            .await;
+        crate::http::metrics::lock_acquire("grpc", crate::http::metrics::acquire_outcome(&outcome));
+        Ok(Response::new(match outcome.map_err(status)? {
             AcquireOutcome::Acquired(l) => pb::AcquireLockResponse {
                 acquired: true,
                 lease: Some(lease(l)),

@@ -17,8 +17,8 @@ use base64::Engine as _;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 use syros_engine::{
-    AcquireLock, AcquireOutcome, Direction, Engine, ErrorKind, EventInput as EngineEvent,
-    ExpectedVersion, SubscriptionStart, SubscriptionTarget,
+    AcquireLock, AcquireOutcome, Direction, Engine, EventInput as EngineEvent, ExpectedVersion,
+    SubscriptionStart, SubscriptionTarget,
 };
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -209,12 +209,141 @@ pub struct AppendResult {
     pub last_position: u64,
 }
 
-/// A saga (not available yet: every saga field answers `unimplemented`).
+/// One attempt to run a step's action or compensation.
+#[derive(SimpleObject)]
+pub struct StepAttempt {
+    pub attempt: u32,
+    /// `action` or `compensation`.
+    pub kind: String,
+    pub started_at_ms: i64,
+    /// 0 while running.
+    pub finished_at_ms: i64,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// A saga step and what happened to it.
+#[derive(SimpleObject)]
+pub struct SagaStep {
+    pub name: String,
+    pub service: String,
+    pub action: String,
+    pub compensation: Option<String>,
+    pub timeout_ms: u64,
+    /// `pending`, `running`, `completed`, `failed`, `compensating`, `compensated` or
+    /// `compensation_failed`.
+    pub state: String,
+    pub output: Option<Json<Value>>,
+    pub attempts: Vec<StepAttempt>,
+}
+
+/// A saga and everything that happened to it.
 #[derive(SimpleObject)]
 pub struct Saga {
     pub saga_id: String,
     pub name: String,
+    /// `pending`, `running`, `compensating`, `completed`, `compensated`,
+    /// `compensation_failed` or `cancelled`.
     pub state: String,
+    pub input: Json<Value>,
+    pub idempotency_key: Option<String>,
+    pub steps: Vec<SagaStep>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    /// The event stream with the saga's transitions (subscribe to follow it).
+    pub audit_stream: String,
+}
+
+impl From<syros_engine::sagas::Saga> for Saga {
+    fn from(saga: syros_engine::sagas::Saga) -> Self {
+        Saga {
+            audit_stream: format!("saga-{}", saga.saga_id),
+            input: json_text(&saga.input),
+            saga_id: saga.saga_id,
+            name: saga.name,
+            state: saga.state.as_str().to_string(),
+            idempotency_key: saga.idempotency_key,
+            steps: saga
+                .steps
+                .into_iter()
+                .map(|step| SagaStep {
+                    name: step.definition.name,
+                    service: step.definition.service,
+                    action: step.definition.action,
+                    compensation: step.definition.compensation,
+                    timeout_ms: step.definition.timeout_ms,
+                    state: step.state.as_str().to_string(),
+                    output: step.output.as_deref().map(json_text),
+                    attempts: step
+                        .attempts
+                        .into_iter()
+                        .map(|a| StepAttempt {
+                            attempt: a.attempt,
+                            kind: a.kind.as_str().to_string(),
+                            started_at_ms: a.started_at_ms,
+                            finished_at_ms: a.finished_at_ms,
+                            error_type: a.error_type,
+                            error_message: a.error_message,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            created_at_ms: saga.created_at_ms,
+            updated_at_ms: saga.updated_at_ms,
+            error: saga.error,
+            cancel_requested: saga.cancel_requested,
+        }
+    }
+}
+
+/// A retry policy; absent fields take the defaults (1000 ms, x2, 60000 ms, 3 attempts).
+#[derive(InputObject)]
+pub struct RetryPolicyInput {
+    pub initial_interval_ms: Option<u64>,
+    pub backoff_coefficient: Option<f64>,
+    pub maximum_interval_ms: Option<u64>,
+    pub maximum_attempts: Option<u32>,
+    #[graphql(default)]
+    pub non_retryable_errors: Vec<String>,
+}
+
+impl From<RetryPolicyInput> for syros_engine::sagas::RetryPolicy {
+    fn from(p: RetryPolicyInput) -> Self {
+        super::sagas::RetryPolicyBody {
+            initial_interval_ms: p.initial_interval_ms,
+            backoff_coefficient: p.backoff_coefficient,
+            maximum_interval_ms: p.maximum_interval_ms,
+            maximum_attempts: p.maximum_attempts,
+            non_retryable_errors: p.non_retryable_errors,
+        }
+        .into()
+    }
+}
+
+/// One step of a saga to start.
+#[derive(InputObject)]
+pub struct SagaStepInput {
+    pub name: String,
+    pub service: String,
+    pub action: String,
+    pub compensation: Option<String>,
+    /// Time limit of one attempt (0, the default: 30000).
+    #[graphql(default)]
+    pub timeout_ms: u64,
+    pub retry_policy: Option<RetryPolicyInput>,
+}
+
+/// Arguments of `startSaga`.
+#[derive(InputObject)]
+pub struct StartSagaInput {
+    pub name: String,
+    pub steps: Vec<SagaStepInput>,
+    /// Handed to every step (default `{}`).
+    pub input: Option<Json<Value>>,
+    pub idempotency_key: Option<String>,
+    pub retry_policy: Option<RetryPolicyInput>,
 }
 
 /// Read direction.
@@ -253,13 +382,6 @@ pub struct EventInput {
     pub data: Json<Value>,
     pub metadata: Option<Json<Value>>,
     pub event_id: Option<String>,
-}
-
-fn not_yet() -> async_graphql::Error {
-    gql(syros_engine::Error::new(
-        ErrorKind::Unimplemented,
-        "sagas are not available in this server version yet",
-    ))
 }
 
 /// Queries.
@@ -344,15 +466,38 @@ impl QueryRoot {
         })
     }
 
-    /// A saga (not available yet).
-    async fn saga(&self, saga_id: String) -> async_graphql::Result<Saga> {
-        let _ = saga_id;
-        Err(not_yet())
+    /// A saga with its steps and attempts.
+    async fn saga(&self, ctx: &Context<'_>, saga_id: String) -> async_graphql::Result<Saga> {
+        let saga = engine(ctx).sagas.get(&saga_id).await.map_err(gql)?;
+        Ok(saga.into())
     }
 
-    /// Sagas (not available yet).
-    async fn sagas(&self) -> async_graphql::Result<Vec<Saga>> {
-        Err(not_yet())
+    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name.
+    async fn sagas(
+        &self,
+        ctx: &Context<'_>,
+        state: Option<String>,
+        name: Option<String>,
+        #[graphql(default)] limit: u32,
+    ) -> async_graphql::Result<Vec<Saga>> {
+        let state = match state.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                syros_engine::sagas::SagaState::parse(text)
+                    .ok_or_else(|| invalid(&format!("unknown saga state {text:?}")))?,
+            ),
+        };
+        let sagas = engine(ctx)
+            .sagas
+            .list(syros_engine::sagas::SagaFilter {
+                state,
+                name: name.filter(|n| !n.is_empty()),
+                created_before_ms: None,
+                limit: limit as usize,
+            })
+            .await
+            .map_err(gql)?;
+        Ok(sagas.into_iter().map(Into::into).collect())
     }
 }
 
@@ -512,10 +657,39 @@ impl MutationRoot {
         })
     }
 
-    /// Start a saga (not available yet).
-    async fn start_saga(&self, name: String, steps: Json<Value>) -> async_graphql::Result<Saga> {
-        let _ = (name, steps);
-        Err(not_yet())
+    /// Start a saga; its steps run on step runners in order, compensated in reverse on
+    /// failure. Starting again with the same `idempotencyKey` returns the existing saga.
+    async fn start_saga(
+        &self,
+        ctx: &Context<'_>,
+        input: StartSagaInput,
+    ) -> async_graphql::Result<Saga> {
+        let request = syros_engine::sagas::StartSaga {
+            name: input.name,
+            steps: input
+                .steps
+                .into_iter()
+                .map(|s| syros_engine::sagas::StepDefinition {
+                    name: s.name,
+                    service: s.service,
+                    action: s.action,
+                    compensation: s.compensation,
+                    timeout_ms: s.timeout_ms,
+                    retry: s.retry_policy.map(Into::into),
+                })
+                .collect(),
+            input: input.input.map(|v| v.0.to_string()).unwrap_or_default(),
+            idempotency_key: input.idempotency_key.unwrap_or_default(),
+            retry: input.retry_policy.map(Into::into),
+        };
+        let saga = engine(ctx).sagas.start(request).await.map_err(gql)?;
+        Ok(saga.into())
+    }
+
+    /// Cancel a saga: queued work is withdrawn, completed steps are compensated.
+    async fn cancel_saga(&self, ctx: &Context<'_>, saga_id: String) -> async_graphql::Result<Saga> {
+        let saga = engine(ctx).sagas.cancel(&saga_id).await.map_err(gql)?;
+        Ok(saga.into())
     }
 }
 

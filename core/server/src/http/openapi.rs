@@ -30,7 +30,7 @@ use super::{cache, error, events, health, locks, sagas};
         (name = "admin", description = "Operator actions"),
         (name = "cache", description = "Key-value cache with TTLs and tags"),
         (name = "events", description = "Event streams with optimistic concurrency"),
-        (name = "sagas", description = "Saga orchestration (not available yet: 501)"),
+        (name = "sagas", description = "Saga orchestration: start, observe, cancel"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
