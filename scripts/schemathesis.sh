@@ -16,7 +16,7 @@ MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 
 VENV="$ROOT/.venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.32,<5'
+"$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 
 cargo build --quiet -p syros-server
 BIN="$CARGO_TARGET_DIR/debug/syros"
@@ -56,13 +56,14 @@ done
 
 set +e
 # Run from the temporary directory: schemathesis keeps a .schemathesis/ cache in its working dir.
+# One worker: with two, hypothesis' lambda introspection hit a CPython 3.11 AST SystemError.
 (cd "$DATA" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/scripts" \
   "$VENV/bin/st" run "$BASE/openapi.json" \
     --checks not_a_server_error,response_schema_conformance \
     --max-examples "$MAX_EXAMPLES" \
     --phases examples,coverage,fuzzing \
     --request-timeout 30 \
-    --workers 2)
+    --workers 1)
 status=$?
 set -e
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
