@@ -167,16 +167,25 @@ impl LockWaiters {
             }
             queue.handing_off = true;
         }
-        let result = self.hand_off_loop(key).await;
-        let mut queues = self.queues();
-        if let Some(queue) = queues.get_mut(key) {
+        loop {
+            let result = self.hand_off_loop(key).await;
+            let mut queues = self.queues();
+            let Some(queue) = queues.get_mut(key) else {
+                return result;
+            };
+            // A release noted while we finished must not be lost: check and clear the marks
+            // under the same lock the noter takes.
+            if queue.again && result.is_ok() {
+                queue.again = false;
+                continue;
+            }
             queue.handing_off = false;
             queue.again = false;
             if queue.waiters.is_empty() {
                 queues.remove(key);
             }
+            return result;
         }
-        result
     }
 
     async fn hand_off_loop(&self, key: &str) -> Result<Option<i64>> {
@@ -316,7 +325,12 @@ impl LockManager {
 
         // Fast path: nobody queued here, so trying directly is fair.
         let mut holder_expiry = None;
-        if args.wait_timeout_ms == 0 || !self.waiters.has_waiters(&request.key) {
+        if args.wait_timeout_ms == 0 && self.waiters.has_waiters(&request.key) {
+            // A try-lock does not jump the queue: the key is promised to its first waiter.
+            let holder = self.store.status(&request.key, now_ms()).await?;
+            return Ok(AcquireOutcome::TimedOut { holder });
+        }
+        if !self.waiters.has_waiters(&request.key) {
             match self.store.try_acquire(&request, now_ms()).await? {
                 TryAcquire::Acquired(lease) => return Ok(AcquireOutcome::Acquired(lease)),
                 TryAcquire::Held(holder) if args.wait_timeout_ms == 0 => {

@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode, through sqlx.
 //!
-//! One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
+//! Write transactions start with `BEGIN IMMEDIATE`, so a writer from another process makes them
+//! wait (busy timeout) instead of failing halfway. One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
 //! global event positions in commit order); a small pool of read-only connections serves reads.
 //! `synchronous = NORMAL` in WAL mode survives a process crash (kill -9) without losing commits;
 //! a power loss may lose the last commits (see docs/storage.md).
@@ -130,7 +131,7 @@ fn not_held(lease_id: &str) -> Error {
 #[async_trait]
 impl LockStore for SqliteStore {
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let current = sqlx::query(&format!(
             "SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
         ))
@@ -286,7 +287,7 @@ impl CacheStore for SqliteStore {
     }
 
     async fn set(&self, entry: &CacheEntry) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO cache_entries (key, value, expires_at_ms) VALUES (?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
@@ -312,7 +313,7 @@ impl CacheStore for SqliteStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM cache_tags WHERE key = ?")
             .bind(key)
             .execute(&mut *tx)
@@ -326,7 +327,7 @@ impl CacheStore for SqliteStore {
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let removed = sqlx::query(
             "DELETE FROM cache_entries WHERE key IN (SELECT key FROM cache_tags WHERE tag = ?)",
         )
@@ -345,7 +346,7 @@ impl CacheStore for SqliteStore {
     }
 
     async fn purge_expired(&self, now_ms: i64) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "DELETE FROM cache_tags WHERE key IN
                (SELECT key FROM cache_entries WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?)",
@@ -374,7 +375,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let current: Option<i64> =
             sqlx::query_scalar("SELECT last_version FROM streams WHERE stream = ?")
                 .bind(stream)
@@ -547,7 +548,7 @@ async fn insert_tasks(
 #[async_trait]
 impl SagaStore for SqliteStore {
     async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = &saga.idempotency_key {
             let existing: Option<String> =
                 sqlx::query_scalar("SELECT doc FROM sagas WHERE idempotency_key = ?")
@@ -602,7 +603,7 @@ impl SagaStore for SqliteStore {
     }
 
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(consumed) = &transition.consumed_task {
             let sql = if consumed.unclaimed_only {
                 "DELETE FROM saga_tasks WHERE task_id = ? AND worker_id IS NULL"

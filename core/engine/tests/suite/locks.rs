@@ -327,6 +327,27 @@ pub async fn expired_lease_goes_to_waiter<H: Harness>(h: H) {
         ErrorKind::LockNotHeld,
     );
     assert_eq!(e.locks.status(&k).await.unwrap(), Some(lease));
+
+    // A lease nobody waits for lapses too: no status, not listed, free for the next owner.
+    let lone = format!("{k}/lone");
+    let lapsed = take(&e, &lone, "holder", 100, 0).await;
+    assert_eq!(e.locks.list(&lone, 0).await.unwrap(), vec![lapsed.clone()]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        e.locks.status(&lone).await.unwrap(),
+        None,
+        "expired lease reported"
+    );
+    assert!(
+        e.locks.list(&lone, 0).await.unwrap().is_empty(),
+        "expired lease listed"
+    );
+    expect_kind(
+        e.locks.renew(&lapsed.lease_id, 5_000).await,
+        ErrorKind::LockNotHeld,
+    );
+    let next = take(&e, &lone, "next", 5_000, 0).await;
+    assert!(next.fencing_token > lapsed.fencing_token);
 }
 
 pub async fn waiters_are_served_fifo<H: Harness>(h: H) {
@@ -588,4 +609,26 @@ pub async fn leases_survive_restart<H: Harness>(mut h: H) {
         "{fresh:?} vs {lease:?}"
     );
     assert!(fresh.fencing_token > next.fencing_token);
+}
+
+/// A try-lock (wait 0) right after a release does not take the key from the queued waiter.
+pub async fn try_lock_does_not_jump_the_queue<H: Harness>(h: H) {
+    let e = h.engine();
+    let k = unique("no-barging");
+    let holder = take(&e, &k, "holder", 30_000, 0).await;
+    let waiter = {
+        let (e, k) = (e.clone(), k.clone());
+        tokio::spawn(async move { e.locks.acquire(args(&k, "waiter", 5_000, 5_000)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    e.locks.release(&holder.lease_id).await.unwrap();
+    let barger = e.locks.acquire(args(&k, "barger", 5_000, 0)).await.unwrap();
+    assert!(
+        matches!(barger, AcquireOutcome::TimedOut { .. }),
+        "a try-lock took the key from the queued waiter: {barger:?}"
+    );
+    match within(10, "waiter", waiter).await.unwrap().unwrap() {
+        AcquireOutcome::Acquired(lease) => assert_eq!(lease.owner, "waiter"),
+        other => panic!("the queued waiter did not get the lock: {other:?}"),
+    }
 }

@@ -79,6 +79,7 @@ macro_rules! engine_suite {
             request_id_makes_acquire_idempotent,
             invalid_arguments_change_nothing,
             leases_survive_restart,
+            try_lock_does_not_jump_the_queue,
         });
         $crate::engine_suite!(@group $make; cache {
             set_get_overwrite_delete,
@@ -93,6 +94,7 @@ macro_rules! engine_suite {
             read_stream_pages_both_ways,
             read_all_in_global_order,
             concurrent_appends_any_have_no_gaps,
+            concurrent_batches_stay_contiguous,
             optimistic_concurrency_one_winner_per_version,
             subscribe_stream_catches_up_then_follows,
             subscribe_all_in_global_order,

@@ -137,12 +137,10 @@ async fn main() -> anyhow::Result<()> {
         );
         states.push(done.state);
     }
-    let ledger = ledger.lock().unwrap();
-    let total_after: i64 = ledger.balances.values().sum();
-    println!(
-        "balances: {:?} (total {total_before} -> {total_after})",
-        ledger.balances
-    );
+    worker.stop().await;
+    let balances = ledger.lock().unwrap().balances.clone();
+    let total_after: i64 = balances.values().sum();
+    println!("balances: {balances:?} (total {total_before} -> {total_after})");
     ensure!(
         states
             == [
@@ -157,10 +155,8 @@ async fn main() -> anyhow::Result<()> {
         "money was created or destroyed"
     );
     ensure!(
-        ledger.balances["alice"] == 70 && ledger.balances["bob"] == 80,
+        balances["alice"] == 70 && balances["bob"] == 80,
         "wrong balances"
     );
-    drop(ledger);
-    worker.stop().await;
     Ok(())
 }
