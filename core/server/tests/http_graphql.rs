@@ -290,6 +290,48 @@ async fn read_json(
 }
 
 #[tokio::test]
+async fn malformed_requests_get_json_errors() {
+    let (server, _dir) = start().await;
+    let response = reqwest::Client::new()
+        .post(server.rest_url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_argument");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a GraphQL request"),
+        "{body}"
+    );
+    // A batch is executed in order.
+    let batch: Value = reqwest::Client::new()
+        .post(server.rest_url("/graphql"))
+        .json(&json!([
+            {"query": r#"mutation { cacheSet(key: "b", value: 1) { key } }"#},
+            {"query": r#"{ cache(key: "b") { value } }"#},
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(batch[1]["data"]["cache"]["value"], 1, "{batch}");
+    // An unknown field is a GraphQL error, not an HTTP one.
+    let unknown = graphql(&server, "{ nope }", json!({})).await;
+    assert!(unknown["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nope"));
+}
+
+#[tokio::test]
 async fn playground_page() {
     let (server, _dir) = start().await;
     let response = reqwest::get(server.rest_url("/graphql")).await.unwrap();

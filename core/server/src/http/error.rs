@@ -153,6 +153,9 @@ pub struct Query<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
 
+/// Longest plain-text error body kept as the message of the JSON error.
+const MAX_ERROR_TEXT: usize = 4096;
+
 /// Gives a JSON error body to error responses produced outside the handlers (no such route,
 /// method not allowed, request body over the limit, a failed WebSocket upgrade, ...).
 pub async fn json_errors(response: Response) -> Response {
@@ -160,24 +163,34 @@ pub async fn json_errors(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_json = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+        .unwrap_or("")
+        .to_string();
+    if content_type.starts_with("application/json") {
         return response;
     }
-    let message = match status {
-        StatusCode::NOT_FOUND => "no such route".to_string(),
-        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
-        StatusCode::PAYLOAD_TOO_LARGE => "request body is over the size limit".to_string(),
-        other => other
-            .canonical_reason()
-            .unwrap_or("request failed")
-            .to_string(),
+    let fallback = match status {
+        StatusCode::NOT_FOUND => "no such route",
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route",
+        StatusCode::PAYLOAD_TOO_LARGE => "request body is over the size limit",
+        other => other.canonical_reason().unwrap_or("request failed"),
     };
-    let (mut parts, _) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    // Keep a short plain-text explanation (e.g. from GraphQL or the WebSocket upgrade).
+    let text = if content_type.starts_with("text/plain") {
+        axum::body::to_bytes(body, MAX_ERROR_TEXT)
+            .await
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty())
+    } else {
+        None
+    };
+    let message = text.unwrap_or_else(|| fallback.to_string());
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

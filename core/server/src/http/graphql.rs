@@ -9,8 +9,9 @@ use async_graphql::http::{playground_source, GraphQLPlaygroundConfig};
 use async_graphql::{
     Context, Enum, ErrorExtensions, InputObject, Json, Object, Schema, SimpleObject, Subscription,
 };
-use async_graphql_axum::{GraphQL, GraphQLSubscription};
-use axum::response::Html;
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse, GraphQLSubscription};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
@@ -38,12 +39,30 @@ pub fn schema(engine: Arc<Engine>) -> SyrosSchema {
 
 /// `/graphql` and `/graphql/ws`.
 pub fn routes(schema: SyrosSchema) -> Router<AppState> {
+    let executor = schema.clone();
     Router::new()
         .route(
             "/graphql",
-            get(playground).post_service(GraphQL::new(schema.clone())),
+            get(playground).post(move |request| execute(executor.clone(), request)),
         )
         .route_service("/graphql/ws", GraphQLSubscription::new(schema))
+}
+
+/// `POST /graphql`: one request or a batch. A body that is not a GraphQL request gets the JSON
+/// error shape of the REST API, with the parser's explanation.
+async fn execute(
+    schema: SyrosSchema,
+    request: Result<GraphQLBatchRequest, GraphQLRejection>,
+) -> Response {
+    match request {
+        Ok(request) => {
+            GraphQLResponse::from(schema.execute_batch(request.into_inner()).await).into_response()
+        }
+        Err(rejection) => {
+            super::error::ApiError::invalid(format!("not a GraphQL request: {}", rejection.0))
+                .into_response()
+        }
+    }
 }
 
 async fn playground() -> Html<String> {
