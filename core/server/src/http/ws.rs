@@ -9,7 +9,7 @@
 //! which nothing (not even a pong) arrived for [`IDLE_TIMEOUT`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +117,8 @@ struct Outbox {
     queued_bytes: Arc<AtomicUsize>,
     /// Signalled when the client fell too far behind.
     overflow: Arc<Notify>,
+    /// Set once the connection is being cut off as a slow consumer (counted once).
+    slow: Arc<AtomicBool>,
 }
 
 impl Outbox {
@@ -132,18 +134,32 @@ impl Outbox {
         let len = text.len();
         if self.queued_bytes.fetch_add(len, Ordering::SeqCst) + len > OUTBOX_BYTES {
             self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
-            self.overflow.notify_one();
+            self.cut_off();
             return false;
         }
         match self.tx.try_send(text) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
-                self.overflow.notify_one();
+                self.cut_off();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+}
+
+impl Outbox {
+    fn cut_off(&self) {
+        slow_consumer(&self.slow);
+        self.overflow.notify_one();
+    }
+}
+
+/// Counts a slow consumer once per connection.
+fn slow_consumer(slow: &AtomicBool) {
+    if !slow.swap(true, Ordering::SeqCst) {
+        metrics::counter_slow_consumer();
     }
 }
 
@@ -167,6 +183,7 @@ async fn writer(
     mut rx: mpsc::Receiver<String>,
     queued_bytes: Arc<AtomicUsize>,
     overflow: Arc<Notify>,
+    slow: Arc<AtomicBool>,
     mut closing: mpsc::Receiver<(u16, String)>,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -176,7 +193,6 @@ async fn writer(
         tokio::select! {
             biased;
             _ = overflow.notified() => {
-                metrics::counter_slow_consumer();
                 break Some(close(CLOSE_POLICY, &format!(
                     "slow consumer: more than {OUTBOX_MESSAGES} messages or {OUTBOX_BYTES} bytes unsent"
                 )));
@@ -189,7 +205,7 @@ async fn writer(
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
-                    Err(_) => { metrics::counter_slow_consumer(); break None }
+                    Err(_) => { slow_consumer(&slow); break None }
                 }
             }
             next = rx.recv() => {
@@ -198,7 +214,7 @@ async fn writer(
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.into()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
-                    Err(_) => { metrics::counter_slow_consumer(); break None }
+                    Err(_) => { slow_consumer(&slow); break None }
                 }
             }
         }
@@ -256,12 +272,14 @@ async fn connection(socket: WebSocket, state: AppState) {
         tx,
         queued_bytes: Arc::new(AtomicUsize::new(0)),
         overflow: Arc::new(Notify::new()),
+        slow: Arc::new(AtomicBool::new(false)),
     };
     let mut writer_task = tokio::spawn(writer(
         sink,
         rx,
         outbox.queued_bytes.clone(),
         outbox.overflow.clone(),
+        outbox.slow.clone(),
         close_rx,
         state.stopping.clone(),
     ));
