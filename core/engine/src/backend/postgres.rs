@@ -266,15 +266,7 @@ impl EventStore for PostgresStore {
                 .bind(&query.stream)
                 .fetch_optional(&self.pool)
                 .await?;
-        let (bound, order) = match query.direction {
-            Direction::Forwards => (">=", "ASC"),
-            Direction::Backwards => ("<=", "DESC"),
-        };
-        let from = match (query.from, query.direction) {
-            (Some(from), _) => to_i64(from)?,
-            (None, Direction::Forwards) => 0,
-            (None, Direction::Backwards) => i64::MAX,
-        };
+        let (bound, order, from) = super::read_bounds(query.from, query.direction)?;
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM syros_events WHERE stream = $1 AND version {bound} $2
              ORDER BY version {order} LIMIT $3"
@@ -291,15 +283,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn read_all(&self, query: &AllQuery) -> Result<AllSlice> {
-        let (bound, order) = match query.direction {
-            Direction::Forwards => (">=", "ASC"),
-            Direction::Backwards => ("<=", "DESC"),
-        };
-        let from = match (query.from, query.direction) {
-            (Some(from), _) => to_i64(from)?,
-            (None, Direction::Forwards) => 0,
-            (None, Direction::Backwards) => i64::MAX,
-        };
+        let (bound, order, from) = super::read_bounds(query.from, query.direction)?;
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM syros_events WHERE position {bound} $1 ORDER BY position {order} LIMIT $2"
         ))

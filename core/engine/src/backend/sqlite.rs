@@ -438,15 +438,7 @@ impl EventStore for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?;
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let (bound, order) = match query.direction {
-            Direction::Forwards => (">=", "ASC"),
-            Direction::Backwards => ("<=", "DESC"),
-        };
-        let from = match (query.from, query.direction) {
-            (Some(from), _) => to_i64(from)?,
-            (None, Direction::Forwards) => 0,
-            (None, Direction::Backwards) => i64::MAX,
-        };
+        let (bound, order, from) = super::read_bounds(query.from, query.direction)?;
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream = ? AND version {bound} ?
              ORDER BY version {order} LIMIT ?"
@@ -464,15 +456,7 @@ impl EventStore for SqliteStore {
 
     async fn read_all(&self, query: &AllQuery) -> Result<AllSlice> {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let (bound, order) = match query.direction {
-            Direction::Forwards => (">=", "ASC"),
-            Direction::Backwards => ("<=", "DESC"),
-        };
-        let from = match (query.from, query.direction) {
-            (Some(from), _) => to_i64(from)?,
-            (None, Direction::Forwards) => 0,
-            (None, Direction::Backwards) => i64::MAX,
-        };
+        let (bound, order, from) = super::read_bounds(query.from, query.direction)?;
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position {bound} ? ORDER BY position {order} LIMIT ?"
         ))
