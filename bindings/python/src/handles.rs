@@ -259,6 +259,11 @@ impl Subscription {
     /// Stop following (a pending `next` returns None).
     fn close(&self) {
         self.closed.send_replace(true);
+        // A pending `next` holds the lock until it sees `closed`; drop the subscription after it.
+        if let Ok(mut guard) = self.inner.try_lock() {
+            guard.take();
+            return;
+        }
         let inner = self.inner.clone();
         syros_client::runtime::spawn(async move {
             inner.lock().await.take();
