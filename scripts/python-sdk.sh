@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The Python SDK end to end: builds the wheel (maturin, debug profile, the shared CARGO_TARGET_DIR)
+# in the repo's .venv, installs it, runs pytest on sdks/python/tests against `syros serve`
+# (SYROS_BIN), then runs every program in examples/python against a server this script starts and
+# stops by PID. Prints pytest's summary line; fails when a test fails or none ran. The last line
+# is a one-line summary for scripts/test.
+#
+#   scripts/python-sdk.sh                  everything
+#   scripts/python-sdk.sh -k locks         extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+VENV="$ROOT/.venv"
+WORK=$(mktemp -d)
+SERVER_PID=""
+
+log() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
+command -v python3 >/dev/null || fail "python3 not found"
+
+log "Python tools (.venv: sdks/python/requirements-dev.txt)"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r sdks/python/requirements-dev.txt
+
+log "cargo build -p syros-server"
+cargo build --quiet -p syros-server
+export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
+
+log "maturin build (debug) and pip install the wheel"
+(cd sdks/python && "$VENV/bin/maturin" build --interpreter "$VENV/bin/python" --out "$WORK/wheels")
+wheel=$(ls "$WORK"/wheels/syros-*.whl)
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+"$VENV/bin/python" -c 'import syros; print("syros", syros.__version__, "from", syros.__file__)'
+
+log "pytest sdks/python/tests"
+out="$WORK/pytest.out"
+set +e
+(cd sdks/python && "$VENV/bin/python" -m pytest -p no:cacheprovider -q tests "$@") 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^=*[ ]*[0-9]+ (passed|failed)' "$out" | tail -1 | sed -E 's/^=+ //; s/ =+$//')
+[ "$status" -eq 0 ] || fail "pytest sdks/python/tests (exit $status): ${summary:-no summary}"
+echo "$summary" | grep -qE '[0-9]+ passed' || fail "pytest ran no test"
+
+log "examples/python against syros serve"
+free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+port=$(free_port)
+mkdir -p "$WORK/data"
+(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=$port REST_PORT=$(free_port) WS_PORT=$(free_port) \
+   SYROS_DATA_DIR="$WORK/data" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
+SERVER_PID=$!
+for _ in $(seq 1 150); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
+  sleep 0.2
+done
+ran=0
+for example in examples/python/*.py; do
+  echo "--- $example"
+  "$VENV/bin/python" "$example" "127.0.0.1:$port" || { tail -50 "$WORK/syros.log"; fail "example $example"; }
+  ran=$((ran + 1))
+done
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+[ "$ran" -gt 0 ] || fail "no example ran"
+
+echo
+echo "python-sdk: pytest $summary; examples/python: $ran programs ran and checked their outcome"
