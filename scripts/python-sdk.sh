@@ -50,7 +50,7 @@ set +e
 (cd sdks/python && "$VENV/bin/python" -m pytest -p no:cacheprovider -q tests "$@") 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E '^=*[ ]*[0-9]+ (passed|failed)' "$out" | tail -1 | sed -E 's/^=+ //; s/ =+$//')
+summary=$(grep -E '^=*[ ]*[0-9]+ (passed|failed|deselected)' "$out" | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)
 [ "$status" -eq 0 ] || fail "pytest sdks/python/tests (exit $status): ${summary:-no summary}"
 echo "$summary" | grep -qE '[0-9]+ passed' || fail "pytest ran no test"
 
