@@ -20,23 +20,39 @@ async fn expected_version_zero_is_checked() {
         .expect("first append");
     assert_eq!(appended.last_version, 1);
     let err = events
-        .append("zero", vec![EventData::new("B", "{}")], ExpectedVersion::Exact(0))
+        .append(
+            "zero",
+            vec![EventData::new("B", "{}")],
+            ExpectedVersion::Exact(0),
+        )
         .await
         .expect_err("the stream is at version 1, not 0");
     assert_eq!(err.kind, ErrorKind::VersionConflict, "{err}");
     let ok = events
-        .append("zero", vec![EventData::new("B", "{}")], ExpectedVersion::Exact(1))
+        .append(
+            "zero",
+            vec![EventData::new("B", "{}")],
+            ExpectedVersion::Exact(1),
+        )
         .await
         .expect("exact 1");
     assert_eq!(ok.last_version, 2);
 
     let fresh = events
-        .append("zero-2", vec![EventData::new("A", "{}")], ExpectedVersion::Any)
+        .append(
+            "zero-2",
+            vec![EventData::new("A", "{}")],
+            ExpectedVersion::Any,
+        )
         .await
         .expect("append");
     assert_eq!(fresh.last_version, 0);
     events
-        .append("zero-2", vec![EventData::new("A", "{}")], ExpectedVersion::Exact(0))
+        .append(
+            "zero-2",
+            vec![EventData::new("A", "{}")],
+            ExpectedVersion::Exact(0),
+        )
         .await
         .expect("exact 0 at version 0");
 }
