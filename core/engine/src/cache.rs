@@ -25,7 +25,9 @@ impl CacheManager {
     /// The value of `key`, never an expired one.
     pub async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
         self.check_key(key)?;
-        self.store.get(key, now_ms()).await
+        let entry = self.store.get(key, now_ms()).await?;
+        crate::telemetry::cache_lookup(entry.is_some());
+        Ok(entry)
     }
 
     /// Store `value` under `key` for `ttl_ms` (0 = no expiry) with `tags`, replacing any earlier

@@ -141,9 +141,12 @@ impl EventManager {
                 metadata: (!event.metadata.is_empty()).then_some(event.metadata),
             });
         }
-        self.store
+        let appended = self
+            .store
             .append(stream, &checked, expected, now_ms())
-            .await
+            .await?;
+        crate::telemetry::events_appended(checked.len());
+        Ok(appended)
     }
 
     /// Read one stream from `from` (inclusive; `None` = its start, or its end backwards).

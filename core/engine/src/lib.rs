@@ -9,10 +9,12 @@ pub mod cache;
 pub mod error;
 pub mod events;
 pub mod limits;
+mod lock_feed;
 pub mod locks;
 pub mod model;
 pub mod sagas;
 pub mod store;
+pub mod telemetry;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ pub use cache::CacheManager;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventInput, EventManager};
 pub use limits::Limits;
-pub use locks::{AcquireLock, AcquireOutcome, LockManager};
+pub use locks::{AcquireLock, AcquireOutcome, LockChange, LockChangeKind, LockManager, LockWatch};
 pub use model::*;
 pub use sagas::SagaManager;
 
@@ -129,7 +131,7 @@ impl Engine {
     pub fn new(stores: Stores, limits: Limits) -> Arc<Self> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let engine = Arc::new(Engine {
-            locks: LockManager::new(stores.locks, limits.clone()),
+            locks: LockManager::new(stores.locks, limits.clone(), shutdown_rx.clone()),
             cache: CacheManager::new(stores.cache, limits.clone()),
             sagas: Arc::new(SagaManager::new(
                 stores.sagas,

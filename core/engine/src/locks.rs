@@ -4,19 +4,25 @@
 //! expiry noticed by the first waiter), [`LockWaiters::hand_off`] acquires the key in the store
 //! *on behalf of* the longest-waiting caller and hands it the lease through a channel. New callers
 //! do not barge past queued waiters on this server: they queue behind them.
+//!
+//! Every change is also published on the lock-change feed ([`LockManager::changes`],
+//! [`LockManager::watch`]) and counted in the engine's metrics ([`crate::telemetry`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{check_name, check_optional_name, check_range_ms, now_ms, page_limit, Limits};
+use crate::lock_feed::LockFeed;
+pub use crate::lock_feed::{LockChange, LockChangeKind, LockWatch, LOCK_CHANGE_BUFFER};
 use crate::model::Lease;
 use crate::store::{LeaseRequest, LockReleased, LockStore, TryAcquire};
+use crate::telemetry::AcquireProbe;
 
 /// Arguments of an acquire.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +51,9 @@ pub enum AcquireOutcome {
 /// another replica whose release went unseen).
 const WAITER_RECHECK: Duration = Duration::from_millis(500);
 
+/// How often leases granted here are checked for having expired unreleased.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+
 struct Waiter {
     id: u64,
     request: LeaseRequest,
@@ -62,6 +71,7 @@ struct KeyQueue {
 /// The per-key FIFO queues of callers waiting on this server.
 pub(crate) struct LockWaiters {
     store: Arc<dyn LockStore>,
+    feed: Arc<LockFeed>,
     queues: Mutex<HashMap<String, KeyQueue>>,
     next_id: AtomicU64,
 }
@@ -80,9 +90,10 @@ impl Drop for QueuePlace<'_> {
 }
 
 impl LockWaiters {
-    pub(crate) fn new(store: Arc<dyn LockStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn LockStore>, feed: Arc<LockFeed>) -> Self {
         LockWaiters {
             store,
+            feed,
             queues: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         }
@@ -210,6 +221,8 @@ impl LockWaiters {
             match attempt {
                 Ok(TryAcquire::Acquired(lease)) => {
                     let expires = lease.expires_at_ms;
+                    // Published before the waiter can act on it (and release it).
+                    self.feed.acquired(&lease);
                     match waiter.tx.send(lease) {
                         Ok(()) => {
                             if self.take_again(key) {
@@ -218,13 +231,11 @@ impl LockWaiters {
                             return Ok(Some(expires));
                         }
                         // The waiter gave up while we acquired for it: undo and serve the next.
-                        Err(lease) => {
-                            if let Err(err) = self.store.release(&lease.lease_id, now_ms()).await {
-                                if err.kind != ErrorKind::LockNotHeld {
-                                    return Err(err);
-                                }
-                            }
-                        }
+                        Err(lease) => match self.store.release(&lease.lease_id, now_ms()).await {
+                            Ok(released) => self.feed.released(&released, false),
+                            Err(err) if err.kind == ErrorKind::LockNotHeld => {}
+                            Err(err) => return Err(err),
+                        },
                     }
                 }
                 Ok(TryAcquire::Held(holder)) => {
@@ -266,20 +277,59 @@ impl LockWaiters {
 pub struct LockManager {
     store: Arc<dyn LockStore>,
     waiters: Arc<LockWaiters>,
+    feed: Arc<LockFeed>,
     limits: Limits,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl LockManager {
-    pub(crate) fn new(store: Arc<dyn LockStore>, limits: Limits) -> Self {
-        let waiters = Arc::new(LockWaiters::new(store.clone()));
-        if let Some(releases) = store.releases() {
+    pub(crate) fn new(
+        store: Arc<dyn LockStore>,
+        limits: Limits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let feed = Arc::new(LockFeed::new());
+        let waiters = Arc::new(LockWaiters::new(store.clone(), feed.clone()));
+        let releases = store.releases();
+        let shared = releases.is_some();
+        if let Some(releases) = releases {
             tokio::spawn(follow_releases(releases, Arc::downgrade(&waiters)));
         }
+        tokio::spawn(sweep_expired(Arc::downgrade(&waiters), shared));
         LockManager {
             store,
             waiters,
+            feed,
             limits,
+            shutdown,
         }
+    }
+
+    /// Every lock change this server publishes, from now on: acquisitions, renewals, releases
+    /// and force-releases made through it, releases and force-releases made through other
+    /// replicas of a shared store (announced by the store; lease fields are `None` when the
+    /// announcing server did not send them), and expiries of leases it granted. A receiver that
+    /// falls more than [`LOCK_CHANGE_BUFFER`] changes behind gets `Lagged`.
+    ///
+    /// Changes of one key arrive in the order they happened, except that a release racing with
+    /// an immediate re-acquire through another connection may be reported just after that
+    /// acquisition (fencing tokens tell the leases apart).
+    pub fn changes(&self) -> broadcast::Receiver<LockChange> {
+        self.feed.subscribe()
+    }
+
+    /// [`Self::changes`] of the keys starting with `prefix` (empty: every key), ending with an
+    /// error if the watcher falls behind or the server shuts down.
+    pub fn watch(&self, prefix: &str) -> Result<LockWatch> {
+        if !prefix.is_empty() {
+            self.check_key(prefix)?;
+        }
+        Ok(LockWatch {
+            changes: self.feed.subscribe(),
+            prefix: prefix.to_string(),
+            shutdown: self.shutdown.clone(),
+            ended: false,
+        })
     }
 
     fn check_ttl(&self, ttl_ms: u64) -> Result<()> {
@@ -301,6 +351,21 @@ impl LockManager {
 
     /// Acquire a lock, waiting in FIFO order up to `wait_timeout_ms`.
     pub async fn acquire(&self, args: AcquireLock) -> Result<AcquireOutcome> {
+        let mut probe = AcquireProbe::start();
+        let outcome = self.acquire_probed(args, &mut probe).await;
+        probe.finish(match &outcome {
+            Ok(AcquireOutcome::Acquired(_)) => "acquired",
+            Ok(AcquireOutcome::TimedOut { .. }) => "not_acquired",
+            Err(_) => "error",
+        });
+        outcome
+    }
+
+    async fn acquire_probed(
+        &self,
+        args: AcquireLock,
+        probe: &mut AcquireProbe,
+    ) -> Result<AcquireOutcome> {
         self.check_key(&args.key)?;
         check_name("owner", &args.owner, self.limits.max_owner_bytes)?;
         self.check_ttl(args.ttl_ms)?;
@@ -332,7 +397,10 @@ impl LockManager {
         }
         if !self.waiters.has_waiters(&request.key) {
             match self.store.try_acquire(&request, now_ms()).await? {
-                TryAcquire::Acquired(lease) => return Ok(AcquireOutcome::Acquired(lease)),
+                TryAcquire::Acquired(lease) => {
+                    self.feed.acquired(&lease);
+                    return Ok(AcquireOutcome::Acquired(lease));
+                }
                 TryAcquire::Held(holder) if args.wait_timeout_ms == 0 => {
                     return Ok(AcquireOutcome::TimedOut {
                         holder: Some(holder),
@@ -345,6 +413,7 @@ impl LockManager {
         let key = request.key.clone();
         let (tx, mut rx) = oneshot::channel();
         let id = self.waiters.enqueue(request, tx);
+        probe.waiting();
         let place = QueuePlace {
             waiters: &self.waiters,
             key: &key,
@@ -388,13 +457,16 @@ impl LockManager {
     pub async fn renew(&self, lease_id: &str, ttl_ms: u64) -> Result<Lease> {
         self.check_lease_id(lease_id)?;
         self.check_ttl(ttl_ms)?;
-        self.store.renew(lease_id, ttl_ms, now_ms()).await
+        let lease = self.store.renew(lease_id, ttl_ms, now_ms()).await?;
+        self.feed.renewed(&lease);
+        Ok(lease)
     }
 
     /// Release a held lease; the next waiter gets the key at once.
     pub async fn release(&self, lease_id: &str) -> Result<Lease> {
         self.check_lease_id(lease_id)?;
         let lease = self.store.release(lease_id, now_ms()).await?;
+        self.feed.released(&lease, false);
         self.wake_next(&lease.key);
         Ok(lease)
     }
@@ -418,7 +490,8 @@ impl LockManager {
     pub async fn force_release(&self, key: &str) -> Result<Option<Lease>> {
         self.check_key(key)?;
         let dropped = self.store.force_release(key, now_ms()).await?;
-        if dropped.is_some() {
+        if let Some(lease) = &dropped {
+            self.feed.released(lease, true);
             self.wake_next(key);
         }
         Ok(dropped)
@@ -434,8 +507,9 @@ impl LockManager {
     }
 }
 
-/// Wake local waiters when a shared store reports a release (possibly by another server).
-/// Ends when the store closes the channel or the engine is gone.
+/// Wake local waiters when a shared store reports a release (possibly by another server), and
+/// report releases made elsewhere on the feed. Ends when the store closes the channel or the
+/// engine is gone.
 async fn follow_releases(
     mut releases: tokio::sync::broadcast::Receiver<LockReleased>,
     waiters: std::sync::Weak<LockWaiters>,
@@ -447,13 +521,42 @@ async fn follow_releases(
             return;
         };
         match notice {
-            Ok(LockReleased::Key(key)) => waiters.wake(&key),
+            Ok(LockReleased::Key(notice)) => {
+                waiters.feed.announced(&notice);
+                waiters.wake(&notice.key);
+            }
             Ok(LockReleased::Resync) | Err(RecvError::Lagged(_)) => {
                 for key in waiters.waiting_keys() {
                     waiters.wake(&key);
                 }
             }
             Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Report leases granted here that reached their expiry unreleased (and drop them from the
+/// `syros_locks_held` gauge). For a shared store the holder is checked first, since the lease
+/// may have been renewed through another replica. Ends when the engine is gone.
+async fn sweep_expired(waiters: Weak<LockWaiters>, shared: bool) {
+    loop {
+        tokio::time::sleep(EXPIRY_SWEEP).await;
+        let Some(waiters) = waiters.upgrade() else {
+            return;
+        };
+        for lease in waiters.feed.due(now_ms()) {
+            let current = if shared {
+                match waiters.store.status(&lease.key, now_ms()).await {
+                    Ok(current) => current,
+                    Err(err) => {
+                        tracing::debug!(key = %lease.key, error = %err, "cannot check an expired lease; later");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            waiters.feed.settle(&lease, current.as_ref());
         }
     }
 }

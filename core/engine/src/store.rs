@@ -45,7 +45,8 @@ pub trait LockStore: Send + Sync + 'static {
     /// Delete rows of leases that expired before `now_ms` (housekeeping only).
     async fn purge_expired(&self, now_ms: i64) -> Result<u64>;
     /// For stores shared by several servers: leases released through *other* servers (and this
-    /// one), so local waiters can be woken. `None` when only this process uses the store.
+    /// one, marked [`ReleasedKey::own`]), so local waiters can be woken. `None` when only this
+    /// process uses the store.
     fn releases(&self) -> Option<broadcast::Receiver<LockReleased>> {
         None
     }
@@ -54,10 +55,23 @@ pub trait LockStore: Send + Sync + 'static {
 /// A notice from a shared lock store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockReleased {
-    /// The lease of this key ended.
-    Key(String),
+    /// The lease of a key ended (released or force-released).
+    Key(ReleasedKey),
     /// Notices may have been missed (reconnect): re-check every waiting key.
     Resync,
+}
+
+/// A lease that ended, as a shared store announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleasedKey {
+    /// The lock's key.
+    pub key: String,
+    /// The lease that ended, when the announcing server said (older servers send only the key).
+    pub lease: Option<Lease>,
+    /// Dropped by a force-release rather than by its holder.
+    pub forced: bool,
+    /// Announced through this very store instance: the engine has seen it already.
+    pub own: bool,
 }
 
 /// The durable source of fencing epochs for stores (like Redis) that may lose their counter.

@@ -10,7 +10,9 @@
 //! everything. See docs/storage.md for the guarantee and its limit (a Redis restored from an old
 //! snapshot keeps its counter and is not detected).
 //!
-//! Releases are published on a channel; every replica subscribes and wakes its local waiters.
+//! Releases are published on a channel (JSON: the lease, whether it was forced, and which store
+//! instance announced it); every replica subscribes, wakes its local waiters and reports the
+//! release in its lock-change feed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,8 @@ pub struct RedisStore {
     /// `{namespace}:`
     prefix: String,
     channel: String,
+    /// This store instance, named in its release announcements so it can tell its own apart.
+    instance: String,
     releases: broadcast::Sender<LockReleased>,
     /// Dropped with the store, which ends the release listener.
     _stop: watch::Sender<()>,
@@ -150,9 +154,11 @@ impl RedisStore {
         let channel = format!("{namespace}:lock-released");
         let (releases, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(());
+        let instance = uuid::Uuid::new_v4().simple().to_string();
         tokio::spawn(listen_releases(
             client,
             channel.clone(),
+            instance.clone(),
             releases.clone(),
             stop_rx,
         ));
@@ -162,6 +168,7 @@ impl RedisStore {
             epochs,
             prefix: format!("{{{namespace}}}:"),
             channel,
+            instance,
             releases,
             _stop: stop,
         })
@@ -212,12 +219,61 @@ impl RedisStore {
     }
 }
 
-/// Follow the release channel and forward each released key; after a reconnect, tell the
-/// engine to re-check every waiter (a release may have been missed while disconnected).
+/// A release announcement: the JSON the release scripts publish, or (from older servers) just
+/// the key.
+fn parse_release(payload: String, instance: &str) -> ReleasedKey {
+    let legacy = |key: String| ReleasedKey {
+        key,
+        lease: None,
+        forced: false,
+        own: false,
+    };
+    if !payload.starts_with('{') {
+        return legacy(payload);
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&payload) else {
+        return legacy(payload);
+    };
+    let text = |name: &str| map.get(name).and_then(serde_json::Value::as_str);
+    let number = |name: &str| text(name).and_then(|t| t.parse::<i64>().ok());
+    let Some(key) = text("key") else {
+        return legacy(payload);
+    };
+    let lease = match (
+        text("lease_id"),
+        text("owner"),
+        number("token"),
+        number("acquired_at"),
+        number("expires_at"),
+    ) {
+        (Some(lease_id), Some(owner), Some(token), Some(acquired), Some(expires)) => Some(Lease {
+            lease_id: lease_id.to_string(),
+            key: key.to_string(),
+            owner: owner.to_string(),
+            fencing_token: u64::try_from(token).unwrap_or(0),
+            acquired_at_ms: acquired,
+            expires_at_ms: expires,
+        }),
+        _ => None,
+    };
+    ReleasedKey {
+        key: key.to_string(),
+        lease,
+        forced: map
+            .get("forced")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        own: text("origin") == Some(instance),
+    }
+}
+
+/// Follow the release channel and forward each release; after a reconnect, tell the engine to
+/// re-check every waiter (a release may have been missed while disconnected).
 /// Ends when the store is dropped (`stop` closes).
 async fn listen_releases(
     client: redis::Client,
     channel: String,
+    instance: String,
     releases: broadcast::Sender<LockReleased>,
     mut stop: watch::Receiver<()>,
 ) {
@@ -238,8 +294,8 @@ async fn listen_releases(
             let _ = releases.send(LockReleased::Resync);
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
-                if let Ok(key) = message.get_payload::<String>() {
-                    let _ = releases.send(LockReleased::Key(key));
+                if let Ok(payload) = message.get_payload::<String>() {
+                    let _ = releases.send(LockReleased::Key(parse_release(payload, &instance)));
                 }
             }
             tracing::warn!("lost the Redis lock-release subscription; reconnecting");
@@ -331,6 +387,7 @@ impl LockStore for RedisStore {
             .key(self.index_key())
             .arg(lease_id)
             .arg(&self.channel)
+            .arg(&self.instance)
             .invoke_async(&mut conn)
             .await?;
         let fields = reply.ok_or_else(|| not_held(lease_id))?;
@@ -399,6 +456,7 @@ impl LockStore for RedisStore {
             .arg(key)
             .arg(&self.channel)
             .arg(self.lease_prefix())
+            .arg(&self.instance)
             .invoke_async(&mut conn)
             .await?;
         reply
@@ -524,5 +582,36 @@ impl CacheStore for RedisStore {
 
     async fn purge_expired(&self, _now_ms: i64) -> Result<u64> {
         Ok(0) // Redis expires entries (and tag sets) itself.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_announcements_parse() {
+        let json = r#"{"key":"a\/b","lease_id":"l1","owner":"o","token":"1099511627777",
+            "acquired_at":"10","expires_at":"20","origin":"me","forced":true}"#;
+        let notice = parse_release(json.to_string(), "me");
+        assert_eq!(notice.key, "a/b");
+        assert!(notice.own && notice.forced);
+        let lease = notice.lease.expect("the lease");
+        assert_eq!(lease.fencing_token, 1_099_511_627_777);
+        assert_eq!((lease.acquired_at_ms, lease.expires_at_ms), (10, 20));
+        assert!(!parse_release(json.to_string(), "another").own);
+        // A field the script could not read (false in Lua): the key still counts, no lease.
+        let partial = r#"{"key":"k","lease_id":"l1","owner":false,"origin":"x"}"#;
+        let notice = parse_release(partial.to_string(), "me");
+        assert_eq!(
+            (notice.key.as_str(), notice.lease, notice.own),
+            ("k", None, false)
+        );
+        // Older servers publish the bare key, whatever it looks like.
+        for key in ["orders/1", "{not json", "{\"no_key\":1}"] {
+            let notice = parse_release(key.to_string(), "me");
+            assert_eq!(notice.key, key);
+            assert!(notice.lease.is_none() && !notice.own && !notice.forced);
+        }
     }
 }

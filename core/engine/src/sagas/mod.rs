@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{check_name, check_optional_name, now_ms, page_limit};
 use crate::model::{ExpectedVersion, NewEvent};
 use crate::store::{EventStore, SagaStore};
+use crate::telemetry;
 pub use model::*;
 
 /// Default start-to-close timeout of a step attempt.
@@ -426,12 +427,15 @@ impl SagaManager {
             })
             .collect();
         let stream = format!("saga-{}", saga.saga_id);
-        if let Err(err) = self
+        match self
             .audit
             .append(&stream, &events, ExpectedVersion::Any, now_ms())
             .await
         {
-            tracing::warn!(saga_id = %saga.saga_id, error = %err, "saga audit append failed");
+            Ok(_) => telemetry::events_appended(events.len()),
+            Err(err) => {
+                tracing::warn!(saga_id = %saga.saga_id, error = %err, "saga audit append failed")
+            }
         }
     }
 
@@ -503,6 +507,7 @@ impl SagaManager {
         let tasks = start_step(&mut saga, 0, now, &mut notes);
         let stored = self.store.insert_saga(&saga, &tasks).await?;
         if stored.saga_id == saga.saga_id {
+            telemetry::saga_transition(stored.state.as_str());
             self.record(&stored, notes).await;
             self.announce(&tasks);
         }
@@ -555,6 +560,9 @@ impl SagaManager {
             };
             match self.store.apply(&transition).await? {
                 TransitionOutcome::Stored => {
+                    if transition.saga.state != current.state {
+                        telemetry::saga_transition(transition.saga.state.as_str());
+                    }
                     self.announce(&transition.new_tasks);
                     self.record(&transition.saga, notes).await;
                     return Ok(Some(transition.saga));

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use syros_engine::limits::now_ms;
-use syros_engine::{AcquireLock, AcquireOutcome, Engine, ErrorKind, Lease};
+use syros_engine::{
+    AcquireLock, AcquireOutcome, Engine, ErrorKind, Lease, LockChange, LockChangeKind,
+};
+use tokio::sync::broadcast;
 
 use super::{expect_kind, unique, within, Harness};
 
@@ -631,4 +634,120 @@ pub async fn try_lock_does_not_jump_the_queue<H: Harness>(h: H) {
         AcquireOutcome::Acquired(lease) => assert_eq!(lease.owner, "waiter"),
         other => panic!("the queued waiter did not get the lock: {other:?}"),
     }
+}
+
+/// The next change of `key` from the raw feed (changes of other keys, e.g. other tests' releases
+/// announced by a shared store, are skipped).
+async fn next_change(feed: &mut broadcast::Receiver<LockChange>, key: &str) -> LockChange {
+    within(10, "the next lock change", async {
+        loop {
+            let change = feed.recv().await.expect("the feed stays open");
+            if change.key == key {
+                return change;
+            }
+        }
+    })
+    .await
+}
+
+/// Asserts that `change` is `kind` of `lease`.
+#[track_caller]
+fn assert_change(change: &LockChange, kind: LockChangeKind, lease: &Lease) {
+    assert_eq!(change.kind, kind, "{change:?}");
+    assert_eq!(change.key, lease.key, "{change:?}");
+    assert_eq!(
+        change.owner.as_deref(),
+        Some(lease.owner.as_str()),
+        "{change:?}"
+    );
+    assert_eq!(change.lease_id.as_deref(), Some(lease.lease_id.as_str()));
+    assert_eq!(
+        change.fencing_token,
+        Some(lease.fencing_token),
+        "{change:?}"
+    );
+    let expires = matches!(
+        kind,
+        LockChangeKind::Acquired | LockChangeKind::Renewed | LockChangeKind::Expired
+    )
+    .then_some(lease.expires_at_ms);
+    assert_eq!(change.expires_at_ms, expires, "{change:?}");
+    assert!(change.at_ms > 0, "{change:?}");
+}
+
+/// The lock-change feed reports acquisitions (direct and handed to a waiter), renewals, releases
+/// and force-releases in order, each once; a watch sees only its prefix.
+pub async fn lock_change_feed_reports_in_order<H: Harness>(h: H) {
+    let e = h.engine();
+    let k = unique("feed");
+    let other = unique("elsewhere");
+    let mut feed = e.locks.changes();
+    let mut watch = e.locks.watch(&k).unwrap();
+
+    let first = take(&e, &k, "first", 10_000, 0).await;
+    let unrelated = take(&e, &other, "other", 10_000, 0).await;
+    let renewed = e.locks.renew(&first.lease_id, 20_000).await.unwrap();
+    let released = e.locks.release(&first.lease_id).await.unwrap();
+    let second = take(&e, &k, "second", 10_000, 0).await;
+    let waiter = {
+        let (e, k) = (e.clone(), k.clone());
+        tokio::spawn(async move { take(&e, &k, "waiter", 10_000, 10_000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dropped = e.locks.force_release(&k).await.unwrap().expect("a holder");
+    let third = within(10, "the waiter", waiter).await.unwrap();
+    let last = e.locks.release(&third.lease_id).await.unwrap();
+    e.locks.release(&unrelated.lease_id).await.unwrap();
+
+    let expected = [
+        (LockChangeKind::Acquired, &first),
+        (LockChangeKind::Renewed, &renewed),
+        (LockChangeKind::Released, &released),
+        (LockChangeKind::Acquired, &second),
+        (LockChangeKind::ForceReleased, &dropped),
+        (LockChangeKind::Acquired, &third),
+        (LockChangeKind::Released, &last),
+    ];
+    for (kind, lease) in expected {
+        assert_change(&next_change(&mut feed, &k).await, kind, lease);
+        let watched = within(10, "the next watched change", watch.next())
+            .await
+            .expect("the watch stays open")
+            .expect("no error");
+        assert_change(&watched, kind, lease);
+    }
+    assert_eq!(dropped.lease_id, second.lease_id);
+    // Nothing more: no change of another key through the watch, no echo of a release through a
+    // shared store's announcements.
+    let extra = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(extra.is_err(), "unexpected change: {extra:?}");
+    let extra = tokio::time::timeout(Duration::from_millis(100), next_change(&mut feed, &k)).await;
+    assert!(extra.is_err(), "unexpected change: {extra:?}");
+    // Invalid prefixes are refused.
+    expect_kind(
+        e.locks.watch(&"x".repeat(513)).map(|_| ()),
+        ErrorKind::InvalidArgument,
+    );
+}
+
+/// A lease granted here that nobody releases is reported expired, once, soon after its expiry.
+pub async fn lock_change_feed_reports_expiry<H: Harness>(h: H) {
+    let e = h.engine();
+    let k = unique("expiry");
+    let mut watch = e.locks.watch(&k).unwrap();
+    let lease = take(&e, &k, "sleepy", 200, 0).await;
+    let change = within(5, "acquired", watch.next()).await.unwrap().unwrap();
+    assert_change(&change, LockChangeKind::Acquired, &lease);
+    let change = within(5, "expired", watch.next()).await.unwrap().unwrap();
+    assert_change(&change, LockChangeKind::Expired, &lease);
+    assert!(change.at_ms >= lease.expires_at_ms, "{change:?}");
+    // The next holder's acquisition follows; the old lease is not reported again.
+    let next = take(&e, &k, "next", 10_000, 0).await;
+    let change = within(5, "acquired", watch.next()).await.unwrap().unwrap();
+    assert_change(&change, LockChangeKind::Acquired, &next);
+    e.locks.release(&next.lease_id).await.unwrap();
+    let change = within(5, "released", watch.next()).await.unwrap().unwrap();
+    assert_change(&change, LockChangeKind::Released, &next);
+    let extra = tokio::time::timeout(Duration::from_millis(1_500), watch.next()).await;
+    assert!(extra.is_err(), "unexpected change: {extra:?}");
 }

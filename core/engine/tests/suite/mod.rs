@@ -80,6 +80,8 @@ macro_rules! engine_suite {
             invalid_arguments_change_nothing,
             leases_survive_restart,
             try_lock_does_not_jump_the_queue,
+            lock_change_feed_reports_in_order,
+            lock_change_feed_reports_expiry,
         });
         $crate::engine_suite!(@group $make; cache {
             set_get_overwrite_delete,
