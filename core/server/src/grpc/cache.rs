@@ -23,7 +23,6 @@ impl pb::CacheService for CacheApi {
             .get(&req.into_inner().key)
             .await
             .map_err(status)?;
-        crate::http::metrics::cache_lookup("grpc", entry.is_some());
         Ok(Response::new(match entry {
             Some(e) => pb::CacheGetResponse {
                 found: true,

@@ -78,14 +78,12 @@ impl pb::EventService for EventApi {
                 metadata: e.metadata_json.to_string(),
             })
             .collect::<Vec<_>>();
-        let count = events.len();
         let appended = self
             .engine
             .events
             .append(&req.stream, events, expected)
             .await
             .map_err(status)?;
-        crate::http::metrics::events_appended("grpc", count);
         Ok(Response::new(pb::AppendEventsResponse {
             last_version: appended.last_version,
             first_position: appended.first_position,

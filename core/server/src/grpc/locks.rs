@@ -40,7 +40,6 @@ impl pb::LockService for LockApi {
                 request_id: req.request_id.to_string(),
             })
             .await;
-        crate::http::metrics::lock_acquire("grpc", crate::http::metrics::acquire_outcome(&outcome));
         Ok(Response::new(match outcome.map_err(status)? {
             AcquireOutcome::Acquired(l) => pb::AcquireLockResponse {
                 acquired: true,

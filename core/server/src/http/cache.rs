@@ -11,7 +11,7 @@ use syros_engine::CacheEntry;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, Json, Path};
-use super::{duration_ms, metrics, rfc3339, AppState};
+use super::{duration_ms, rfc3339, AppState};
 
 /// A cache entry.
 #[derive(Debug, Serialize, ToSchema)]
@@ -99,7 +99,6 @@ pub async fn get(
     Path(key): Path<String>,
 ) -> Result<axum::Json<CacheEntryBody>, ApiError> {
     let entry = state.engine.cache.get(&key).await?;
-    metrics::cache_lookup("rest", entry.is_some());
     match entry {
         Some(entry) => Ok(axum::Json(entry.into())),
         None => Err(ApiError::from(syros_engine::Error::new(

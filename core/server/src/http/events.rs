@@ -9,7 +9,7 @@ use syros_engine::{Direction, EventInput, ExpectedVersion, RecordedEvent};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use super::{metrics, rfc3339, AppState};
+use super::{rfc3339, AppState};
 
 /// One event to append.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -277,7 +277,6 @@ pub async fn append(
         .events
         .append(&stream, events, expected)
         .await?;
-    metrics::events_appended("rest", count as usize);
     Ok((
         StatusCode::CREATED,
         axum::Json(AppendedBody {

@@ -23,7 +23,7 @@ use syros_engine::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{metrics, rfc3339, AppState};
+use super::{rfc3339, AppState};
 
 /// The executable schema.
 pub type SyrosSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -440,7 +440,6 @@ impl QueryRoot {
         key: String,
     ) -> async_graphql::Result<Option<CacheEntry>> {
         let entry = engine(ctx).cache.get(&key).await.map_err(gql)?;
-        metrics::cache_lookup("graphql", entry.is_some());
         Ok(entry.map(Into::into))
     }
 
@@ -541,7 +540,6 @@ impl MutationRoot {
                 request_id: input.request_id.unwrap_or_default(),
             })
             .await;
-        metrics::lock_acquire("graphql", metrics::acquire_outcome(&outcome));
         Ok(match outcome.map_err(gql)? {
             AcquireOutcome::Acquired(lease) => AcquireResult {
                 acquired: true,
@@ -666,7 +664,6 @@ impl MutationRoot {
             .append(&stream, events, expected)
             .await
             .map_err(gql)?;
-        metrics::events_appended("graphql", count as usize);
         Ok(AppendResult {
             stream,
             first_version: (appended.last_version + 1).saturating_sub(count),

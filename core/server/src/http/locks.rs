@@ -9,7 +9,7 @@ use syros_engine::{AcquireLock, AcquireOutcome, Lease};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
-use super::{duration_ms, metrics, rfc3339, AppState};
+use super::{duration_ms, rfc3339, AppState};
 
 /// A held lock.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -173,7 +173,6 @@ pub async fn acquire(
             request_id: body.request_id.unwrap_or_default(),
         })
         .await;
-    metrics::lock_acquire("rest", metrics::acquire_outcome(&outcome));
     match outcome? {
         AcquireOutcome::Acquired(lease) => {
             Ok((StatusCode::CREATED, axum::Json(LeaseBody::from(lease))))

@@ -1,9 +1,9 @@
-//! Prometheus metrics: the recorder, the per-request middleware and the counters that the
-//! transports record around engine calls.
+//! Prometheus metrics: the recorder, the per-request middleware and the WebSocket gauges.
 //!
-//! Engine-level counters (lock acquisitions, appended events, cache hits) are recorded here, by
-//! the adapters, because the engine has no metrics hooks yet; every transport calls the same
-//! functions, so the numbers cover gRPC, REST, GraphQL and WebSocket alike.
+//! Engine-level metrics (lock acquisitions, waits and holders, appended events, cache hits, saga
+//! transitions) are recorded by the engine itself ([`syros_engine::telemetry`]), where the work
+//! happens, so every transport is counted exactly once; this module only installs the recorder
+//! they report to.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,17 +12,12 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use syros_engine::telemetry;
 
 /// HTTP requests answered, by `method`, `route` (the route template) and `status`.
 pub const HTTP_REQUESTS: &str = "syros_http_requests_total";
 /// HTTP request latency in seconds, by `method`, `route` and `status`.
 pub const HTTP_DURATION: &str = "syros_http_request_duration_seconds";
-/// Lock acquire calls by `outcome` (`acquired`, `not_acquired`, `error`) and `api`.
-pub const LOCK_ACQUISITIONS: &str = "syros_lock_acquisitions_total";
-/// Events appended, by `api`.
-pub const EVENTS_APPENDED: &str = "syros_events_appended_total";
-/// Cache reads by `result` (`hit`, `miss`) and `api`.
-pub const CACHE_LOOKUPS: &str = "syros_cache_lookups_total";
 /// Open WebSocket connections (event WebSocket API).
 pub const WS_CONNECTIONS: &str = "syros_websocket_connections";
 /// WebSocket connections closed because the client did not keep up.
@@ -42,6 +37,11 @@ pub fn handle() -> Option<PrometheusHandle> {
     }
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_string()), LATENCY_BUCKETS)
+        .ok()?
+        .set_buckets_for_metric(
+            Matcher::Full(telemetry::LOCK_WAIT.to_string()),
+            telemetry::LOCK_WAIT_BUCKETS,
+        )
         .ok()?;
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
@@ -55,9 +55,7 @@ pub fn handle() -> Option<PrometheusHandle> {
         metrics::Unit::Seconds,
         "HTTP request latency"
     );
-    metrics::describe_counter!(LOCK_ACQUISITIONS, "lock acquire calls by outcome");
-    metrics::describe_counter!(EVENTS_APPENDED, "events appended");
-    metrics::describe_counter!(CACHE_LOOKUPS, "cache reads by hit or miss");
+    telemetry::describe();
     metrics::describe_gauge!(WS_CONNECTIONS, "open event WebSocket connections");
     metrics::describe_counter!(
         WS_SLOW_CONSUMERS,
@@ -92,31 +90,6 @@ pub async fn track(request: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_DURATION, &labels).record(start.elapsed().as_secs_f64());
     response
-}
-
-/// Records the outcome of a lock acquire: `acquired`, `not_acquired` or `error`.
-pub fn lock_acquire(api: &'static str, outcome: &'static str) {
-    metrics::counter!(LOCK_ACQUISITIONS, "outcome" => outcome, "api" => api).increment(1);
-}
-
-/// Records `count` appended events.
-pub fn events_appended(api: &'static str, count: usize) {
-    metrics::counter!(EVENTS_APPENDED, "api" => api).increment(count as u64);
-}
-
-/// Records a cache read.
-pub fn cache_lookup(api: &'static str, hit: bool) {
-    let result = if hit { "hit" } else { "miss" };
-    metrics::counter!(CACHE_LOOKUPS, "result" => result, "api" => api).increment(1);
-}
-
-/// The acquire outcome label of an engine answer.
-pub fn acquire_outcome<E>(outcome: &Result<syros_engine::AcquireOutcome, E>) -> &'static str {
-    match outcome {
-        Ok(syros_engine::AcquireOutcome::Acquired(_)) => "acquired",
-        Ok(syros_engine::AcquireOutcome::TimedOut { .. }) => "not_acquired",
-        Err(_) => "error",
-    }
 }
 
 /// Records a WebSocket client cut off for not keeping up.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 __all__ = [
     "ANY",
@@ -91,13 +91,13 @@ class Event:
     #: Your id for the event (at most 128 bytes); the client makes a UUID when ``None``.
     event_id: Optional[str] = None
 
-    def _wire(self) -> tuple:
+    def _wire(self) -> "WireEvent":
         data = "{}" if self.data is None else json.dumps(self.data)
         metadata = None if self.metadata is None else json.dumps(self.metadata)
         return (self.event_id, self.type, data, metadata)
 
 
-def _event(value: Union[Event, Mapping[str, Any]]) -> tuple:
+def _event(value: Union[Event, Mapping[str, Any]]) -> "WireEvent":
     if isinstance(value, Event):
         return value._wire()
     if isinstance(value, Mapping):
@@ -137,3 +137,5 @@ def _input_json(value: Any) -> str:
 
 
 Json = Dict[str, Any]
+#: (event_id, type, data_json, metadata_json), as the binding takes it.
+WireEvent = Tuple[Optional[str], str, str, Optional[str]]
