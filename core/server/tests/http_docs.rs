@@ -9,6 +9,9 @@
 //!   expected, in order. Its info string may name a path and a subprotocol
 //!   (```ws /graphql/ws graphql-transport-ws, on the REST port); plain ```ws is the event
 //!   WebSocket API. A connection stays open for the later blocks of the same document.
+//!   A block that ends with a sent message is followed by a short pause, so that a subscription
+//!   it starts is running before the next command (graphql-transport-ws does not acknowledge
+//!   subscriptions).
 //! - Documented answers must match exactly, except ids and timestamps (keys ending in `_id`,
 //!   `Id`, `_at`, `At`, `_ms`, `Ms`): a documented id used in a later command is replaced by
 //!   the real one.
@@ -216,6 +219,11 @@ impl Runner {
             .enumerate()
             .map(|(offset, line)| (block.line + offset + 1, line.trim()))
             .collect();
+        let ends_with_send = lines
+            .iter()
+            .rev()
+            .find(|(_, line)| line.starts_with('>') || line.starts_with('<'))
+            .is_some_and(|(_, line)| line.starts_with('>'));
         let mut index = 0;
         while index < lines.len() {
             let (line_no, line) = lines[index];
@@ -273,6 +281,9 @@ impl Runner {
                 }
                 self.ran += 1;
             }
+        }
+        if ends_with_send {
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 }

@@ -272,6 +272,117 @@ async fn subscription_over_websocket_catches_up_then_goes_live() {
     );
 }
 
+/// Acquires `key` (30 s) through GraphQL; returns the lease.
+async fn gql_acquire(server: &ServerProcess, key: &str) -> Value {
+    let answer = graphql(
+        server,
+        r#"mutation($key: String!) { acquireLock(input: {key: $key, owner: "gql", ttlMs: 30000}) {
+             lease { leaseId key owner fencingToken expiresAtMs } } }"#,
+        json!({"key": key}),
+    )
+    .await;
+    assert_eq!(answer.get("errors"), None, "{answer}");
+    answer["data"]["acquireLock"]["lease"].clone()
+}
+
+#[tokio::test]
+async fn lock_changes_subscription() {
+    let (server, _dir) = start().await;
+    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(read_json(&mut socket).await["type"], "connection_ack");
+    socket
+        .send(Message::text(
+            json!({"id": "locks", "type": "subscribe", "payload": {
+                "query": r#"subscription { lockChanges(prefix: "gql/") {
+                    kind key owner fencingToken leaseId expiresAtMs changedAtMs changedAt } }"#
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    // graphql-transport-ws does not acknowledge a subscription: acquire probe locks until one
+    // is reported, then a marker, and read up to the marker.
+    let mut probe = 0;
+    loop {
+        gql_acquire(&server, &format!("gql/probe-{probe}")).await;
+        probe += 1;
+        match tokio::time::timeout(Duration::from_millis(300), read_json(&mut socket)).await {
+            Ok(message) => {
+                assert_eq!(message["type"], "next", "{message}");
+                break;
+            }
+            Err(_) => assert!(probe < 30, "the subscription never started"),
+        }
+    }
+    gql_acquire(&server, "gql/marker").await;
+    loop {
+        let message = read_json(&mut socket).await;
+        if message["payload"]["data"]["lockChanges"]["key"] == "gql/marker" {
+            break;
+        }
+    }
+
+    gql_acquire(&server, "other/1").await;
+    let lease = gql_acquire(&server, "gql/1").await;
+    let released = graphql(
+        &server,
+        r#"mutation($id: String!) { releaseLock(leaseId: $id) { key } }"#,
+        json!({"id": lease["leaseId"]}),
+    )
+    .await;
+    assert_eq!(released.get("errors"), None, "{released}");
+    for kind in ["ACQUIRED", "RELEASED"] {
+        let message = read_json(&mut socket).await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(message["id"], "locks", "{message}");
+        let change = &message["payload"]["data"]["lockChanges"];
+        assert_eq!(change["kind"], kind, "{message}");
+        for field in ["key", "owner", "fencingToken", "leaseId"] {
+            assert_eq!(change[field], lease[field], "{field} of {message}");
+        }
+        let expires = if kind == "ACQUIRED" {
+            lease["expiresAtMs"].clone()
+        } else {
+            Value::Null
+        };
+        assert_eq!(change["expiresAtMs"], expires, "{message}");
+        assert!(change["changedAtMs"].as_i64().is_some_and(|t| t > 0));
+    }
+
+    // An invalid prefix is an error of the subscription.
+    socket
+        .send(Message::text(
+            json!({"id": "bad", "type": "subscribe", "payload": {
+                "query": format!(r#"subscription {{ lockChanges(prefix: "{}") {{ key }} }}"#, "p".repeat(600))
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    let error = read_json(&mut socket).await;
+    assert_eq!(error["id"], "bad", "{error}");
+    assert_eq!(error["type"], "next", "{error}");
+    assert_eq!(
+        error["payload"]["errors"][0]["extensions"]["code"], "invalid_argument",
+        "{error}"
+    );
+    let complete = read_json(&mut socket).await;
+    assert_eq!(complete, json!({"id": "bad", "type": "complete"}));
+}
+
 async fn read_json(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,

@@ -297,3 +297,138 @@ async fn sigterm_closes_websockets_with_going_away() {
     };
     assert_eq!(close.expect("a close code").code, CloseCode::Away);
 }
+
+async fn rest(method: reqwest::Method, server: &ServerProcess, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .request(method, server.rest_url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+async fn acquire(server: &ServerProcess, key: &str, owner: &str) -> Value {
+    rest(
+        reqwest::Method::POST,
+        server,
+        "/api/v1/locks",
+        json!({"key": key, "owner": owner, "ttl_ms": 10_000}),
+    )
+    .await
+}
+
+async fn release(server: &ServerProcess, lease: &Value) -> Value {
+    let path = format!("/api/v1/locks/{}", lease["lease_id"].as_str().unwrap());
+    rest(reqwest::Method::DELETE, server, &path, json!({})).await
+}
+
+/// Asserts a `lock` message of subscription `id`: `kind` of `lease`.
+#[track_caller]
+fn assert_lock_change(message: &Value, id: &str, kind: &str, lease: &Value) {
+    assert_eq!(message["type"], "lock", "{message}");
+    assert_eq!(message["id"], id, "{message}");
+    let change = &message["change"];
+    assert_eq!(change["kind"], kind, "{message}");
+    for field in ["key", "owner", "fencing_token", "lease_id"] {
+        assert_eq!(change[field], lease[field], "{field} of {message}");
+    }
+    if kind == "acquired" {
+        assert_eq!(change["expires_at_ms"], lease["expires_at_ms"], "{message}");
+        assert_eq!(change["expires_at"], lease["expires_at"], "{message}");
+    } else {
+        assert!(change["expires_at_ms"].is_null(), "{message}");
+    }
+    assert!(change["changed_at_ms"].as_i64().is_some_and(|t| t > 0));
+    assert!(change["changed_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+}
+
+#[tokio::test]
+async fn lock_changes_by_key_prefix() {
+    let (server, _dir) = start().await;
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe_locks", "id": "orders", "prefix": "orders/"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await,
+        json!({"type": "subscribed", "id": "orders"})
+    );
+
+    // A lock outside the prefix first: if it leaked, it would arrive first.
+    let other = acquire(&server, "other/1", "w-other").await;
+    let order = acquire(&server, "orders/1", "w-1").await;
+    assert_lock_change(&next(&mut socket).await, "orders", "acquired", &order);
+    let released = release(&server, &order).await;
+    assert_lock_change(&next(&mut socket).await, "orders", "released", &released);
+    release(&server, &other).await;
+    // Force-release, and a second subscriber on the same connection seeing every key.
+    send(&mut socket, json!({"type": "subscribe_locks", "id": "all"})).await;
+    assert_eq!(
+        next(&mut socket).await,
+        json!({"type": "subscribed", "id": "all"})
+    );
+    let second = acquire(&server, "orders/2", "w-2").await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let message = next(&mut socket).await;
+        assert_lock_change(
+            &message,
+            message["id"].as_str().unwrap(),
+            "acquired",
+            &second,
+        );
+        seen.push(message["id"].as_str().unwrap().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["all", "orders"]);
+    let dropped = rest(
+        reqwest::Method::POST,
+        &server,
+        "/api/v1/admin/locks/force-release",
+        json!({"key": "orders/2"}),
+    )
+    .await;
+    for _ in 0..2 {
+        let message = next(&mut socket).await;
+        let id = message["id"].as_str().unwrap().to_string();
+        assert_lock_change(&message, &id, "force_released", &dropped["lease"]);
+    }
+    // Unsubscribed: nothing more for it; the other subscription goes on.
+    send(&mut socket, json!({"type": "unsubscribe", "id": "orders"})).await;
+    assert_eq!(
+        next(&mut socket).await,
+        json!({"type": "unsubscribed", "id": "orders"})
+    );
+    let third = acquire(&server, "orders/3", "w-3").await;
+    assert_lock_change(&next(&mut socket).await, "all", "acquired", &third);
+
+    // Mistakes are answered on the subscription's id.
+    send(
+        &mut socket,
+        json!({"type": "subscribe_locks", "id": "all", "prefix": "x"}),
+    )
+    .await;
+    let error = next(&mut socket).await;
+    assert_eq!(
+        (&error["type"], &error["id"]),
+        (&json!("error"), &json!("all"))
+    );
+    send(
+        &mut socket,
+        json!({"type": "subscribe_locks", "id": "long", "prefix": "p".repeat(600)}),
+    )
+    .await;
+    let error = next(&mut socket).await;
+    assert_eq!(error["id"], "long", "{error}");
+    assert_eq!(error["code"], "invalid_argument", "{error}");
+}

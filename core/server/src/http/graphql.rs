@@ -130,6 +130,71 @@ pub struct LockStatus {
     pub lease: Option<Lease>,
 }
 
+/// What happened to a lock.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "LockChangeKind")]
+pub enum LockChangeKindValue {
+    /// A lease was granted (directly or handed to a waiter).
+    Acquired,
+    /// A lease was extended.
+    Renewed,
+    /// The holder released its lease.
+    Released,
+    /// An admin dropped the lease.
+    ForceReleased,
+    /// A lease granted by this server reached its expiry without being released.
+    Expired,
+}
+
+impl From<syros_engine::LockChangeKind> for LockChangeKindValue {
+    fn from(kind: syros_engine::LockChangeKind) -> Self {
+        use syros_engine::LockChangeKind as K;
+        match kind {
+            K::Acquired => LockChangeKindValue::Acquired,
+            K::Renewed => LockChangeKindValue::Renewed,
+            K::Released => LockChangeKindValue::Released,
+            K::ForceReleased => LockChangeKindValue::ForceReleased,
+            K::Expired => LockChangeKindValue::Expired,
+        }
+    }
+}
+
+/// One change of one lock (see docs/websocket-api.md for what is reported).
+#[derive(SimpleObject)]
+#[graphql(name = "LockChange")]
+pub struct LockChangeValue {
+    pub kind: LockChangeKindValue,
+    pub key: String,
+    /// `null` when the server that made the change did not say.
+    pub owner: Option<String>,
+    pub fencing_token: Option<u64>,
+    pub lease_id: Option<String>,
+    /// When the lease ends (acquired, renewed) or ended (expired); `null` for releases.
+    pub expires_at_ms: Option<i64>,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+    /// When the server published the change.
+    pub changed_at_ms: i64,
+    /// RFC 3339.
+    pub changed_at: String,
+}
+
+impl From<syros_engine::LockChange> for LockChangeValue {
+    fn from(change: syros_engine::LockChange) -> Self {
+        LockChangeValue {
+            kind: change.kind.into(),
+            expires_at: change.expires_at_ms.map(rfc3339),
+            changed_at: rfc3339(change.at_ms),
+            key: change.key,
+            owner: change.owner,
+            fencing_token: change.fencing_token,
+            lease_id: change.lease_id,
+            expires_at_ms: change.expires_at_ms,
+            changed_at_ms: change.at_ms,
+        }
+    }
+}
+
 /// The outcome of `acquireLock`.
 #[derive(SimpleObject)]
 pub struct AcquireResult {
@@ -739,5 +804,21 @@ impl SubscriptionRoot {
             .await
             .map_err(gql)?;
         Ok(ReceiverStream::new(events).map(|item| item.map(Event::from).map_err(gql)))
+    }
+
+    /// Changes of the locks whose key starts with `prefix` (every lock when empty), from now
+    /// on: acquired, renewed, released, force-released, expired. Ends with an `unavailable`
+    /// error when the subscriber fell too far behind (changes were missed) or the server shuts
+    /// down.
+    async fn lock_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] prefix: String,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LockChangeValue>>> {
+        let watch = engine(ctx).locks.watch(&prefix).map_err(gql)?;
+        Ok(futures::stream::unfold(watch, |mut watch| async move {
+            let item = watch.next().await?;
+            Some((item.map(LockChangeValue::from).map_err(gql), watch))
+        }))
     }
 }

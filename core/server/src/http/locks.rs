@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use syros_engine::{AcquireLock, AcquireOutcome, Lease};
+use syros_engine::{AcquireLock, AcquireOutcome, Lease, LockChange};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
@@ -42,6 +42,42 @@ impl From<Lease> for LeaseBody {
             fencing_token: lease.fencing_token,
             acquired_at_ms: lease.acquired_at_ms,
             expires_at_ms: lease.expires_at_ms,
+        }
+    }
+}
+
+/// A lock change, as the WebSocket API sends it (docs/websocket-api.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct LockChangeBody {
+    /// `acquired`, `renewed`, `released`, `force_released` or `expired`.
+    pub kind: &'static str,
+    pub key: String,
+    /// `null` when the server that made the change did not say.
+    pub owner: Option<String>,
+    pub fencing_token: Option<u64>,
+    pub lease_id: Option<String>,
+    /// When the lease ends (`acquired`, `renewed`) or ended (`expired`); `null` for releases.
+    pub expires_at_ms: Option<i64>,
+    /// `expires_at_ms` as RFC 3339 (UTC).
+    pub expires_at: Option<String>,
+    /// When the server published the change.
+    pub changed_at_ms: i64,
+    /// `changed_at_ms` as RFC 3339 (UTC).
+    pub changed_at: String,
+}
+
+impl From<LockChange> for LockChangeBody {
+    fn from(change: LockChange) -> Self {
+        LockChangeBody {
+            kind: change.kind.as_str(),
+            expires_at: change.expires_at_ms.map(rfc3339),
+            changed_at: rfc3339(change.at_ms),
+            key: change.key,
+            owner: change.owner,
+            fencing_token: change.fencing_token,
+            lease_id: change.lease_id,
+            expires_at_ms: change.expires_at_ms,
+            changed_at_ms: change.at_ms,
         }
     }
 }

@@ -1,16 +1,17 @@
-//! The event WebSocket API on `WS_PORT` (docs/websocket-api.md): JSON text messages to
-//! subscribe to one stream or to all streams, catch-up then live, as many subscriptions per
-//! connection as [`MAX_SUBSCRIPTIONS`].
+//! The WebSocket API on `WS_PORT` (docs/websocket-api.md): JSON text messages to subscribe to
+//! one event stream or to all streams (catch-up then live), and to lock changes by key prefix,
+//! as many subscriptions per connection as [`MAX_SUBSCRIPTIONS`].
 //!
 //! Memory per connection is bounded: messages wait in an outbox of at most
 //! [`OUTBOX_MESSAGES`] messages and [`OUTBOX_BYTES`] bytes. A client that falls that far behind,
 //! or does not take a frame within [`WRITE_TIMEOUT`], is cut off with close code 1008 and the
-//! reason `slow consumer`. The server pings every [`PING_INTERVAL`] and closes a connection from
+//! reason `slow consumer`; so is a lock subscription that misses changes because it fell more
+//! than [`syros_engine::locks::LOCK_CHANGE_BUFFER`] changes behind. The server pings every [`PING_INTERVAL`] and closes a connection from
 //! which nothing (not even a pong) arrived for [`IDLE_TIMEOUT`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::events::RecordedEventBody;
+use super::locks::LockChangeBody;
 use super::{metrics, AppState};
 
 /// Most messages waiting to be written to one connection.
@@ -61,6 +63,12 @@ enum ClientMessage {
         #[serde(default)]
         from_end: bool,
     },
+    /// Follow changes of the locks whose key starts with `prefix` (every lock when empty).
+    SubscribeLocks {
+        id: String,
+        #[serde(default)]
+        prefix: String,
+    },
     Unsubscribe {
         id: String,
     },
@@ -81,6 +89,10 @@ enum ServerMessage {
     Event {
         id: String,
         event: RecordedEventBody,
+    },
+    Lock {
+        id: String,
+        change: LockChangeBody,
     },
     Unsubscribed {
         id: String,
@@ -110,15 +122,23 @@ impl ServerMessage {
     }
 }
 
+/// What the subscriptions and the socket writer of one connection share about its outbox.
+#[derive(Default)]
+struct OutboxState {
+    queued_bytes: AtomicUsize,
+    /// Signalled when the client fell too far behind.
+    overflow: Notify,
+    /// Set once the connection is being cut off as a slow consumer (counted once).
+    slow: AtomicBool,
+    /// Why the connection is cut off, when it is not a full outbox.
+    reason: OnceLock<String>,
+}
+
 /// The bounded queue between subscriptions and the socket writer.
 #[derive(Clone)]
 struct Outbox {
     tx: mpsc::Sender<String>,
-    queued_bytes: Arc<AtomicUsize>,
-    /// Signalled when the client fell too far behind.
-    overflow: Arc<Notify>,
-    /// Set once the connection is being cut off as a slow consumer (counted once).
-    slow: Arc<AtomicBool>,
+    state: Arc<OutboxState>,
 }
 
 impl Outbox {
@@ -132,15 +152,15 @@ impl Outbox {
             }
         };
         let len = text.len();
-        if self.queued_bytes.fetch_add(len, Ordering::SeqCst) + len > OUTBOX_BYTES {
-            self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+        if self.state.queued_bytes.fetch_add(len, Ordering::SeqCst) + len > OUTBOX_BYTES {
+            self.state.queued_bytes.fetch_sub(len, Ordering::SeqCst);
             self.cut_off();
             return false;
         }
         match self.tx.try_send(text) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+                self.state.queued_bytes.fetch_sub(len, Ordering::SeqCst);
                 self.cut_off();
                 false
             }
@@ -151,8 +171,14 @@ impl Outbox {
 
 impl Outbox {
     fn cut_off(&self) {
-        slow_consumer(&self.slow);
-        self.overflow.notify_one();
+        slow_consumer(&self.state.slow);
+        self.state.overflow.notify_one();
+    }
+
+    /// Cut the connection off as a slow consumer for another reason than a full outbox.
+    fn cut_off_because(&self, reason: String) {
+        let _ = self.state.reason.set(reason);
+        self.cut_off();
     }
 }
 
@@ -181,9 +207,7 @@ fn close(code: u16, reason: &str) -> Message {
 async fn writer(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<String>,
-    queued_bytes: Arc<AtomicUsize>,
-    overflow: Arc<Notify>,
-    slow: Arc<AtomicBool>,
+    state: Arc<OutboxState>,
     mut closing: mpsc::Receiver<(u16, String)>,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -192,10 +216,11 @@ async fn writer(
     let goodbye = loop {
         tokio::select! {
             biased;
-            _ = overflow.notified() => {
-                break Some(close(CLOSE_POLICY, &format!(
-                    "slow consumer: more than {OUTBOX_MESSAGES} messages or {OUTBOX_BYTES} bytes unsent"
-                )));
+            _ = state.overflow.notified() => {
+                let reason = state.reason.get().cloned().unwrap_or_else(|| format!(
+                    "more than {OUTBOX_MESSAGES} messages or {OUTBOX_BYTES} bytes unsent"
+                ));
+                break Some(close(CLOSE_POLICY, &format!("slow consumer: {reason}")));
             }
             _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
                 break Some(close(CLOSE_AWAY, "server shutting down"))
@@ -205,16 +230,16 @@ async fn writer(
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
-                    Err(_) => { slow_consumer(&slow); break None }
+                    Err(_) => { slow_consumer(&state.slow); break None }
                 }
             }
             next = rx.recv() => {
                 let Some(text) = next else { break None };
-                queued_bytes.fetch_sub(text.len(), Ordering::SeqCst);
+                state.queued_bytes.fetch_sub(text.len(), Ordering::SeqCst);
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.into()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => break None,
-                    Err(_) => { slow_consumer(&slow); break None }
+                    Err(_) => { slow_consumer(&state.slow); break None }
                 }
             }
         }
@@ -262,6 +287,67 @@ fn spawn_subscription(
     })
 }
 
+/// Follows lock changes under `prefix` into the outbox until the subscription or the connection
+/// ends. A subscription that missed changes cuts the connection off as a slow consumer.
+fn spawn_lock_subscription(
+    engine: Arc<Engine>,
+    outbox: Outbox,
+    id: String,
+    prefix: String,
+) -> JoinHandle<()> {
+    // Watch before answering `subscribed`: every change after that answer is delivered.
+    let watch = engine.locks.watch(&prefix);
+    tokio::spawn(async move {
+        let mut watch = match watch {
+            Ok(watch) => watch,
+            Err(err) => {
+                outbox.push(&ServerMessage::error(Some(id), err));
+                return;
+            }
+        };
+        if !outbox.push(&ServerMessage::Subscribed { id: id.clone() }) {
+            return;
+        }
+        while let Some(item) = watch.next().await {
+            let message = match item {
+                Ok(change) => ServerMessage::Lock {
+                    id: id.clone(),
+                    change: change.into(),
+                },
+                Err(err) if err.details.contains_key("missed") => {
+                    outbox.cut_off_because(err.message);
+                    return;
+                }
+                Err(err) => {
+                    outbox.push(&ServerMessage::error(Some(id), err));
+                    return;
+                }
+            };
+            if !outbox.push(&message) {
+                return;
+            }
+        }
+    })
+}
+
+/// Why a new subscription `id` cannot be added, if it cannot.
+fn subscription_problem(
+    id: &str,
+    subscriptions: &HashMap<String, JoinHandle<()>>,
+) -> Option<String> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        Some(format!("id must be 1 to {MAX_ID_BYTES} bytes"))
+    } else if subscriptions.contains_key(id) {
+        Some(format!("subscription {id:?} already exists"))
+    } else if subscriptions.len() >= MAX_SUBSCRIPTIONS {
+        Some(format!(
+            "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Serves one connection: reads client messages, runs subscriptions, hands output to the writer.
 async fn connection(socket: WebSocket, state: AppState) {
     metrics::ws_connections(1.0);
@@ -270,16 +356,12 @@ async fn connection(socket: WebSocket, state: AppState) {
     let (close_tx, close_rx) = mpsc::channel(1);
     let outbox = Outbox {
         tx,
-        queued_bytes: Arc::new(AtomicUsize::new(0)),
-        overflow: Arc::new(Notify::new()),
-        slow: Arc::new(AtomicBool::new(false)),
+        state: Arc::new(OutboxState::default()),
     };
     let mut writer_task = tokio::spawn(writer(
         sink,
         rx,
-        outbox.queued_bytes.clone(),
-        outbox.overflow.clone(),
-        outbox.slow.clone(),
+        outbox.state.clone(),
         close_rx,
         state.stopping.clone(),
     ));
@@ -336,19 +418,10 @@ async fn connection(socket: WebSocket, state: AppState) {
                 from,
                 from_end,
             }) => {
-                let problem = if id.is_empty() || id.len() > MAX_ID_BYTES {
-                    Some(format!("id must be 1 to {MAX_ID_BYTES} bytes"))
-                } else if subscriptions.contains_key(&id) {
-                    Some(format!("subscription {id:?} already exists"))
-                } else if subscriptions.len() >= MAX_SUBSCRIPTIONS {
-                    Some(format!(
-                        "at most {MAX_SUBSCRIPTIONS} subscriptions per connection"
-                    ))
-                } else if from_end && from.is_some() {
-                    Some("give from or from_end, not both".to_string())
-                } else {
-                    None
-                };
+                let problem = subscription_problem(&id, &subscriptions).or_else(|| {
+                    (from_end && from.is_some())
+                        .then(|| "give from or from_end, not both".to_string())
+                });
                 match problem {
                     Some(problem) => Some(ServerMessage::error(
                         Some(id),
@@ -370,6 +443,24 @@ async fn connection(socket: WebSocket, state: AppState) {
                             id.clone(),
                             target,
                             start,
+                        );
+                        subscriptions.insert(id, task);
+                        None
+                    }
+                }
+            }
+            Ok(ClientMessage::SubscribeLocks { id, prefix }) => {
+                match subscription_problem(&id, &subscriptions) {
+                    Some(problem) => Some(ServerMessage::error(
+                        Some(id),
+                        syros_engine::Error::invalid(problem),
+                    )),
+                    None => {
+                        let task = spawn_lock_subscription(
+                            state.engine.clone(),
+                            outbox.clone(),
+                            id.clone(),
+                            prefix,
                         );
                         subscriptions.insert(id, task);
                         None
