@@ -142,14 +142,29 @@ fn saga_object(py: Python<'_>, saga: syros_client::SagaInfo) -> PyResult<Bound<'
 #[pyclass(frozen, module = "syros._syros", name = "Client")]
 pub struct Client {
     conn: Connection,
+    /// The process the client was created in: its connections do not survive a fork.
+    pid: u32,
 }
 
 impl Client {
-    fn conn(&self) -> Connection {
-        self.conn.clone()
+    fn same_process(&self) -> PyResult<()> {
+        if std::process::id() == self.pid {
+            Ok(())
+        } else {
+            Err(invalid(
+                "this client was created in another process (before a fork): create a new \
+                 client in this process",
+            ))
+        }
+    }
+
+    fn conn(&self) -> PyResult<Connection> {
+        self.same_process()?;
+        Ok(self.conn.clone())
     }
 
     fn connected(&self) -> PyResult<CoreClient> {
+        self.same_process()?;
         match self.conn.peek() {
             Some(Ok(client)) => Ok(client.clone()),
             Some(Err(err)) => Err(to_py(err.clone())),
@@ -211,13 +226,16 @@ impl Client {
         }
         .boxed()
         .shared();
-        Ok(Client { conn })
+        Ok(Client {
+            conn,
+            pid: std::process::id(),
+        })
     }
 
     /// Wait until connected (raises the connection's error).
     #[pyo3(signature = (blocking = true))]
     fn connect<'py>(&self, py: Python<'py>, blocking: bool) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             conn.await.map(|_| ()).map_err(to_py)
         })
@@ -226,7 +244,7 @@ impl Client {
     /// Ask the server whether it is serving.
     #[pyo3(signature = (blocking = true))]
     fn check_health<'py>(&self, py: Python<'py>, blocking: bool) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             client.check_health().await.map_err(to_py)
@@ -275,7 +293,7 @@ impl Client {
     ) -> PyResult<Bound<'py, PyAny>> {
         let ttl = seconds("ttl", ttl)?;
         let wait = seconds("wait", wait)?;
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let mut builder = client.lock(key).ttl(ttl).wait(wait).auto_renew(auto_renew);
@@ -300,7 +318,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let info = client.lock_status(&key).await.map_err(to_py)?;
@@ -317,7 +335,7 @@ impl Client {
         limit: u32,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let leases = client.list_locks(&prefix, limit).await.map_err(to_py)?;
@@ -333,7 +351,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let info = client.force_release(&key).await.map_err(to_py)?;
@@ -350,7 +368,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let entry = client.cache().get(&key).await.map_err(to_py)?;
@@ -374,7 +392,7 @@ impl Client {
             ttl: ttl.map(|t| seconds("ttl", t)).transpose()?,
             tags,
         };
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             client
@@ -392,7 +410,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             client.cache().delete(&key).await.map_err(to_py)
@@ -406,7 +424,7 @@ impl Client {
         tag: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             client.cache().invalidate_tag(&tag).await.map_err(to_py)
@@ -436,7 +454,7 @@ impl Client {
         };
         let compute = Arc::new(compute);
         let raised: Arc<Mutex<Option<Py<PyAny>>>> = Arc::default();
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let slot = raised.clone();
@@ -492,7 +510,7 @@ impl Client {
                 },
             )
             .collect();
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let result = client
@@ -522,7 +540,7 @@ impl Client {
         } else {
             Direction::Forwards
         };
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let events = client.events();
@@ -558,7 +576,7 @@ impl Client {
                 }
             },
         };
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let events = client.events();
@@ -609,7 +627,7 @@ impl Client {
             idempotency_key,
             retry: retry.as_ref().map(StepRetryArg::policy).transpose()?,
         };
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let saga = client.sagas().start(saga).await.map_err(to_py)?;
@@ -624,7 +642,7 @@ impl Client {
         saga_id: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let saga = client.sagas().get(&saga_id).await.map_err(to_py)?;
@@ -642,7 +660,7 @@ impl Client {
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let state = state.as_deref().map(saga_state).transpose()?;
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let sagas = client
@@ -667,7 +685,7 @@ impl Client {
         saga_id: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let saga = client.sagas().cancel(&saga_id).await.map_err(to_py)?;
@@ -685,7 +703,7 @@ impl Client {
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let timeout = seconds("timeout", timeout)?;
-        let conn = self.conn();
+        let conn = self.conn()?;
         rt::call(py, blocking, async move {
             let client = conn.await.map_err(to_py)?;
             let saga = client

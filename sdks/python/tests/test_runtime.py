@@ -24,6 +24,11 @@ def test_forked_child_can_use_a_new_client(client: syros.Client, address: str, n
         code = 1
         try:
             assert not _syros.runtime_running(), "the parent's runtime must not be reused"
+            try:
+                client.cache.get(f"{name}:parent")
+                raise AssertionError("the parent's client must refuse to work in the child")
+            except syros.InvalidArgument as err:
+                assert "another process" in err.message
             child = syros.Client([address], **client_options())
             assert child.cache.get(f"{name}:parent") == b"before fork"
             child.cache.set(f"{name}:child", b"from the child")
