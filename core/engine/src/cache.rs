@@ -1,5 +1,6 @@
 //! Cache: validation and TTL arithmetic over a [`CacheStore`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -7,15 +8,56 @@ use crate::limits::{check_name, check_range_ms, now_ms, Limits};
 use crate::model::CacheEntry;
 use crate::store::CacheStore;
 
+/// What this server's cache operations did since it started (per replica).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing (absent or expired).
+    pub misses: u64,
+    /// Entries stored.
+    pub sets: u64,
+    /// Deletes that removed an entry.
+    pub deletes: u64,
+    /// Entries removed by tag invalidation.
+    pub invalidated: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    deletes: AtomicU64,
+    invalidated: AtomicU64,
+}
+
 /// Cache operations of the engine.
 pub struct CacheManager {
     store: Arc<dyn CacheStore>,
     limits: Limits,
+    counters: Counters,
 }
 
 impl CacheManager {
     pub(crate) fn new(store: Arc<dyn CacheStore>, limits: Limits) -> Self {
-        CacheManager { store, limits }
+        CacheManager {
+            store,
+            limits,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Counts of this server's cache operations since it started.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            sets: c.sets.load(Ordering::Relaxed),
+            deletes: c.deletes.load(Ordering::Relaxed),
+            invalidated: c.invalidated.load(Ordering::Relaxed),
+        }
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
@@ -27,6 +69,12 @@ impl CacheManager {
         self.check_key(key)?;
         let entry = self.store.get(key, now_ms()).await?;
         crate::telemetry::cache_lookup(entry.is_some());
+        let counter = if entry.is_some() {
+            &self.counters.hits
+        } else {
+            &self.counters.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(entry)
     }
 
@@ -75,19 +123,28 @@ impl CacheManager {
             tags,
         };
         self.store.set(&entry).await?;
+        self.counters.sets.fetch_add(1, Ordering::Relaxed);
         Ok(entry)
     }
 
     /// Remove `key`; true if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
-        self.store.delete(key).await
+        let deleted = self.store.delete(key).await?;
+        if deleted {
+            self.counters.deletes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(deleted)
     }
 
     /// Remove every key carrying `tag`, atomically. Returns how many were removed.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         check_name("tag", tag, self.limits.max_tag_bytes)?;
-        self.store.invalidate_tag(tag).await
+        let removed = self.store.invalidate_tag(tag).await?;
+        self.counters
+            .invalidated
+            .fetch_add(removed, Ordering::Relaxed);
+        Ok(removed)
     }
 
     pub(crate) async fn purge_expired(&self) -> Result<u64> {

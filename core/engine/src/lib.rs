@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use cache::CacheManager;
+pub use cache::{CacheManager, CacheStats};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventInput, EventManager};
 pub use limits::Limits;

@@ -458,3 +458,45 @@ async fn playground_page() {
     assert!(page.contains("GraphQL Playground"), "{page}");
     assert!(page.contains("/graphql/ws"));
 }
+
+#[tokio::test]
+async fn cache_stats_count_this_servers_operations() {
+    let (server, _dir) = start().await;
+    let stats = |v: &Value| v["data"]["cacheStats"].clone();
+    let query = "{ cacheStats { hits misses sets deletes invalidated } }";
+    let before = stats(&graphql(&server, query, json!({})).await);
+    assert_eq!(
+        before,
+        json!({"hits": 0, "misses": 0, "sets": 0, "deletes": 0, "invalidated": 0})
+    );
+    graphql(
+        &server,
+        r#"mutation { a: cacheSet(key: "s/1", value: 1, tags: ["t"]) { key }
+                      b: cacheSet(key: "s/2", value: 2, tags: ["t"]) { key } }"#,
+        json!({}),
+    )
+    .await;
+    graphql(
+        &server,
+        r#"{ hit: cache(key: "s/1") { key } miss: cache(key: "s/none") { key } }"#,
+        json!({}),
+    )
+    .await;
+    graphql(
+        &server,
+        r#"mutation { cacheDelete(key: "s/1") }"#,
+        json!({}),
+    )
+    .await;
+    graphql(
+        &server,
+        r#"mutation { invalidateCacheTag(tag: "t") }"#,
+        json!({}),
+    )
+    .await;
+    let after = stats(&graphql(&server, query, json!({})).await);
+    assert_eq!(
+        after,
+        json!({"hits": 1, "misses": 1, "sets": 2, "deletes": 1, "invalidated": 1})
+    );
+}

@@ -212,6 +212,33 @@ pub struct ForceReleaseResult {
     pub lease: Option<Lease>,
 }
 
+/// What this server's cache operations did since it started (per replica).
+#[derive(SimpleObject)]
+pub struct CacheStats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing (absent or expired).
+    pub misses: u64,
+    /// Entries stored.
+    pub sets: u64,
+    /// Deletes that removed an entry.
+    pub deletes: u64,
+    /// Entries removed by tag invalidation.
+    pub invalidated: u64,
+}
+
+impl From<syros_engine::CacheStats> for CacheStats {
+    fn from(s: syros_engine::CacheStats) -> Self {
+        CacheStats {
+            hits: s.hits,
+            misses: s.misses,
+            sets: s.sets,
+            deletes: s.deletes,
+            invalidated: s.invalidated,
+        }
+    }
+}
+
 /// A cache entry.
 #[derive(SimpleObject)]
 pub struct CacheEntry {
@@ -496,6 +523,11 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(leases.into_iter().map(Into::into).collect())
+    }
+
+    /// Cache operation counts of this server since it started.
+    async fn cache_stats(&self, ctx: &Context<'_>) -> CacheStats {
+        engine(ctx).cache.stats().into()
     }
 
     /// A cache entry, `null` when absent.
