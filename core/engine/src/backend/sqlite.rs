@@ -131,57 +131,64 @@ fn not_held(lease_id: &str) -> Error {
 #[async_trait]
 impl LockStore for SqliteStore {
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let current = sqlx::query(&format!(
-            "SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
-        ))
-        .bind(&request.key)
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = current {
-            let lease = lease_from_row(&row)?;
-            let holder_request: Option<String> = row.try_get("request_id")?;
-            let same_request = request.request_id.is_some()
-                && holder_request == request.request_id
-                && lease.owner == request.owner;
-            return Ok(if same_request {
-                TryAcquire::Acquired(lease)
-            } else {
-                TryAcquire::Held(lease)
-            });
+        let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
+        // Usually one round trip: a single upsert that only replaces an expired lease, with the
+        // next token read from `meta` (a trigger stores it back, migration 0004). Only when the
+        // key is held does a second statement read the holder; if that holder is gone by then,
+        // try again.
+        for _ in 0..5 {
+            let lease_id = uuid::Uuid::new_v4().simple().to_string();
+            let granted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
+                 VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)
+                 ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
+                   fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
+                   expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
+                 WHERE locks.expires_at_ms <= ?4
+                 RETURNING fencing_token",
+            )
+            .bind(&request.key)
+            .bind(&lease_id)
+            .bind(&request.owner)
+            .bind(now_ms)
+            .bind(expires_at_ms)
+            .bind(&request.request_id)
+            .fetch_optional(&self.writer)
+            .await?;
+            if let Some(token) = granted {
+                return Ok(TryAcquire::Acquired(Lease {
+                    lease_id,
+                    key: request.key.clone(),
+                    owner: request.owner.clone(),
+                    fencing_token: to_u64(token),
+                    acquired_at_ms: now_ms,
+                    expires_at_ms,
+                }));
+            }
+            let current = sqlx::query(&format!(
+                "SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
+            ))
+            .bind(&request.key)
+            .bind(now_ms)
+            .fetch_optional(&self.writer)
+            .await?;
+            if let Some(row) = current {
+                let lease = lease_from_row(&row)?;
+                let holder_request: Option<String> = row.try_get("request_id")?;
+                let same_request = request.request_id.is_some()
+                    && holder_request == request.request_id
+                    && lease.owner == request.owner;
+                return Ok(if same_request {
+                    TryAcquire::Acquired(lease)
+                } else {
+                    TryAcquire::Held(lease)
+                });
+            }
         }
-        let token: i64 = sqlx::query_scalar(
-            "UPDATE meta SET value = value + 1 WHERE name = 'fencing_token' RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let lease = Lease {
-            lease_id: uuid::Uuid::new_v4().simple().to_string(),
-            key: request.key.clone(),
-            owner: request.owner.clone(),
-            fencing_token: to_u64(token),
-            acquired_at_ms: now_ms,
-            expires_at_ms: now_ms.saturating_add(to_i64(request.ttl_ms)?),
-        };
-        sqlx::query(
-            "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
-               fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
-               expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id",
-        )
-        .bind(&lease.key)
-        .bind(&lease.lease_id)
-        .bind(&lease.owner)
-        .bind(token)
-        .bind(lease.acquired_at_ms)
-        .bind(lease.expires_at_ms)
-        .bind(&request.request_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(TryAcquire::Acquired(lease))
+        Err(Error::unavailable(format!(
+            "lock {} kept changing hands; retry",
+            request.key
+        )))
     }
 
     async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease> {
