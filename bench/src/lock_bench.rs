@@ -255,12 +255,24 @@ async fn syros_cycle(port: u16) -> Result<Cycle> {
 /// The same cycle with the generated Volo client alone (no retries, renewal or lease handle):
 /// isolates what the client core adds.
 fn raw_cycle(port: u16) -> Cycle {
+    raw_cycle_over(port, 1)
+}
+
+/// [`raw_cycle`] spread round-robin over `connections` separate Volo clients (one HTTP/2
+/// connection each): shows whether one connection is the limit.
+fn raw_cycle_over(port: u16, connections: usize) -> Cycle {
     use syros_proto::syros::v1 as pb;
-    let client = pb::LockServiceClientBuilder::new("syros")
-        .address(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .build();
+    let clients: Vec<_> = (0..connections.max(1))
+        .map(|_| {
+            pb::LockServiceClientBuilder::new("syros")
+                .address(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .build()
+        })
+        .collect();
+    let next = Arc::new(AtomicU64::new(0));
     Arc::new(move |key: String, _token: u64| {
-        let client = client.clone();
+        let turn = next.fetch_add(1, Ordering::Relaxed) as usize;
+        let client = clients[turn % clients.len()].clone();
         Box::pin(async move {
             let lease = client
                 .acquire(pb::AcquireLockRequest {
@@ -361,6 +373,13 @@ async fn main() -> Result<()> {
     )
     .await?;
     let raw = measure("volo only, on redis", raw_cycle(redis_port), window, tasks).await?;
+    let raw8 = measure(
+        "volo, 8 connections, on redis",
+        raw_cycle_over(redis_port, 8),
+        window,
+        tasks,
+    )
+    .await?;
 
     println!(
         "{:<22} {:>10} {:>10} {:>14} {:>18}",
@@ -370,7 +389,7 @@ async fn main() -> Result<()> {
         "seq cycles/s",
         format!("{tasks} tasks cycles/s")
     );
-    for row in [&peer, &embedded, &on_redis, &raw] {
+    for row in [&peer, &embedded, &on_redis, &raw, &raw8] {
         println!(
             "{:<22} {:>10} {:>10} {:>14.0} {:>18.0}",
             row.name,
