@@ -521,6 +521,10 @@ async fn follow_releases(
             return;
         };
         match notice {
+            // Our own releases already woke the next waiter, after reporting the release on
+            // the feed; waking again from the echo could hand the key over (and report the new
+            // acquisition) before the release itself is reported.
+            Ok(LockReleased::Key(notice)) if notice.own => {}
             Ok(LockReleased::Key(notice)) => {
                 waiters.feed.announced(&notice);
                 waiters.wake(&notice.key);
