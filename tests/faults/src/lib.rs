@@ -137,8 +137,7 @@ impl FaultProxy {
     /// match counts in [`Self::fired`], so a test can wait for the slowed request to be under
     /// way. A zero `delay` turns it off.
     pub fn delay_replies_to(&self, pattern: &[u8], delay: Duration) {
-        lock(&self.faults).delay_replies_to =
-            (!delay.is_zero()).then(|| (pattern.to_vec(), delay));
+        lock(&self.faults).delay_replies_to = (!delay.is_zero()).then(|| (pattern.to_vec(), delay));
     }
 
     /// Hold each client-to-server chunk for `delay` (zero: no delay).
