@@ -229,7 +229,7 @@ async fn a_promoted_replica_never_reissues_tokens() {
     proxy.cut_all();
 
     let mut later: Vec<Lease> = Vec::new();
-    for i in 0..5 {
+    for (i, unreplicated) in unreplicated.iter().enumerate() {
         // Known to the replica and unexpired: still held, by the same lease.
         match try_lock(&engine, &format!("held/{i}"), "after").await {
             AcquireOutcome::TimedOut {
@@ -242,7 +242,7 @@ async fn a_promoted_replica_never_reissues_tokens() {
         // Never replicated: the promoted replica does not know it is held and grants it again,
         // but with a larger token, so fencing rejects the unreplicated holder.
         let regranted = take(&engine, &format!("late/{i}"), "after").await;
-        assert!(regranted.fencing_token > unreplicated[i].fencing_token);
+        assert!(regranted.fencing_token > unreplicated.fencing_token);
         later.push(regranted);
     }
     // A restarted server, straight at the promoted replica's own address.
