@@ -12,6 +12,9 @@ pub struct Limits {
     pub min_lock_ttl_ms: u64,
     pub max_lock_ttl_ms: u64,
     pub max_lock_wait_ms: u64,
+    /// Callers one server lets wait for one lock key at a time; one more is refused with
+    /// `PayloadTooLarge` (gRPC `RESOURCE_EXHAUSTED`), so no client can queue unbounded waiters.
+    pub max_waiters_per_key: usize,
     /// Configurable (`CACHE_MAX_VALUE_BYTES`).
     pub cache_max_value_bytes: usize,
     pub cache_max_ttl_ms: u64,
@@ -34,6 +37,7 @@ impl Default for Limits {
             min_lock_ttl_ms: 100,
             max_lock_ttl_ms: 86_400_000,
             max_lock_wait_ms: 300_000,
+            max_waiters_per_key: 1024,
             cache_max_value_bytes: 1024 * 1024,
             cache_max_ttl_ms: 30 * 86_400_000,
             max_tags: 32,

@@ -109,8 +109,21 @@ impl LockWaiters {
 
     /// Offer `key` to its first waiter in the background, if anyone waits here.
     fn wake(self: &Arc<Self>, key: &str) {
-        if !self.has_waiters(key) {
-            return;
+        {
+            let mut queues = self.queues();
+            let Some(queue) = queues.get_mut(key) else {
+                return;
+            };
+            // A running hand-off holds its popped waiter off the queue: the queue may look
+            // empty, yet that waiter needs this wake-up. Ask the hand-off to go round again
+            // (checked under this same lock before it finishes) instead of dropping the wake.
+            if queue.handing_off {
+                queue.again = true;
+                return;
+            }
+            if queue.waiters.is_empty() {
+                return;
+            }
         }
         let waiters = self.clone();
         let key = key.to_string();
@@ -125,21 +138,38 @@ impl LockWaiters {
         self.queues().keys().cloned().collect()
     }
 
+    /// Whether callers wait for `key` here, counting one a running hand-off has taken off the
+    /// queue (so newcomers do not barge past it).
     pub(crate) fn has_waiters(&self, key: &str) -> bool {
         self.queues()
             .get(key)
-            .is_some_and(|q| !q.waiters.is_empty())
+            .is_some_and(|q| q.handing_off || !q.waiters.is_empty())
     }
 
-    fn enqueue(&self, request: LeaseRequest, tx: oneshot::Sender<Lease>) -> u64 {
+    /// Queue a waiter for `request.key`, unless `max_per_key` callers already wait for it.
+    fn enqueue(
+        &self,
+        request: LeaseRequest,
+        tx: oneshot::Sender<Lease>,
+        max_per_key: usize,
+    ) -> Result<u64> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = request.key.clone();
-        self.queues()
-            .entry(key)
-            .or_default()
-            .waiters
-            .push_back(Waiter { id, request, tx });
-        id
+        let mut queues = self.queues();
+        let queue = queues.entry(request.key.clone()).or_default();
+        if queue.waiters.len() >= max_per_key {
+            if queue.waiters.is_empty() && !queue.handing_off {
+                queues.remove(&request.key);
+            }
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "{max_per_key} callers already wait for this lock on this server; try later"
+                ),
+            )
+            .with_detail("max_waiters_per_key", max_per_key));
+        }
+        queue.waiters.push_back(Waiter { id, request, tx });
+        Ok(id)
     }
 
     fn remove(&self, key: &str, id: u64) {
@@ -158,10 +188,7 @@ impl LockWaiters {
     async fn hand_off_detached(self: &Arc<Self>, key: &str) -> Result<Option<i64>> {
         let waiters = self.clone();
         let key = key.to_string();
-        match tokio::spawn(async move { waiters.hand_off(&key).await }).await {
-            Ok(result) => result,
-            Err(err) => Err(Error::internal(format!("lock hand-off task failed: {err}"))),
-        }
+        run_detached("hand-off", async move { waiters.hand_off(&key).await }).await
     }
 
     /// Give `key` to the longest waiter if the store says it is free. Returns the expiry of the
@@ -412,7 +439,9 @@ impl LockManager {
 
         let key = request.key.clone();
         let (tx, mut rx) = oneshot::channel();
-        let id = self.waiters.enqueue(request, tx);
+        let id = self
+            .waiters
+            .enqueue(request, tx, self.limits.max_waiters_per_key)?;
         probe.waiting();
         let place = QueuePlace {
             waiters: &self.waiters,
@@ -463,12 +492,22 @@ impl LockManager {
     }
 
     /// Release a held lease; the next waiter gets the key at once.
+    ///
+    /// Runs to the end even if the caller is cancelled: once the store may have released the
+    /// key, the release must be reported and the next waiter woken (this server ignores the
+    /// store's echo of its own releases), or that waiter would sleep until the old lease expires.
     pub async fn release(&self, lease_id: &str) -> Result<Lease> {
         self.check_lease_id(lease_id)?;
-        let lease = self.store.release(lease_id, now_ms()).await?;
-        self.feed.released(&lease, false);
-        self.wake_next(&lease.key);
-        Ok(lease)
+        let store = self.store.clone();
+        let waiters = self.waiters.clone();
+        let lease_id = lease_id.to_string();
+        run_detached("release", async move {
+            let lease = store.release(&lease_id, now_ms()).await?;
+            waiters.feed.released(&lease, false);
+            waiters.wake(&lease.key);
+            Ok(lease)
+        })
+        .await
     }
 
     /// The current holder of `key`.
@@ -487,14 +526,23 @@ impl LockManager {
     }
 
     /// Drop the lease holding `key`, whoever owns it.
+    ///
+    /// Like [`Self::release`], runs to the end (report and wake-up) even if the caller is
+    /// cancelled.
     pub async fn force_release(&self, key: &str) -> Result<Option<Lease>> {
         self.check_key(key)?;
-        let dropped = self.store.force_release(key, now_ms()).await?;
-        if let Some(lease) = &dropped {
-            self.feed.released(lease, true);
-            self.wake_next(key);
-        }
-        Ok(dropped)
+        let store = self.store.clone();
+        let waiters = self.waiters.clone();
+        let key = key.to_string();
+        run_detached("force-release", async move {
+            let dropped = store.force_release(&key, now_ms()).await?;
+            if let Some(lease) = &dropped {
+                waiters.feed.released(lease, true);
+                waiters.wake(&key);
+            }
+            Ok(dropped)
+        })
+        .await
     }
 
     /// A lease of `key` ended (here or, for shared stores, on another replica).
@@ -504,6 +552,18 @@ impl LockManager {
 
     pub(crate) async fn purge_expired(&self) -> Result<u64> {
         self.store.purge_expired(now_ms()).await
+    }
+}
+
+/// Run `work` on its own task and wait for it: cancelling the caller no longer stops it halfway
+/// (e.g. after the store changed but before waiters were woken).
+async fn run_detached<T: Send + 'static>(
+    what: &str,
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) => Err(Error::internal(format!("lock {what} task failed: {err}"))),
     }
 }
 

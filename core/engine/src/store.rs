@@ -74,11 +74,27 @@ pub struct ReleasedKey {
     pub own: bool,
 }
 
-/// The durable source of fencing epochs for stores (like Redis) that may lose their counter.
+/// The durable source of fencing epochs for stores (like Redis) that may lose their counter or
+/// be replaced by another server (a promoted replica).
 #[async_trait]
 pub trait FenceEpochs: Send + Sync + 'static {
     /// A number larger than any returned before, persisted before it is returned.
     async fn next_epoch(&self) -> Result<u64>;
+    /// The newest epoch handed out, and the lock store last recorded (with
+    /// [`Self::record_verified`]) as counting in an epoch of its own.
+    async fn fence_state(&self) -> Result<FenceState>;
+    /// Record that the lock store identified by `fingerprint` had its counter raised into a new
+    /// epoch. Called only after the raise succeeded.
+    async fn record_verified(&self, fingerprint: i64) -> Result<()>;
+}
+
+/// What the durable store knows about fencing epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FenceState {
+    /// The newest epoch handed out (0: none yet).
+    pub epoch: u64,
+    /// The fingerprint of the lock store last raised into a new epoch, if any.
+    pub verified_store: Option<i64>,
 }
 
 #[async_trait]

@@ -38,6 +38,9 @@ struct Faults {
     reply_delay: Duration,
     /// Hold every client-to-server chunk this long before forwarding it.
     request_delay: Duration,
+    /// While set: after a client chunk containing this pattern, hold the server's next reply
+    /// chunk on that connection for the duration (a slow answer to one kind of request).
+    delay_replies_to: Option<(Vec<u8>, Duration)>,
     /// Accept connections but forward nothing either way (a partitioned peer).
     blackhole: bool,
     /// Bumped to cut every open connection.
@@ -129,6 +132,14 @@ impl FaultProxy {
         lock(&self.faults).reply_delay = delay;
     }
 
+    /// From now on, each client chunk containing `pattern` has the next reply chunk on its
+    /// connection held for `delay`; other traffic (and other connections) is not slowed. Each
+    /// match counts in [`Self::fired`], so a test can wait for the slowed request to be under
+    /// way. A zero `delay` turns it off.
+    pub fn delay_replies_to(&self, pattern: &[u8], delay: Duration) {
+        lock(&self.faults).delay_replies_to = (!delay.is_zero()).then(|| (pattern.to_vec(), delay));
+    }
+
     /// Hold each client-to-server chunk for `delay` (zero: no delay).
     pub fn delay_requests(&self, delay: Duration) {
         lock(&self.faults).request_delay = delay;
@@ -201,6 +212,8 @@ async fn pump_connection(
     let (mut server_read, mut server_write) = server.into_split();
     // Set by the request side when the next reply on this connection must be dropped.
     let (drop_reply_tx, drop_reply_rx) = watch::channel(false);
+    // Delays the request side asked for, one per matching request, applied to the next replies.
+    let (hold_tx, mut hold_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
     let born = *cut_rx.borrow_and_update();
 
     let requests = {
@@ -228,6 +241,18 @@ async fn pump_connection(
                     if drop_reply {
                         f.cut_reply_after = None;
                         f.fired += 1;
+                    }
+                    let hold = match &f.delay_replies_to {
+                        Some((pattern, delay)) if !cut_here && contains(chunk, pattern) => {
+                            Some(*delay)
+                        }
+                        _ => None,
+                    };
+                    if hold.is_some() {
+                        f.fired += 1;
+                    }
+                    if let Some(hold) = hold {
+                        let _ = hold_tx.send(hold);
                     }
                     (f.request_delay, cut_here, drop_reply)
                 };
@@ -260,6 +285,9 @@ async fn pump_connection(
                     return;
                 }
                 wait_while_blackholed(&faults).await;
+                if let Ok(hold) = hold_rx.try_recv() {
+                    tokio::time::sleep(hold).await;
+                }
                 let delay = lock(&faults).reply_delay;
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -365,5 +393,24 @@ mod tests {
         proxy.delay_replies(Duration::ZERO);
         proxy.cut_all();
         assert_eq!(roundtrip(&mut stream, b"after cut").await, None);
+    }
+
+    #[tokio::test]
+    async fn delays_only_replies_to_matching_requests() {
+        let proxy = FaultProxy::start(echo_server().await).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        proxy.delay_replies_to(b"slow", Duration::from_millis(1000));
+        let started = std::time::Instant::now();
+        assert!(roundtrip(&mut stream, b"fast").await.is_some());
+        let fast = started.elapsed();
+        let started = std::time::Instant::now();
+        assert!(roundtrip(&mut stream, b"a slow one").await.is_some());
+        assert!(started.elapsed() >= Duration::from_millis(1000));
+        assert!(fast < Duration::from_millis(1000), "{fast:?}");
+        assert_eq!(proxy.fired(), 1);
+        proxy.delay_replies_to(b"slow", Duration::ZERO);
+        let started = std::time::Instant::now();
+        assert!(roundtrip(&mut stream, b"slow again").await.is_some());
+        assert!(started.elapsed() < Duration::from_millis(1000));
     }
 }

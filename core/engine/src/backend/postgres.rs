@@ -316,6 +316,31 @@ impl FenceEpochs for PostgresStore {
         .await?;
         Ok(to_u64(epoch))
     }
+
+    async fn fence_state(&self) -> Result<FenceState> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, value FROM syros_meta WHERE name IN ('fence_epoch', 'fence_verified_store')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let value = |name: &str| rows.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        Ok(FenceState {
+            epoch: value("fence_epoch").map(to_u64).unwrap_or(0),
+            verified_store: value("fence_verified_store"),
+        })
+    }
+
+    async fn record_verified(&self, fingerprint: i64) -> Result<()> {
+        // An upsert, so no migration is needed for the row.
+        sqlx::query(
+            "INSERT INTO syros_meta (name, value) VALUES ('fence_verified_store', $1) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(fingerprint)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 fn saga_from_doc(doc: &str) -> Result<Saga> {

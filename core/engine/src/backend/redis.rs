@@ -5,22 +5,28 @@
 //! pointers stored in Redis (lease id → lock), which is safe because those keys share the slot.
 //!
 //! Fencing tokens are `epoch << 40 | counter`. The counter lives in Redis; the epoch comes from
-//! durable storage ([`FenceEpochs`]) and is bumped whenever Redis has no counter — after a
-//! restart without persistence, or a flush — so tokens never go backwards even when Redis loses
-//! everything. See docs/storage.md for the guarantee and its limit (a Redis restored from an old
-//! snapshot keeps its counter and is not detected).
+//! durable storage ([`FenceEpochs`]). Every new connection to Redis is verified before any
+//! command uses it ([`Link`]): Redis' identity (its run id and replication id, which change
+//! with every process start and every promotion of a replica) is compared with the one recorded
+//! durably, and the counter must lie in the newest epoch; otherwise a new epoch is taken, the
+//! counter raised into it, and the identity recorded. Every switch of Redis process is a new TCP
+//! connection, so no grant happens on an unverified Redis; the acquire script also refuses to
+//! grant a token outside the connection's verified epoch (a flush, or another server that moved
+//! the counter on), at no extra Redis operation. See docs/storage.md for the guarantee and its
+//! limits.
 //!
 //! Releases are published on a channel (JSON: the lease, whether it was forced, and which store
 //! instance announced it); every replica subscribes, wakes its local waiters and reports the
 //! release in its lock-change feed.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script, Value};
+use futures::{FutureExt, StreamExt};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -39,6 +45,7 @@ struct Scripts {
     cache_set: Script,
     cache_delete: Script,
     cache_invalidate: Script,
+    fence_raise: Script,
 }
 
 impl Scripts {
@@ -51,15 +58,227 @@ impl Scripts {
             cache_set: Script::new(include_str!("lua/cache_set.lua")),
             cache_delete: Script::new(include_str!("lua/cache_delete.lua")),
             cache_invalidate: Script::new(include_str!("lua/cache_invalidate.lua")),
+            fence_raise: Script::new(include_str!("lua/fence_raise.lua")),
         }
+    }
+}
+
+/// The connection every command goes through: one multiplexed TCP connection at a time, verified
+/// (fencing epoch checked against Redis' identity) before its first use, and replaced (and
+/// verified again) after it fails. Unlike a reconnecting connection manager, it never lets a
+/// command reach a Redis process it has not verified.
+struct Link {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    epochs: Arc<dyn FenceEpochs>,
+    fence_key: String,
+    fence_raise: Script,
+    current: RwLock<Option<Verified>>,
+    /// Held while connecting, so concurrent callers wait for one verification.
+    connecting: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
+}
+
+/// A connection and the fencing epoch verified for it.
+#[derive(Clone)]
+struct Verified {
+    id: u64,
+    epoch: u64,
+    conn: MultiplexedConnection,
+}
+
+/// A handle on the verified connection for one operation. A failure that may mean a different
+/// Redis next time (connection lost, timeout, `READONLY` from a demoted master) makes the link
+/// drop the connection, so the next operation connects and verifies again.
+struct Conn {
+    verified: Verified,
+    link: Arc<Link>,
+}
+
+impl Conn {
+    fn observe<T>(&self, result: RedisResultOf<T>) -> RedisResultOf<T> {
+        if let Err(err) = &result {
+            if err.is_io_error()
+                || err.is_timeout()
+                || err.is_connection_dropped()
+                || err.is_unrecoverable_error()
+                || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+            {
+                self.link.forget(self.verified.id);
+            }
+        }
+        result
+    }
+}
+
+type RedisResultOf<T> = std::result::Result<T, RedisError>;
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        async move {
+            let result = self.verified.conn.req_packed_command(cmd).await;
+            self.observe(result)
+        }
+        .boxed()
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        async move {
+            let result = self
+                .verified
+                .conn
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            self.observe(result)
+        }
+        .boxed()
+    }
+
+    fn get_db(&self) -> i64 {
+        self.verified.conn.get_db()
+    }
+}
+
+/// First token of `epoch`.
+fn epoch_base(epoch: u64) -> Result<i64> {
+    epoch
+        .checked_shl(EPOCH_SHIFT)
+        .filter(|base| *base < MAX_TOKEN)
+        .and_then(|base| i64::try_from(base).ok())
+        .ok_or_else(|| Error::internal(format!("fencing epoch {epoch} is too large")))
+}
+
+/// Tokens stay below 2^53 so the acquire script (Lua numbers are doubles) handles them exactly:
+/// 8191 epochs of 2^40 leases each.
+const MAX_TOKEN: u64 = 1 << 53;
+
+/// One line `name:value` of an `INFO` section.
+fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+/// A stable 63-bit fingerprint of a Redis data lineage (FNV-1a of its run id and replication
+/// id), small enough for the durable integer counters table.
+fn redis_fingerprint(run_id: &str, replid: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in run_id.bytes().chain([b'/']).chain(replid.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 1) as i64
+}
+
+impl Link {
+    /// The verified connection, connecting and verifying first if there is none.
+    async fn conn(self: &Arc<Self>) -> Result<Conn> {
+        if let Some(verified) = self.current() {
+            return Ok(Conn {
+                verified,
+                link: self.clone(),
+            });
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(verified) = self.current() {
+            return Ok(Conn {
+                verified,
+                link: self.clone(),
+            });
+        }
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let epoch = self.verify(&mut conn).await?;
+        let verified = Verified {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            epoch,
+            conn,
+        };
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(verified.clone());
+        Ok(Conn {
+            verified,
+            link: self.clone(),
+        })
+    }
+
+    fn current(&self) -> Option<Verified> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Drop connection `id` (if still current): the next operation connects and verifies again.
+    fn forget(&self, id: u64) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|v| v.id == id) {
+            *current = None;
+        }
+    }
+
+    /// Check the Redis behind a fresh connection before anything uses it, and return the fencing
+    /// epoch its counter is in. A Redis whose identity is not the recorded one (another process,
+    /// or the same process after a promotion or a resync), or whose counter is not in the newest
+    /// epoch, gets a new epoch first: its counter then lies above every token ever issued.
+    async fn verify(&self, conn: &mut MultiplexedConnection) -> Result<u64> {
+        let (server, replication, counter): (String, String, Option<i64>) = redis::pipe()
+            .cmd("INFO")
+            .arg("server")
+            .cmd("INFO")
+            .arg("replication")
+            .cmd("GET")
+            .arg(&self.fence_key)
+            .query_async(conn)
+            .await?;
+        let run_id = info_field(&server, "run_id")
+            .ok_or_else(|| Error::internal("Redis INFO has no run_id"))?;
+        let replid = info_field(&replication, "master_replid").unwrap_or("");
+        if info_field(&replication, "role") == Some("slave") {
+            return Err(Error::unavailable(
+                "Redis is a replica (read-only); locks need the master",
+            ));
+        }
+        let fingerprint = redis_fingerprint(run_id, replid);
+        let state = self.epochs.fence_state().await?;
+        if state.verified_store == Some(fingerprint) && state.epoch > 0 {
+            let (first, end) = (epoch_base(state.epoch)?, epoch_base(state.epoch + 1)?);
+            if counter.is_some_and(|c| c >= first - 1 && c < end) {
+                return Ok(state.epoch);
+            }
+        }
+        let epoch = self.epochs.next_epoch().await?;
+        let first = epoch_base(epoch)?;
+        epoch_base(epoch + 1)?;
+        let _: i64 = self
+            .fence_raise
+            .key(&self.fence_key)
+            .arg(first - 1)
+            .invoke_async(conn)
+            .await?;
+        self.epochs.record_verified(fingerprint).await?;
+        tracing::warn!(
+            epoch,
+            run_id,
+            replid,
+            "new fencing epoch: Redis is new to this deployment (restart, failover or flush)"
+        );
+        Ok(epoch)
     }
 }
 
 /// Locks and cache in Redis.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: Arc<Link>,
     scripts: Scripts,
-    epochs: Arc<dyn FenceEpochs>,
     /// `{namespace}:`
     prefix: String,
     channel: String,
@@ -145,12 +364,22 @@ impl RedisStore {
     pub async fn connect(url: &str, namespace: &str, epochs: Arc<dyn FenceEpochs>) -> Result<Self> {
         let client =
             redis::Client::open(url).map_err(|e| Error::invalid(format!("bad REDIS_URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
+        let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client.get_connection_manager_with_config(config).await?;
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let prefix = format!("{{{namespace}}}:");
+        let link = Arc::new(Link {
+            client: client.clone(),
+            config,
+            epochs,
+            fence_key: format!("{prefix}fence"),
+            fence_raise: Scripts::new().fence_raise,
+            current: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            next_id: AtomicU64::new(1),
+        });
+        // Connect (and verify) now, so a bad REDIS_URL fails at start.
+        link.conn().await?;
         let channel = format!("{namespace}:lock-released");
         let (releases, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(());
@@ -163,10 +392,9 @@ impl RedisStore {
             stop_rx,
         ));
         Ok(RedisStore {
-            conn,
+            link,
             scripts: Scripts::new(),
-            epochs,
-            prefix: format!("{{{namespace}}}:"),
+            prefix,
             channel,
             instance,
             releases,
@@ -196,26 +424,8 @@ impl RedisStore {
         format!("{}tag:", self.prefix)
     }
 
-    /// Start a new fencing epoch: the counter restarts above every token of earlier epochs.
-    async fn start_epoch(&self) -> Result<()> {
-        let epoch = self.epochs.next_epoch().await?;
-        let base = epoch
-            .checked_shl(EPOCH_SHIFT)
-            .filter(|b| *b < i64::MAX as u64)
-            .ok_or_else(|| Error::internal(format!("fencing epoch {epoch} is too large")))?;
-        let mut conn = self.conn.clone();
-        // NX: if another replica set an epoch meanwhile, theirs is as good as ours.
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.fence_key())
-            .arg(base)
-            .arg("NX")
-            .query_async(&mut conn)
-            .await?;
-        tracing::warn!(
-            epoch,
-            "Redis had no fencing counter (restarted empty?): new fencing epoch"
-        );
-        Ok(())
+    async fn conn(&self) -> Result<Conn> {
+        self.link.conn().await
     }
 }
 
@@ -322,7 +532,8 @@ impl LockStore for RedisStore {
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         for _ in 0..3 {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn().await?;
+            let epoch = conn.verified.epoch;
             let reply: Vec<Value> = self
                 .scripts
                 .acquire
@@ -336,6 +547,8 @@ impl LockStore for RedisStore {
                 .arg(request.request_id.as_deref().unwrap_or(""))
                 .arg(now_ms)
                 .arg(&request.key)
+                .arg(epoch_base(epoch)?)
+                .arg(epoch_base(epoch + 1)?)
                 .invoke_async(&mut conn)
                 .await?;
             match reply.first().map(field_i64).transpose()? {
@@ -351,15 +564,18 @@ impl LockStore for RedisStore {
                         request.key.clone(),
                     )?))
                 }
-                Some(2) => self.start_epoch().await?,
+                // The counter left the verified epoch: verify Redis again on a new connection.
+                Some(3) => self.link.forget(conn.verified.id),
                 _ => return Err(Error::internal("unexpected reply from the acquire script")),
             }
         }
-        Err(Error::unavailable("Redis keeps losing its fencing counter"))
+        Err(Error::unavailable(
+            "Redis keeps moving its fencing counter out of the verified epoch",
+        ))
     }
 
     async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let reply: Option<Vec<Value>> = self
             .scripts
             .renew
@@ -379,7 +595,7 @@ impl LockStore for RedisStore {
     }
 
     async fn release(&self, lease_id: &str, _now_ms: i64) -> Result<Lease> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let reply: Option<Vec<Value>> = self
             .scripts
             .release
@@ -400,7 +616,7 @@ impl LockStore for RedisStore {
     }
 
     async fn status(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let fields: Vec<Value> = redis::cmd("HMGET")
             .arg(self.lock_key(key))
             .arg(&["lease_id", "owner", "token", "acquired_at", "expires_at"])
@@ -418,7 +634,7 @@ impl LockStore for RedisStore {
         let mut offset = 0usize;
         // The index may hold keys whose lease expired; skip those and read on.
         while leases.len() < limit {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn().await?;
             let page = (limit - leases.len()).max(16);
             let keys: Vec<String> = redis::cmd("ZRANGE")
                 .arg(self.index_key())
@@ -447,7 +663,7 @@ impl LockStore for RedisStore {
     }
 
     async fn force_release(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let reply: Option<Vec<Value>> = self
             .scripts
             .force_release
@@ -466,7 +682,7 @@ impl LockStore for RedisStore {
 
     async fn purge_expired(&self, _now_ms: i64) -> Result<u64> {
         // Redis expires lock hashes itself; only the listing index needs trimming.
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let keys: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.index_key())
             .arg("-")
@@ -503,7 +719,7 @@ impl LockStore for RedisStore {
 #[async_trait]
 impl CacheStore for RedisStore {
     async fn get(&self, key: &str, _now_ms: i64) -> Result<Option<CacheEntry>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let (value, expires, tags): (Option<Vec<u8>>, Option<String>, Option<String>) =
             redis::cmd("HMGET")
                 .arg(self.cache_key(key))
@@ -537,7 +753,7 @@ impl CacheStore for RedisStore {
             None => 0,
             Some(at) => (at - crate::limits::now_ms()).max(1),
         };
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let mut invocation = self.scripts.cache_set.key(self.cache_key(&entry.key));
         invocation
             .arg(entry.value.as_slice())
@@ -557,7 +773,7 @@ impl CacheStore for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let deleted: i64 = self
             .scripts
             .cache_delete
@@ -569,7 +785,7 @@ impl CacheStore for RedisStore {
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let removed: u64 = self
             .scripts
             .cache_invalidate
