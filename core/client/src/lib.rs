@@ -59,5 +59,5 @@ pub use retry::RetryPolicy;
 pub use runtime::{runtime, shutdown};
 pub use sagas::{
     AttemptInfo, Handler, HandlerResult, SagaInfo, SagaState, Sagas, StartSaga, StepDefinition,
-    StepInfo, StepRetryPolicy, Task, TaskFailure, Worker, WorkerBuilder,
+    StepInfo, StepRetryPolicy, Task, TaskFailure, TaskPoller, Worker, WorkerBuilder,
 };

@@ -15,8 +15,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use syros_proto::syros::v1 as pb;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::client::{Client, Inner};
 use crate::error::{Error, ErrorKind, Result};
@@ -199,6 +199,21 @@ impl SagaState {
             SagaState::CompensationFailed => "compensation_failed",
             SagaState::Cancelled => "cancelled",
         }
+    }
+
+    /// The state named `name` ([`as_str`](Self::as_str)'s names).
+    pub fn from_name(name: &str) -> Option<SagaState> {
+        [
+            SagaState::Pending,
+            SagaState::Running,
+            SagaState::Compensating,
+            SagaState::Completed,
+            SagaState::Compensated,
+            SagaState::CompensationFailed,
+            SagaState::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
     }
 
     /// Nothing more will happen to the saga.
@@ -535,107 +550,211 @@ pub type HandlerResult = std::result::Result<String, TaskFailure>;
 /// A registered handler.
 pub type Handler = Arc<dyn Fn(Task) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
 
-/// Configures a [`Worker`].
-pub struct WorkerBuilder {
-    client: Client,
-    service: String,
-    handlers: HashMap<String, Handler>,
-    max_concurrent: usize,
-}
-
-impl WorkerBuilder {
-    /// Register the handler for an action or compensation `name` of this service.
-    pub fn handler<F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
-    where
-        F: Fn(Task) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = HandlerResult> + Send + 'static,
-    {
-        self.handlers
-            .insert(name.into(), Arc::new(move |task| f(task).boxed()));
-        self
-    }
-
-    /// Register an already boxed handler (what bindings use).
-    pub fn boxed_handler(mut self, name: impl Into<String>, handler: Handler) -> Self {
-        self.handlers.insert(name.into(), handler);
-        self
-    }
-
-    /// How many handlers run at once (default 16).
-    pub fn max_concurrent(mut self, n: usize) -> Self {
-        self.max_concurrent = n.max(1);
-        self
-    }
-
-    /// Start taking tasks, on the client's runtime.
-    pub fn start(self) -> Result<Worker> {
-        if self.handlers.is_empty() {
-            return Err(Error::invalid("a worker needs at least one handler"));
-        }
-        let worker_id = format!("{}-{}", self.client.owner(), uuid::Uuid::new_v4().simple());
-        let (stop, stopped) = watch::channel(false);
-        let run = WorkerLoop {
-            inner: self.client.inner.clone(),
-            service: self.service,
-            worker_id: worker_id.clone(),
-            handlers: Arc::new(self.handlers),
-            slots: Arc::new(Semaphore::new(self.max_concurrent)),
-            max_concurrent: self.max_concurrent,
-        };
-        let task = self.client.inner.handle.spawn(run.run(stopped));
-        Ok(Worker {
-            worker_id,
-            stop,
-            task: Some(task),
-        })
-    }
-}
-
-/// A running step runner. Dropping it stops taking new tasks (handlers already running finish).
-pub struct Worker {
+/// A step runner's task feed, pulled: [`TaskPoller::poll`] hands out the next task of the
+/// service's queue, [`TaskPoller::complete`] reports its result, [`TaskPoller::heartbeat`] asks
+/// whether it is still assigned. This is what language bindings use (the host is never called
+/// back from a Rust thread); [`Worker`] runs Rust handlers on top of it.
+///
+/// The poller keeps one feed open to the server (reopened with backoff and failover when it
+/// breaks) and holds at most `max_concurrent` tasks at once, handed out or not: the next one is
+/// only read from the feed once a slot is free. A task that is not completed within its timeout
+/// is reported failed (`timeout`, retryable) by the poller itself, so a host that forgets a task
+/// cannot hold its slot forever; a later `complete` of that task is then not accepted.
+pub struct TaskPoller {
+    inner: Arc<Inner>,
     worker_id: String,
+    max_concurrent: usize,
+    tasks: tokio::sync::Mutex<mpsc::Receiver<Task>>,
+    /// Tasks handed out (or waiting to be) and not yet reported: slot permit and timeout guard.
+    outstanding: Arc<std::sync::Mutex<HashMap<String, Outstanding>>>,
+    slots: Arc<Semaphore>,
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    feed: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Worker {
+struct Outstanding {
+    _slot: OwnedSemaphorePermit,
+    deadline: AbortHandle,
+}
+
+impl std::fmt::Debug for TaskPoller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskPoller")
+            .field("worker_id", &self.worker_id)
+            .field("max_concurrent", &self.max_concurrent)
+            .finish()
+    }
+}
+
+impl TaskPoller {
+    /// Start receiving tasks of `service`'s queue, at most `max_concurrent` at once (at least 1).
+    pub fn start(client: &Client, service: impl Into<String>, max_concurrent: usize) -> Self {
+        let max_concurrent = max_concurrent.max(1);
+        let worker_id = format!("{}-{}", client.owner(), uuid::Uuid::new_v4().simple());
+        let (stop, stopped) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(max_concurrent);
+        let slots = Arc::new(Semaphore::new(max_concurrent));
+        let outstanding = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let feed = FeedLoop {
+            inner: client.inner.clone(),
+            service: service.into(),
+            worker_id: worker_id.clone(),
+            max_concurrent,
+            slots: slots.clone(),
+            outstanding: outstanding.clone(),
+            tx,
+        };
+        let task = client.inner.handle.spawn(feed.run(stopped));
+        TaskPoller {
+            inner: client.inner.clone(),
+            worker_id,
+            max_concurrent,
+            tasks: tokio::sync::Mutex::new(rx),
+            outstanding,
+            slots,
+            stop,
+            feed: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
     /// The id the server knows this worker by.
     pub fn worker_id(&self) -> &str {
         &self.worker_id
     }
 
-    /// Stop taking tasks and wait until the handlers running now have reported.
-    pub async fn stop(mut self) {
-        self.stop.send_replace(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+    /// The next task, waiting up to `timeout` (`None`: until one comes or the poller stops).
+    /// `Ok(None)` when the time passed or the poller was stopped.
+    pub async fn poll(&self, timeout: Option<Duration>) -> Result<Option<Task>> {
+        let mut stopped = self.stop.subscribe();
+        let next = async {
+            let mut tasks = self.tasks.lock().await;
+            tasks.recv().await
+        };
+        let limit = async {
+            match timeout {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            task = next => Ok(task),
+            _ = limit => Ok(None),
+            _ = stopped.wait_for(|s| *s) => Ok(None),
         }
+    }
+
+    /// Report a task's result (output JSON, or a failure) and free its slot. Returns whether the
+    /// server accepted it (false: the task timed out and was handed to someone else, or was
+    /// already reported). Reports are retried: reporting twice is harmless.
+    pub async fn complete(&self, task_id: &str, result: HandlerResult) -> Result<bool> {
+        let held = take_outstanding(&self.outstanding, task_id);
+        let accepted = report(&self.inner, task_id, result).await;
+        // The slot frees once the report is done (or failed: the server times the task out).
+        drop(held);
+        accepted
+    }
+
+    /// Whether the task is still assigned to this worker (false once it timed out or was
+    /// reported): a long handler can stop early.
+    pub async fn heartbeat(&self, task_id: &str) -> Result<bool> {
+        let inner = &self.inner;
+        let spec = inner.spec("sagas.heartbeat", true);
+        let ack = inner
+            .run(&spec, |ep, timeout| {
+                let request = inner.request(
+                    pb::HeartbeatTaskRequest {
+                        task_id: task_id.to_string().into(),
+                    },
+                    Some(timeout),
+                );
+                async move { Ok(ep.sagas.heartbeat_task(request?).await?.into_inner()) }
+            })
+            .await
+            .result?;
+        Ok(ack.accepted)
+    }
+
+    /// Tasks held now (handed out or buffered, not yet reported).
+    pub fn outstanding(&self) -> usize {
+        lock_outstanding(&self.outstanding).len()
+    }
+
+    /// Stop taking tasks (idempotent): pending and later polls return `Ok(None)`. Tasks already
+    /// handed out can still be completed; tasks received but never handed out are left to the
+    /// server, which hands them out again after their timeout.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// [`Self::stop`], then wait until every task handed out has been reported (or timed out).
+    pub async fn stop_and_drain(&self) {
+        self.stop();
+        let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(feed) = feed {
+            let _ = feed.await;
+        }
+        // Buffered tasks were never handed out: let them go (the server redelivers them).
+        {
+            let mut tasks = self.tasks.lock().await;
+            while let Ok(task) = tasks.try_recv() {
+                drop(take_outstanding(&self.outstanding, &task.task_id));
+            }
+        }
+        let _ = self
+            .slots
+            .acquire_many(u32::try_from(self.max_concurrent).unwrap_or(u32::MAX))
+            .await;
     }
 }
 
-impl Drop for Worker {
+impl Drop for TaskPoller {
     fn drop(&mut self) {
         self.stop.send_replace(true);
     }
 }
 
-struct WorkerLoop {
+fn lock_outstanding(
+    outstanding: &std::sync::Mutex<HashMap<String, Outstanding>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Outstanding>> {
+    outstanding.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Forget a task: stop its timeout guard; the returned entry holds its slot until dropped.
+fn take_outstanding(
+    outstanding: &std::sync::Mutex<HashMap<String, Outstanding>>,
+    task_id: &str,
+) -> Option<Outstanding> {
+    let entry = lock_outstanding(outstanding).remove(task_id);
+    if let Some(entry) = &entry {
+        entry.deadline.abort();
+    }
+    entry
+}
+
+/// Reads the task feed into the poller's buffer, one task per free slot.
+struct FeedLoop {
     inner: Arc<Inner>,
     service: String,
     worker_id: String,
-    handlers: Arc<HashMap<String, Handler>>,
-    slots: Arc<Semaphore>,
     max_concurrent: usize,
+    slots: Arc<Semaphore>,
+    outstanding: Arc<std::sync::Mutex<HashMap<String, Outstanding>>>,
+    tx: mpsc::Sender<Task>,
 }
 
-impl WorkerLoop {
+impl FeedLoop {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let policy = self.inner.options.resubscribe.clone();
         let mut failures: u32 = 0;
         while !*stopped.borrow() {
-            let feed = self.open().await;
-            match feed {
+            match self.open().await {
                 Ok(mut feed) => loop {
+                    // A slot first: never read more tasks than we may hold.
+                    let slot = tokio::select! {
+                        slot = self.slots.clone().acquire_owned() => slot,
+                        _ = stopped.wait_for(|s| *s) => break,
+                    };
+                    let Ok(slot) = slot else { return };
                     let next = tokio::select! {
                         next = feed.next() => next,
                         _ = stopped.wait_for(|s| *s) => break,
@@ -643,7 +762,7 @@ impl WorkerLoop {
                     match next {
                         Some(Ok(task)) => {
                             failures = 0;
-                            self.dispatch(task).await;
+                            self.accept(task_from_pb(task), slot);
                         }
                         Some(Err(status)) => {
                             tracing::debug!(error = %Error::from_status(&status, "sagas.poll"), "task feed broke");
@@ -666,11 +785,45 @@ impl WorkerLoop {
                 _ = stopped.wait_for(|s| *s) => break,
             }
         }
-        // Wait for running handlers to report.
-        let _ = self
-            .slots
-            .acquire_many(u32::try_from(self.max_concurrent).unwrap_or(u32::MAX))
-            .await;
+    }
+
+    /// Hold `task` in its slot, arm its timeout, and buffer it for `poll`.
+    fn accept(&self, task: Task, slot: OwnedSemaphorePermit) {
+        let task_id = task.task_id.clone();
+        let limit = task.timeout;
+        let inner = self.inner.clone();
+        let outstanding = self.outstanding.clone();
+        let guard_id = task_id.clone();
+        // Armed before the entry exists; it only acts on an entry it can still take.
+        let deadline = self.inner.handle.spawn(async move {
+            if limit.is_zero() {
+                // No timeout given: the server's own timeout is the only one.
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(limit).await;
+            if let Some(held) = take_outstanding_quiet(&outstanding, &guard_id) {
+                let failure = Err(TaskFailure::retryable(
+                    "timeout",
+                    format!("the handler ran over {limit:?}"),
+                ));
+                if let Err(err) = report(&inner, &guard_id, failure).await {
+                    tracing::warn!(task_id = %guard_id, error = %err, "could not report a timed-out task");
+                }
+                drop(held);
+            }
+        });
+        lock_outstanding(&self.outstanding).insert(
+            task_id,
+            Outstanding {
+                _slot: slot,
+                deadline: deadline.abort_handle(),
+            },
+        );
+        if self.tx.try_send(task).is_err() {
+            // Cannot happen (one buffered task per slot, and the poller owns the receiver while
+            // this loop runs); if it did, the server would redeliver after the timeout.
+            tracing::warn!("task buffer full; task left to time out");
+        }
     }
 
     async fn open(
@@ -693,27 +846,121 @@ impl WorkerLoop {
             .await
             .result
     }
+}
 
-    /// Run one task on its own tokio task once a slot is free.
-    async fn dispatch(&self, task: pb::StepTask) {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else {
-            return;
-        };
-        let inner = self.inner.clone();
-        let handler = self.handlers.get(task.handler.as_str()).cloned();
+/// Like [`take_outstanding`] without aborting the guard (called from the guard itself).
+fn take_outstanding_quiet(
+    outstanding: &std::sync::Mutex<HashMap<String, Outstanding>>,
+    task_id: &str,
+) -> Option<Outstanding> {
+    lock_outstanding(outstanding).remove(task_id)
+}
+
+fn task_from_pb(task: pb::StepTask) -> Task {
+    Task {
+        task_id: task.task_id.to_string(),
+        saga_id: task.saga_id.to_string(),
+        step_name: task.step_name.to_string(),
+        handler: task.handler.to_string(),
+        is_compensation: task.kind.as_str() == "compensation",
+        attempt: task.attempt,
+        idempotency_key: task.idempotency_key.to_string(),
+        input_json: task.input_json.to_string(),
+        previous_outputs_json: task.previous_outputs_json.to_string(),
+        timeout: Duration::from_millis(task.start_to_close_timeout_ms),
+    }
+}
+
+/// Configures a [`Worker`].
+pub struct WorkerBuilder {
+    client: Client,
+    service: String,
+    handlers: HashMap<String, Handler>,
+    max_concurrent: usize,
+}
+
+impl WorkerBuilder {
+    /// Register the handler for an action or compensation `name` of this service.
+    pub fn handler<F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Task) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.handlers
+            .insert(name.into(), Arc::new(move |task| f(task).boxed()));
+        self
+    }
+
+    /// Register an already boxed handler.
+    pub fn boxed_handler(mut self, name: impl Into<String>, handler: Handler) -> Self {
+        self.handlers.insert(name.into(), handler);
+        self
+    }
+
+    /// How many handlers run at once (default 16).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// Start taking tasks, on the client's runtime.
+    pub fn start(self) -> Result<Worker> {
+        if self.handlers.is_empty() {
+            return Err(Error::invalid("a worker needs at least one handler"));
+        }
+        let poller = Arc::new(TaskPoller::start(
+            &self.client,
+            self.service,
+            self.max_concurrent,
+        ));
+        let worker_id = poller.worker_id().to_string();
+        let run = run_handlers(poller.clone(), Arc::new(self.handlers));
+        let task = self.client.inner.handle.spawn(run);
+        Ok(Worker {
+            worker_id,
+            poller,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running step runner: a [`TaskPoller`] whose tasks run Rust handlers. Dropping it stops
+/// taking new tasks (handlers already running finish).
+pub struct Worker {
+    worker_id: String,
+    poller: Arc<TaskPoller>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// The id the server knows this worker by.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Stop taking tasks and wait until the handlers running now have reported.
+    pub async fn stop(mut self) {
+        self.poller.stop();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.poller.stop_and_drain().await;
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.poller.stop();
+    }
+}
+
+/// Poll tasks and run each on its own tokio task, until the poller stops. The poller bounds how
+/// many run at once and times them out; this only runs handlers and catches their panics.
+async fn run_handlers(poller: Arc<TaskPoller>, handlers: Arc<HashMap<String, Handler>>) {
+    while let Ok(Some(task)) = poller.poll(None).await {
+        let poller = poller.clone();
+        let handler = handlers.get(task.handler.as_str()).cloned();
         tokio::spawn(async move {
-            let task = Task {
-                task_id: task.task_id.to_string(),
-                saga_id: task.saga_id.to_string(),
-                step_name: task.step_name.to_string(),
-                handler: task.handler.to_string(),
-                is_compensation: task.kind.as_str() == "compensation",
-                attempt: task.attempt,
-                idempotency_key: task.idempotency_key.to_string(),
-                input_json: task.input_json.to_string(),
-                previous_outputs_json: task.previous_outputs_json.to_string(),
-                timeout: Duration::from_millis(task.start_to_close_timeout_ms),
-            };
             let task_id = task.task_id.clone();
             let result = match handler {
                 None => Err(TaskFailure::fatal(
@@ -721,6 +968,8 @@ impl WorkerLoop {
                     format!("this worker has no handler named {:?}", task.handler),
                 )),
                 Some(handler) => {
+                    // Cancel the handler at its timeout (the poller reports the timeout too;
+                    // whichever report comes second is not accepted).
                     let limit = task.timeout;
                     let run = AssertUnwindSafe(handler(task)).catch_unwind();
                     match tokio::time::timeout(limit, run).await {
@@ -733,11 +982,10 @@ impl WorkerLoop {
                     }
                 }
             };
-            if let Err(err) = report(&inner, &task_id, result).await {
+            if let Err(err) = poller.complete(&task_id, result).await {
                 // The server will time the task out and hand it out again.
                 tracing::warn!(task_id, error = %err, "could not report a task result");
             }
-            drop(permit);
         });
     }
 }

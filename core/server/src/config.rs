@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// Secret for JWT authentication (reserved for the security layer).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Once serving, write the bound addresses here as JSON (`{"grpc": "127.0.0.1:9090",
+    /// "rest": ..., "websocket": ..., "pid": ...}`, written atomically): how tests and
+    /// supervisors learn the ports picked for port 0.
+    #[arg(long, env = "SYROS_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
     /// [default: info].
     #[arg(long, env = "LOG_LEVEL")]
@@ -100,6 +105,8 @@ pub struct Config {
     pub log_level: String,
     pub json_logs: bool,
     pub cache_max_value_bytes: usize,
+    /// Where to report the bound addresses once serving.
+    pub ready_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -194,6 +201,7 @@ impl Config {
                 .unwrap_or_else(|| "info".into()),
             json_logs,
             cache_max_value_bytes,
+            ready_file: args.ready_file,
         })
     }
 }

@@ -85,6 +85,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// Report the bound addresses as JSON, atomically (a reader never sees half a file).
+fn write_ready_file(
+    path: &std::path::Path,
+    grpc: std::net::SocketAddr,
+    rest: std::net::SocketAddr,
+    websocket: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let report = serde_json::json!({
+        "grpc": grpc.to_string(),
+        "rest": rest.to_string(),
+        "websocket": websocket.to_string(),
+        "pid": std::process::id(),
+    });
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("{report}\n"))
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("cannot write the ready file {}", path.display()))
+}
+
 /// Serve until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
@@ -152,6 +171,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         websocket = %gateways.ws_addr,
         "syros ready"
     );
+    if let Some(path) = &config.ready_file {
+        write_ready_file(path, grpc_addr, gateways.rest_addr, gateways.ws_addr)?;
+    }
 
     let stopping = std::sync::Arc::new(Notify::new());
     let on_signal = {
