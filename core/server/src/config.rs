@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// (`https://app.example.com,http://localhost:3000`), or `*` for any [default: none].
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// Extra host names the HTTP APIs answer to, comma-separated (`syros.internal,syros.example.com`),
+    /// or `*` for any. The bind address (and `localhost` when bound to loopback) always works;
+    /// other `Host` headers get 421, which stops DNS-rebinding pages [default: none].
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
     /// Storage for events (and sagas). Unset: embedded SQLite under --data-dir.
     /// `sqlite://PATH`: embedded at PATH. `postgres://...`: PostgreSQL.
     #[arg(long, env = "DATABASE_URL")]
@@ -75,6 +80,7 @@ struct FileConfig {
     rest_port: Option<u16>,
     ws_port: Option<u16>,
     cors_origins: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
     database_url: Option<String>,
     redis_url: Option<String>,
     database_pool_size: Option<u32>,
@@ -96,6 +102,8 @@ pub struct Config {
     pub ws_port: u16,
     /// Browser origins allowed by CORS; empty: none.
     pub cors_origins: Vec<String>,
+    /// Host names the HTTP APIs answer to besides the bind address and loopback names.
+    pub allowed_hosts: Vec<String>,
     pub storage: syros_engine::StoreConfig,
     pub log_level: String,
     pub json_logs: bool,
@@ -180,6 +188,7 @@ impl Config {
             bail!("CACHE_MAX_VALUE_BYTES must be between 1 and 67108864");
         }
         let cors_origins = check_cors_origins(args.cors_origins.or(file.cors_origins))?;
+        let allowed_hosts = check_allowed_hosts(args.allowed_hosts.or(file.allowed_hosts))?;
         let _reserved = args.jwt_secret.or(file.jwt_secret);
         Ok(Config {
             host,
@@ -187,6 +196,7 @@ impl Config {
             rest_port: args.rest_port.or(file.rest_port).unwrap_or(8080),
             ws_port: args.ws_port.or(file.ws_port).unwrap_or(8081),
             cors_origins,
+            allowed_hosts,
             storage,
             log_level: args
                 .log_level
@@ -219,6 +229,30 @@ fn check_cors_origins(origins: Option<Vec<String>>) -> anyhow::Result<Vec<String
         }
     }
     Ok(origins)
+}
+
+/// Allowed host names: `*`, or names/addresses without scheme, port or path.
+fn check_allowed_hosts(hosts: Option<Vec<String>>) -> anyhow::Result<Vec<String>> {
+    let hosts: Vec<String> = hosts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    for host in &hosts {
+        let charset_ok = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+        // A colon outside brackets would be a port, which the check ignores anyway.
+        let no_port = !host.contains(':') || host.starts_with('[');
+        let valid = host == "*" || (charset_ok && no_port);
+        if !valid {
+            bail!(
+                "ALLOWED_HOSTS entry {host:?} must be * or a host name or address, without a port"
+            );
+        }
+    }
+    Ok(hosts)
 }
 
 fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -330,6 +364,15 @@ mod tests {
             Config::resolve(cors).is_err(),
             "bad CORS origins are refused"
         );
+        let hosts = |h: &str| ServeArgs {
+            config: Some(file.clone()),
+            allowed_hosts: Some(vec![h.into()]),
+            ..Default::default()
+        };
+        assert!(Config::resolve(hosts("syros.internal:8080")).is_err());
+        assert!(Config::resolve(hosts("https://syros.internal")).is_err());
+        let ok = Config::resolve(hosts("Syros.Internal")).unwrap();
+        assert_eq!(ok.allowed_hosts, ["syros.internal"]);
         let pg = ServeArgs {
             config: Some(file.clone()),
             database_url: Some("postgres://u:secret@localhost/db".into()),
