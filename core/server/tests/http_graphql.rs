@@ -227,22 +227,7 @@ async fn subscription_over_websocket_catches_up_then_goes_live() {
         json!({}),
     )
     .await;
-    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    let ack = read_json(&mut socket).await;
-    assert_eq!(ack["type"], "connection_ack");
+    let mut socket = graphql_ws(&server).await;
     socket
         .send(Message::text(
             json!({"id": "1", "type": "subscribe", "payload": {
@@ -288,21 +273,7 @@ async fn gql_acquire(server: &ServerProcess, key: &str) -> Value {
 #[tokio::test]
 async fn lock_changes_subscription() {
     let (server, _dir) = start().await;
-    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(read_json(&mut socket).await["type"], "connection_ack");
+    let mut socket = graphql_ws(&server).await;
     socket
         .send(Message::text(
             json!({"id": "locks", "type": "subscribe", "payload": {
@@ -383,11 +354,30 @@ async fn lock_changes_subscription() {
     assert_eq!(complete, json!({"id": "bad", "type": "complete"}));
 }
 
-async fn read_json(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Value {
+type GraphqlSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `graphql-transport-ws` connection to `/graphql/ws`, initialised (acknowledged).
+async fn graphql_ws(server: &ServerProcess) -> GraphqlSocket {
+    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(read_json(&mut socket).await["type"], "connection_ack");
+    socket
+}
+
+async fn read_json(socket: &mut GraphqlSocket) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -597,14 +587,7 @@ async fn batches_complexity_depth_and_list_arguments_are_capped() {
 #[tokio::test]
 async fn subscriptions_per_connection_are_capped() {
     let (server, _dir) = start().await;
-    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = graphql_ws(&server).await;
     let send = |id: String| {
         Message::text(
             json!({"id": id, "type": "subscribe", "payload": {
@@ -613,13 +596,6 @@ async fn subscriptions_per_connection_are_capped() {
             .to_string(),
         )
     };
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(read_json(&mut socket).await["type"], "connection_ack");
     // 65 subscriptions: the server starts them concurrently, so whichever starts last is the
     // one refused.
     for n in 0..65 {
