@@ -69,6 +69,14 @@ pub struct ServeArgs {
     /// Allow binding a non-loopback address without authentication (trusted networks only).
     #[arg(long, env = "SYROS_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: Option<bool>,
+    /// Most concurrent gRPC calls (HTTP/2 streams) per client connection, advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS [default: 1024].
+    #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS")]
+    pub grpc_max_concurrent_streams: Option<u32>,
+    /// Most lock acquisitions in progress (waiters) per gRPC connection; one more gets
+    /// RESOURCE_EXHAUSTED [default: 512].
+    #[arg(long, env = "GRPC_MAX_LOCK_WAITERS_PER_CONNECTION")]
+    pub grpc_max_lock_waiters_per_connection: Option<usize>,
 }
 
 /// The same options as read from `syros.toml`.
@@ -91,6 +99,8 @@ struct FileConfig {
     log_format: Option<String>,
     cache_max_value_bytes: Option<usize>,
     allow_unauthenticated: Option<bool>,
+    grpc_max_concurrent_streams: Option<u32>,
+    grpc_max_lock_waiters_per_connection: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -108,6 +118,10 @@ pub struct Config {
     pub log_level: String,
     pub json_logs: bool,
     pub cache_max_value_bytes: usize,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of the gRPC server.
+    pub grpc_max_concurrent_streams: u32,
+    /// Lock acquisitions in progress allowed per gRPC connection.
+    pub grpc_max_lock_waiters_per_connection: usize,
 }
 
 impl Config {
@@ -188,6 +202,18 @@ impl Config {
             bail!("CACHE_MAX_VALUE_BYTES must be between 1 and 67108864");
         }
         let cors_origins = check_cors_origins(args.cors_origins.or(file.cors_origins))?;
+        let grpc_max_concurrent_streams = positive(
+            "GRPC_MAX_CONCURRENT_STREAMS",
+            args.grpc_max_concurrent_streams
+                .or(file.grpc_max_concurrent_streams),
+            1024,
+        )?;
+        let grpc_max_lock_waiters_per_connection = positive(
+            "GRPC_MAX_LOCK_WAITERS_PER_CONNECTION",
+            args.grpc_max_lock_waiters_per_connection
+                .or(file.grpc_max_lock_waiters_per_connection),
+            512,
+        )?;
         let allowed_hosts = check_allowed_hosts(args.allowed_hosts.or(file.allowed_hosts))?;
         let _reserved = args.jwt_secret.or(file.jwt_secret);
         Ok(Config {
@@ -204,6 +230,8 @@ impl Config {
                 .unwrap_or_else(|| "info".into()),
             json_logs,
             cache_max_value_bytes,
+            grpc_max_concurrent_streams,
+            grpc_max_lock_waiters_per_connection,
         })
     }
 }
@@ -229,6 +257,19 @@ fn check_cors_origins(origins: Option<Vec<String>>) -> anyhow::Result<Vec<String
         }
     }
     Ok(origins)
+}
+
+/// A count option that must be at least 1; `default` when not given.
+fn positive<N: Default + PartialEq + Copy>(
+    name: &str,
+    value: Option<N>,
+    default: N,
+) -> anyhow::Result<N> {
+    let value = value.unwrap_or(default);
+    if value == N::default() {
+        bail!("{name} must be at least 1");
+    }
+    Ok(value)
 }
 
 /// Allowed host names: `*`, or names/addresses without scheme, port or path.
