@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// (`https://app.example.com,http://localhost:3000`), or `*` for any [default: none].
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// Extra host names the HTTP APIs answer to, comma-separated (`syros.internal,syros.example.com`),
+    /// or `*` for any. The bind address (and `localhost` when bound to loopback) always works;
+    /// other `Host` headers get 421, which stops DNS-rebinding pages [default: none].
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
     /// Storage for events (and sagas). Unset: embedded SQLite under --data-dir.
     /// `sqlite://PATH`: embedded at PATH. `postgres://...`: PostgreSQL.
     #[arg(long, env = "DATABASE_URL")]
@@ -69,6 +74,14 @@ pub struct ServeArgs {
     /// Allow binding a non-loopback address without authentication (trusted networks only).
     #[arg(long, env = "SYROS_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: Option<bool>,
+    /// Most concurrent gRPC calls (HTTP/2 streams) per client connection, advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS [default: 1024].
+    #[arg(long, env = "GRPC_MAX_CONCURRENT_STREAMS")]
+    pub grpc_max_concurrent_streams: Option<u32>,
+    /// Most lock acquisitions in progress (waiters) per gRPC connection; one more gets
+    /// RESOURCE_EXHAUSTED [default: 512].
+    #[arg(long, env = "GRPC_MAX_LOCK_WAITERS_PER_CONNECTION")]
+    pub grpc_max_lock_waiters_per_connection: Option<usize>,
 }
 
 /// The same options as read from `syros.toml`.
@@ -80,6 +93,7 @@ struct FileConfig {
     rest_port: Option<u16>,
     ws_port: Option<u16>,
     cors_origins: Option<Vec<String>>,
+    allowed_hosts: Option<Vec<String>>,
     database_url: Option<String>,
     redis_url: Option<String>,
     database_pool_size: Option<u32>,
@@ -90,6 +104,8 @@ struct FileConfig {
     log_format: Option<String>,
     cache_max_value_bytes: Option<usize>,
     allow_unauthenticated: Option<bool>,
+    grpc_max_concurrent_streams: Option<u32>,
+    grpc_max_lock_waiters_per_connection: Option<usize>,
 }
 
 /// The resolved configuration.
@@ -101,12 +117,18 @@ pub struct Config {
     pub ws_port: u16,
     /// Browser origins allowed by CORS; empty: none.
     pub cors_origins: Vec<String>,
+    /// Host names the HTTP APIs answer to besides the bind address and loopback names.
+    pub allowed_hosts: Vec<String>,
     pub storage: syros_engine::StoreConfig,
     pub log_level: String,
     pub json_logs: bool,
     pub cache_max_value_bytes: usize,
     /// Where to report the bound addresses once serving.
     pub ready_file: Option<PathBuf>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of the gRPC server.
+    pub grpc_max_concurrent_streams: u32,
+    /// Lock acquisitions in progress allowed per gRPC connection.
+    pub grpc_max_lock_waiters_per_connection: usize,
 }
 
 impl Config {
@@ -187,6 +209,19 @@ impl Config {
             bail!("CACHE_MAX_VALUE_BYTES must be between 1 and 67108864");
         }
         let cors_origins = check_cors_origins(args.cors_origins.or(file.cors_origins))?;
+        let grpc_max_concurrent_streams = positive(
+            "GRPC_MAX_CONCURRENT_STREAMS",
+            args.grpc_max_concurrent_streams
+                .or(file.grpc_max_concurrent_streams),
+            1024,
+        )?;
+        let grpc_max_lock_waiters_per_connection = positive(
+            "GRPC_MAX_LOCK_WAITERS_PER_CONNECTION",
+            args.grpc_max_lock_waiters_per_connection
+                .or(file.grpc_max_lock_waiters_per_connection),
+            512,
+        )?;
+        let allowed_hosts = check_allowed_hosts(args.allowed_hosts.or(file.allowed_hosts))?;
         let _reserved = args.jwt_secret.or(file.jwt_secret);
         Ok(Config {
             host,
@@ -194,6 +229,7 @@ impl Config {
             rest_port: args.rest_port.or(file.rest_port).unwrap_or(8080),
             ws_port: args.ws_port.or(file.ws_port).unwrap_or(8081),
             cors_origins,
+            allowed_hosts,
             storage,
             log_level: args
                 .log_level
@@ -202,6 +238,8 @@ impl Config {
             json_logs,
             cache_max_value_bytes,
             ready_file: args.ready_file,
+            grpc_max_concurrent_streams,
+            grpc_max_lock_waiters_per_connection,
         })
     }
 }
@@ -227,6 +265,43 @@ fn check_cors_origins(origins: Option<Vec<String>>) -> anyhow::Result<Vec<String
         }
     }
     Ok(origins)
+}
+
+/// A count option that must be at least 1; `default` when not given.
+fn positive<N: Default + PartialEq + Copy>(
+    name: &str,
+    value: Option<N>,
+    default: N,
+) -> anyhow::Result<N> {
+    let value = value.unwrap_or(default);
+    if value == N::default() {
+        bail!("{name} must be at least 1");
+    }
+    Ok(value)
+}
+
+/// Allowed host names: `*`, or names/addresses without scheme, port or path.
+fn check_allowed_hosts(hosts: Option<Vec<String>>) -> anyhow::Result<Vec<String>> {
+    let hosts: Vec<String> = hosts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    for host in &hosts {
+        let charset_ok = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+        // A colon outside brackets would be a port, which the check ignores anyway.
+        let no_port = !host.contains(':') || host.starts_with('[');
+        let valid = host == "*" || (charset_ok && no_port);
+        if !valid {
+            bail!(
+                "ALLOWED_HOSTS entry {host:?} must be * or a host name or address, without a port"
+            );
+        }
+    }
+    Ok(hosts)
 }
 
 fn load_file(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -338,6 +413,15 @@ mod tests {
             Config::resolve(cors).is_err(),
             "bad CORS origins are refused"
         );
+        let hosts = |h: &str| ServeArgs {
+            config: Some(file.clone()),
+            allowed_hosts: Some(vec![h.into()]),
+            ..Default::default()
+        };
+        assert!(Config::resolve(hosts("syros.internal:8080")).is_err());
+        assert!(Config::resolve(hosts("https://syros.internal")).is_err());
+        let ok = Config::resolve(hosts("Syros.Internal")).unwrap();
+        assert_eq!(ok.allowed_hosts, ["syros.internal"]);
         let pg = ServeArgs {
             config: Some(file.clone()),
             database_url: Some("postgres://u:secret@localhost/db".into()),

@@ -125,9 +125,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::new()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Duration::from_secs(10))
+        // Each stream may be a lock waiter or a subscription: bound them per connection.
+        .http2_max_concurrent_streams(config.grpc_max_concurrent_streams)
         .layer_front(layers::CatchPanicLayer)
         .layer_front(TimeoutLayer::new())
         .layer(layers::RequestLimitLayer(layers::MAX_REQUEST_BYTES))
+        .layer(layers::LockWaiterLimitLayer::new(
+            config.grpc_max_lock_waiters_per_connection,
+        ))
         .add_service(
             ServiceBuilder::new(LockServiceServer::new(grpc::locks::LockApi {
                 engine: engine.clone(),

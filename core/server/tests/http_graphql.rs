@@ -227,22 +227,7 @@ async fn subscription_over_websocket_catches_up_then_goes_live() {
         json!({}),
     )
     .await;
-    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    let ack = read_json(&mut socket).await;
-    assert_eq!(ack["type"], "connection_ack");
+    let mut socket = graphql_ws(&server).await;
     socket
         .send(Message::text(
             json!({"id": "1", "type": "subscribe", "payload": {
@@ -288,21 +273,7 @@ async fn gql_acquire(server: &ServerProcess, key: &str) -> Value {
 #[tokio::test]
 async fn lock_changes_subscription() {
     let (server, _dir) = start().await;
-    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(read_json(&mut socket).await["type"], "connection_ack");
+    let mut socket = graphql_ws(&server).await;
     socket
         .send(Message::text(
             json!({"id": "locks", "type": "subscribe", "payload": {
@@ -383,11 +354,30 @@ async fn lock_changes_subscription() {
     assert_eq!(complete, json!({"id": "bad", "type": "complete"}));
 }
 
-async fn read_json(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Value {
+type GraphqlSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `graphql-transport-ws` connection to `/graphql/ws`, initialised (acknowledged).
+async fn graphql_ws(server: &ServerProcess) -> GraphqlSocket {
+    let mut request = format!("ws://{}/graphql/ws", server.rest_addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(read_json(&mut socket).await["type"], "connection_ack");
+    socket
+}
+
+async fn read_json(socket: &mut GraphqlSocket) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -499,4 +489,190 @@ async fn cache_stats_count_this_servers_operations() {
         after,
         json!({"hits": 1, "misses": 1, "sets": 2, "deletes": 1, "invalidated": 1})
     );
+}
+
+/// The message of the first GraphQL error of an answer.
+fn first_error(answer: &Value) -> String {
+    answer["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {answer}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn batches_complexity_depth_and_list_arguments_are_capped() {
+    let (server, _dir) = start().await;
+    let client = reqwest::Client::new();
+    // Batch size: 10 operations run, 11 are refused as a whole.
+    let batch = |n: usize| -> Value {
+        (0..n)
+            .map(|_| json!({"query": r#"{ lock(key: "b") { held } }"#}))
+            .collect()
+    };
+    let ten: Value = client
+        .post(server.rest_url("/graphql"))
+        .json(&batch(10))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ten.as_array().map(Vec::len), Some(10), "{ten}");
+    let response = client
+        .post(server.rest_url("/graphql"))
+        .json(&batch(5000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let refused: Value = response.json().await.unwrap();
+    assert_eq!(refused["code"], "invalid_argument", "{refused}");
+    assert_eq!(refused["details"]["limit"], 10, "{refused}");
+
+    // Complexity counts `limit`: a default page passes, the largest page with many fields not.
+    let small = graphql(
+        &server,
+        "{ allEvents { lastPosition events { version eventType data } } }",
+        json!({}),
+    )
+    .await;
+    assert!(small.get("errors").is_none(), "{small}");
+    let big = graphql(
+        &server,
+        "{ allEvents(limit: 10000) { events { version eventType data metadata } } }",
+        json!({}),
+    )
+    .await;
+    assert!(first_error(&big).contains("too complex"), "{big}");
+    // Aliases cannot multiply storage calls without bound.
+    let aliases: String = (0..1001)
+        .map(|i| format!(r#"a{i}: lock(key: "k") {{ held }} "#))
+        .collect();
+    let many = graphql(&server, &format!("{{ {aliases} }}"), json!({})).await;
+    assert!(first_error(&many).contains("too complex"), "{many}");
+
+    // Depth (introspection types nest without end).
+    let deep = format!(
+        "{{ __type(name: \"Query\") {{ {} name {} }} }}",
+        "ofType {".repeat(20),
+        "}".repeat(20)
+    );
+    let deep = graphql(&server, &deep, json!({})).await;
+    assert!(first_error(&deep).contains("nested too deep"), "{deep}");
+
+    // List arguments and limits are bounded before any storage call.
+    let events: Vec<Value> = (0..1001)
+        .map(|i| json!({"eventType": "E", "data": i}))
+        .collect();
+    let append = graphql(
+        &server,
+        "mutation($events: [EventInput!]!) { appendEvents(stream: \"s\", events: $events) { lastVersion } }",
+        json!({"events": events}),
+    )
+    .await;
+    assert!(first_error(&append).contains("1000"), "{append}");
+    let huge_limit = graphql(&server, "{ locks(limit: 20000) { key } }", json!({})).await;
+    assert!(first_error(&huge_limit).contains("10000"), "{huge_limit}");
+    let tags: Vec<String> = (0..33).map(|i| format!("t{i}")).collect();
+    let cache = graphql(
+        &server,
+        "mutation($tags: [String!]!) { cacheSet(key: \"k\", value: 1, tags: $tags) { key } }",
+        json!({"tags": tags}),
+    )
+    .await;
+    assert!(first_error(&cache).contains("32"), "{cache}");
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped() {
+    let (server, _dir) = start().await;
+    let mut socket = graphql_ws(&server).await;
+    let send = |id: String| {
+        Message::text(
+            json!({"id": id, "type": "subscribe", "payload": {
+                "query": r#"subscription { lockChanges(prefix: "p") { key } }"#
+            }})
+            .to_string(),
+        )
+    };
+    // 65 subscriptions: the server starts them concurrently, so whichever starts last is the
+    // one refused.
+    for n in 0..65 {
+        socket.send(send(format!("s{n}"))).await.unwrap();
+    }
+    let refused = read_json(&mut socket).await;
+    assert_eq!(refused["type"], "next", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "invalid_argument"
+    );
+    assert!(
+        refused["payload"]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 64 subscriptions"),
+        "{refused}"
+    );
+    let refused_id = refused["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        read_json(&mut socket).await,
+        json!({"id": refused_id, "type": "complete"})
+    );
+    // Ending a live subscription frees its place.
+    let live = if refused_id == "s0" { "s1" } else { "s0" };
+    socket
+        .send(Message::text(
+            json!({"id": live, "type": "complete"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    // The server drops the stream after it reads the `complete`: retry until accepted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        let id = format!("again{attempt}");
+        socket.send(send(id.clone())).await.unwrap();
+        socket
+            .send(Message::text(json!({"type": "ping"}).to_string()))
+            .await
+            .unwrap();
+        let mut accepted = true;
+        loop {
+            let message = read_json(&mut socket).await;
+            if message["type"] == "pong" {
+                break;
+            }
+            if message["id"] == id.as_str() && message["type"] == "next" {
+                accepted = false;
+            }
+        }
+        if accepted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was not freed"
+        );
+    }
+    // The new subscription is live: a lock change under its prefix reaches it.
+    graphql(
+        &server,
+        r#"mutation { acquireLock(input: {key: "p1", owner: "o", ttlMs: 30000}) { acquired } }"#,
+        json!({}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = read_json(&mut socket).await;
+        let id = message["id"].as_str().unwrap_or_default();
+        let change = &message["payload"]["data"]["lockChanges"];
+        if id.starts_with("again") && change.is_object() {
+            assert_eq!(change["key"], "p1");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no change reached the new subscription"
+        );
+    }
 }

@@ -847,7 +847,7 @@ async fn unknown_routes_methods_and_oversized_bodies_get_json_errors() {
     // Over the 16 MiB body limit, announced by Content-Length and streamed without one.
     let announced = raw_http(
         api.server.rest_addr,
-        "POST /api/v1/locks HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+        "POST /api/v1/locks HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
          content-length: 17825792\r\nconnection: close\r\n\r\n",
         0,
     )
@@ -859,7 +859,7 @@ async fn unknown_routes_methods_and_oversized_bodies_get_json_errors() {
     );
     let streamed = raw_http(
         api.server.rest_addr,
-        "PUT /api/v1/cache/big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+        "PUT /api/v1/cache/big HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
          transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
         17,
     )

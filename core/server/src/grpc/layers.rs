@@ -1,7 +1,10 @@
-//! Server layers that volo-grpc does not provide by default: a request size limit and turning a
-//! handler panic into INTERNAL (instead of a CANCELLED stream and a lost connection task).
+//! Server layers that volo-grpc does not provide by default: a request size limit, a bound on
+//! lock waiters per connection, and turning a handler panic into INTERNAL (instead of a
+//! CANCELLED stream and a lost connection task).
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use http_body_util::{BodyExt, Limited};
@@ -62,6 +65,110 @@ where
         self.inner
             .call(cx, Request::from_parts(metadata, extensions, limited))
             .await
+    }
+}
+
+/// The method whose calls wait for a lock.
+const ACQUIRE_METHOD: &str = "/syros.v1.LockService/Acquire";
+
+/// Bounds the `LockService/Acquire` calls in progress (each possibly a waiter) per client
+/// connection: one more gets RESOURCE_EXHAUSTED at once instead of joining a queue. The
+/// connection is told apart by its peer address, as volo reports it.
+#[derive(Clone)]
+pub struct LockWaiterLimitLayer {
+    max: usize,
+    in_progress: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl LockWaiterLimitLayer {
+    /// At most `max` acquisitions in progress per connection.
+    pub fn new(max: usize) -> Self {
+        LockWaiterLimitLayer {
+            max,
+            in_progress: Arc::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LockWaiterLimit<S> {
+    inner: S,
+    limit: LockWaiterLimitLayer,
+}
+
+impl<S> Layer<S> for LockWaiterLimitLayer {
+    type Service = LockWaiterLimit<S>;
+    fn layer(self, inner: S) -> Self::Service {
+        LockWaiterLimit { inner, limit: self }
+    }
+}
+
+/// One acquisition in progress on one connection; counted down when the call ends or is
+/// cancelled.
+struct WaiterSlot {
+    connection: String,
+    in_progress: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for WaiterSlot {
+    fn drop(&mut self) {
+        let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = in_progress.get_mut(&self.connection) {
+            *count -= 1;
+            if *count == 0 {
+                in_progress.remove(&self.connection);
+            }
+        }
+    }
+}
+
+impl LockWaiterLimitLayer {
+    fn take(&self, connection: String) -> Result<WaiterSlot, Status> {
+        let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let count = in_progress.entry(connection.clone()).or_default();
+        if *count >= self.max {
+            return Err(Status::resource_exhausted(format!(
+                "more than {} lock acquisitions in progress on this connection \
+                 (GRPC_MAX_LOCK_WAITERS_PER_CONNECTION); wait for some to finish or use \
+                 another connection",
+                self.max
+            )));
+        }
+        *count += 1;
+        Ok(WaiterSlot {
+            connection,
+            in_progress: self.in_progress.clone(),
+        })
+    }
+}
+
+impl<S, T> Service<ServerContext, Request<T>> for LockWaiterLimit<S>
+where
+    S: Service<ServerContext, Request<T>, Error = Status> + Send + Sync,
+    T: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = Status;
+
+    async fn call(
+        &self,
+        cx: &mut ServerContext,
+        req: Request<T>,
+    ) -> Result<Self::Response, Self::Error> {
+        if cx.rpc_info.method() != ACQUIRE_METHOD {
+            return self.inner.call(cx, req).await;
+        }
+        // volo puts the peer address in the `rip` metadata, or in the caller when the client
+        // names its service.
+        let connection = req
+            .metadata()
+            .get(volo_grpc::metadata::HEADER_TRANS_REMOTE_ADDR)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| cx.rpc_info.caller().address().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let _slot = self.limit.take(connection)?;
+        self.inner.call(cx, req).await
     }
 }
 

@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable snake_case code: `invalid_argument`, `not_found`, `lock_not_held`, `lock_held`,
-    /// `version_conflict`, `payload_too_large`, `unimplemented`, `unavailable` or `internal`.
+    /// `version_conflict`, `payload_too_large`, `unimplemented`, `unavailable` or `internal`;
+    /// and, from the HTTP gateway itself, `origin_not_allowed` (403), `host_not_allowed` (421).
     pub code: String,
     /// Human-readable explanation.
     pub message: String,

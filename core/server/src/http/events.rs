@@ -1,9 +1,15 @@
 //! REST: events. A stream name is one path segment: percent-encode `/` (`orders%2F42`).
+//!
+//! Event payloads travel as JSON text ([`RawValue`]): checked for syntax on the way in, copied
+//! on the way out, never expanded into a tree (which costs many times the text's size). A read
+//! stops adding events once its answer reaches [`READ_BYTE_BUDGET`] and says where to go on
+//! (`next`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use syros_engine::{Direction, EventInput, ExpectedVersion, RecordedEvent};
 use utoipa::{IntoParams, ToSchema};
@@ -17,10 +23,12 @@ pub struct EventBody {
     /// Application-defined type, such as `OrderCreated`.
     pub event_type: String,
     /// The event's payload: any JSON document.
-    pub data: Value,
+    #[schema(value_type = Value)]
+    pub data: Box<RawValue>,
     /// Optional JSON metadata.
     #[serde(default)]
-    pub metadata: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub metadata: Option<Box<RawValue>>,
     /// Optional client-made id (at most 128 bytes); the server makes one otherwise.
     #[serde(default)]
     pub event_id: Option<String>,
@@ -84,10 +92,12 @@ pub struct AppendBody {
     pub event_type: Option<String>,
     /// Single-event form: the event's payload.
     #[serde(default, deserialize_with = "present")]
-    pub data: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub data: Option<Box<RawValue>>,
     /// Single-event form: optional metadata.
     #[serde(default)]
-    pub metadata: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub metadata: Option<Box<RawValue>>,
     /// Single-event form: optional event id.
     pub event_id: Option<String>,
     /// Optimistic concurrency check (default `"any"`).
@@ -95,8 +105,9 @@ pub struct AppendBody {
     pub expected_version: ExpectedVersionBody,
 }
 
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+/// `data` present, even as `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 impl AppendBody {
@@ -149,24 +160,73 @@ pub struct RecordedEventBody {
     pub event_id: String,
     pub event_type: String,
     /// The payload as appended.
-    pub data: Value,
+    #[schema(value_type = Value)]
+    pub data: Box<RawValue>,
     /// The metadata as appended, `null` if none.
-    pub metadata: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub metadata: Option<Box<RawValue>>,
     /// Milliseconds since the Unix epoch.
     pub created_at_ms: i64,
     /// `created_at_ms` as RFC 3339.
     pub created_at: String,
 }
 
-fn json_text(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+/// Stored JSON text as it is (the engine checked it on append); anything else as a JSON string.
+fn json_text(text: String) -> Box<RawValue> {
+    let is_json = serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+    let raw = if is_json {
+        RawValue::from_string(text)
+    } else {
+        serde_json::value::to_raw_value(&text)
+    };
+    raw.unwrap_or_default()
+}
+
+/// Most bytes of events one read answers with (a single larger event is still sent whole).
+pub const READ_BYTE_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Roughly the bytes `event` takes in an answer.
+fn answer_bytes(event: &RecordedEvent) -> usize {
+    let fixed = 256;
+    fixed
+        + event.data.len()
+        + event.metadata.as_ref().map_or(0, String::len)
+        + event.stream.len()
+        + event.event_type.len()
+        + event.event_id.len()
+}
+
+/// The events of a page that fit in [`READ_BYTE_BUDGET`] (at least one), and whether some were
+/// left out.
+fn within_budget(events: Vec<RecordedEvent>) -> (Vec<RecordedEventBody>, bool) {
+    let total = events.len();
+    let mut spent = 0;
+    let kept: Vec<RecordedEventBody> = events
+        .into_iter()
+        .take_while(|event| {
+            let first = spent == 0;
+            spent += answer_bytes(event);
+            first || spent <= READ_BYTE_BUDGET
+        })
+        .map(Into::into)
+        .collect();
+    let cut = kept.len() < total;
+    (kept, cut)
+}
+
+/// Where a read cut by the budget goes on, after `last` read in `direction`.
+fn continue_after(last: u64, direction: DirectionParam) -> Option<u64> {
+    match direction {
+        DirectionParam::Forwards => last.checked_add(1),
+        DirectionParam::Backwards => last.checked_sub(1),
+    }
 }
 
 impl From<RecordedEvent> for RecordedEventBody {
     fn from(e: RecordedEvent) -> Self {
         RecordedEventBody {
-            data: json_text(&e.data),
-            metadata: e.metadata.as_deref().map(json_text),
+            data: json_text(e.data),
+            metadata: e.metadata.map(json_text),
             created_at: rfc3339(e.created_at_ms),
             stream: e.stream,
             version: e.version,
@@ -187,6 +247,10 @@ pub struct StreamEventsBody {
     /// The stream's current version, `null` if it does not exist.
     pub last_version: Option<u64>,
     pub events: Vec<RecordedEventBody>,
+    /// Present when the answer was cut at the byte budget before `limit` events: the `from` of
+    /// the next read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<u64>,
 }
 
 /// Events of all streams in global order.
@@ -195,6 +259,10 @@ pub struct AllEventsBody {
     /// The newest global position (0 when there is no event).
     pub last_position: u64,
     pub events: Vec<RecordedEventBody>,
+    /// Present when the answer was cut at the byte budget before `limit` events: the
+    /// `from_position` of the next read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_from_position: Option<u64>,
 }
 
 /// Read direction.
@@ -267,8 +335,8 @@ pub async fn append(
         .map(|e| EventInput {
             event_id: e.event_id.unwrap_or_default(),
             event_type: e.event_type,
-            data: e.data.to_string(),
-            metadata: e.metadata.map(|m| m.to_string()).unwrap_or_default(),
+            data: e.data.get().to_string(),
+            metadata: e.metadata.map(|m| m.get().to_string()).unwrap_or_default(),
         })
         .collect();
     let count = events.len() as u64;
@@ -303,21 +371,28 @@ pub async fn read_stream(
     Path(stream): Path<String>,
     Query(params): Query<StreamReadParams>,
 ) -> Result<axum::Json<StreamEventsBody>, ApiError> {
+    let direction = params.direction.unwrap_or_default();
     let slice = state
         .engine
         .events
         .read_stream(
             &stream,
             params.from,
-            params.direction.unwrap_or_default().into(),
+            direction.into(),
             params.limit.unwrap_or(0),
         )
         .await?;
+    let (events, cut) = within_budget(slice.events);
+    let next_from = events
+        .last()
+        .filter(|_| cut)
+        .and_then(|e| continue_after(e.version, direction));
     Ok(axum::Json(StreamEventsBody {
         stream,
         exists: slice.last_version.is_some(),
         last_version: slice.last_version,
-        events: slice.events.into_iter().map(Into::into).collect(),
+        events,
+        next_from,
     }))
 }
 
@@ -334,17 +409,24 @@ pub async fn read_all(
     State(state): State<AppState>,
     Query(params): Query<AllReadParams>,
 ) -> Result<axum::Json<AllEventsBody>, ApiError> {
+    let direction = params.direction.unwrap_or_default();
     let slice = state
         .engine
         .events
         .read_all(
             params.from_position,
-            params.direction.unwrap_or_default().into(),
+            direction.into(),
             params.limit.unwrap_or(0),
         )
         .await?;
+    let (events, cut) = within_budget(slice.events);
+    let next_from_position = events
+        .last()
+        .filter(|_| cut)
+        .and_then(|e| continue_after(e.global_position, direction));
     Ok(axum::Json(AllEventsBody {
         last_position: slice.last_position,
-        events: slice.events.into_iter().map(Into::into).collect(),
+        events,
+        next_from_position,
     }))
 }

@@ -2,15 +2,25 @@
 //! subscriptions over WebSocket at `/graphql/ws` (`graphql-transport-ws` and the older
 //! `graphql-ws` protocol). Every resolver is one engine call; errors carry
 //! `extensions.code` (the same codes as REST) and `extensions.details`.
+//!
+//! Caps, so that one request or connection cannot make the server do unbounded work: at most
+//! [`MAX_BATCH`] operations per POST, a query depth of [`MAX_DEPTH`], a complexity of
+//! [`MAX_COMPLEXITY`] (a field that calls storage costs [`STORAGE_CALL_COST`], a list costs its
+//! `limit` — or the default page size — times the fields selected per item, a list argument
+//! costs its length) and [`super::ws::MAX_SUBSCRIPTIONS`] subscriptions per WebSocket
+//! connection, like the WebSocket API.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_graphql::http::{playground_source, GraphQLPlaygroundConfig};
+use async_graphql::http::{playground_source, GraphQLPlaygroundConfig, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::BatchRequest;
 use async_graphql::{
     Context, Enum, ErrorExtensions, InputObject, Json, Object, Schema, SimpleObject, Subscription,
 };
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -28,12 +38,36 @@ use super::{rfc3339, AppState};
 /// The executable schema.
 pub type SyrosSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
+/// Most operations in one batched POST.
+pub const MAX_BATCH: usize = 10;
+/// Deepest selection set.
+pub const MAX_DEPTH: usize = 16;
+/// Highest complexity of one operation (see the module documentation for how it is counted).
+pub const MAX_COMPLEXITY: usize = 25_000;
+/// Complexity of a field that makes one storage call, so that aliases cannot multiply calls:
+/// at most `MAX_COMPLEXITY / STORAGE_CALL_COST` (1000) calls per operation.
+pub const STORAGE_CALL_COST: usize = 25;
+
+/// Complexity of a field returning up to `limit` items (`default` when 0) of
+/// `child_complexity` each, after one storage call.
+fn list_cost(limit: u32, default: usize, child_complexity: usize) -> usize {
+    let items = if limit == 0 { default } else { limit as usize };
+    STORAGE_CALL_COST.saturating_add(items.saturating_mul(child_complexity.max(1)))
+}
+
+/// Complexity of a storage call with a list argument of `len` items.
+fn input_list_cost(len: usize, child_complexity: usize) -> usize {
+    STORAGE_CALL_COST
+        .saturating_add(len)
+        .saturating_add(child_complexity)
+}
+
 /// Build the schema over `engine`, with depth and complexity limits.
 pub fn schema(engine: Arc<Engine>) -> SyrosSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(engine)
-        .limit_depth(16)
-        .limit_complexity(2_000)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
 
@@ -45,18 +79,81 @@ pub fn routes(schema: SyrosSchema) -> Router<AppState> {
             "/graphql",
             get(playground).post(move |request| execute(executor.clone(), request)),
         )
-        .route_service("/graphql/ws", GraphQLSubscription::new(schema))
+        .route(
+            "/graphql/ws",
+            get(move |protocol, upgrade| subscriptions(schema.clone(), protocol, upgrade)),
+        )
 }
 
-/// `POST /graphql`: one request or a batch. A body that is not a GraphQL request gets the JSON
-/// error shape of the REST API, with the parser's explanation.
+/// `GET /graphql/ws`: a subscription connection, with its own subscription count.
+async fn subscriptions(
+    schema: SyrosSchema,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(super::ws::MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(super::ws::MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let mut data = async_graphql::Data::default();
+            data.insert(SubscriptionCount::default());
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .with_data(data)
+                .serve()
+        })
+}
+
+/// The live subscriptions of one WebSocket connection.
+#[derive(Default)]
+struct SubscriptionCount(Arc<AtomicUsize>);
+
+/// One live subscription; frees its place when the subscription's stream is dropped.
+struct SubscriptionSlot(Arc<AtomicUsize>);
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Take a place for a new subscription, or say why there is none.
+fn subscription_slot(ctx: &Context<'_>) -> async_graphql::Result<Option<SubscriptionSlot>> {
+    // Subscriptions only run over `/graphql/ws`, which always provides the count.
+    let Some(SubscriptionCount(count)) = ctx.data_opt::<SubscriptionCount>() else {
+        return Ok(None);
+    };
+    let max = super::ws::MAX_SUBSCRIPTIONS;
+    if count.fetch_add(1, Ordering::SeqCst) >= max {
+        count.fetch_sub(1, Ordering::SeqCst);
+        return Err(gql(syros_engine::Error::invalid(format!(
+            "at most {max} subscriptions per connection"
+        ))
+        .with_detail("limit", max)));
+    }
+    Ok(Some(SubscriptionSlot(count.clone())))
+}
+
+/// `POST /graphql`: one request or a batch of at most [`MAX_BATCH`]. A body that is not a
+/// GraphQL request, or a batch over the cap, gets the JSON error shape of the REST API.
 async fn execute(
     schema: SyrosSchema,
     request: Result<GraphQLBatchRequest, GraphQLRejection>,
 ) -> Response {
     match request {
         Ok(request) => {
-            GraphQLResponse::from(schema.execute_batch(request.into_inner()).await).into_response()
+            let request = request.into_inner();
+            if let BatchRequest::Batch(batch) = &request {
+                if batch.len() > MAX_BATCH {
+                    return super::error::ApiError::invalid(format!(
+                        "a batch holds at most {MAX_BATCH} operations, not {}",
+                        batch.len()
+                    ))
+                    .with_detail("limit", MAX_BATCH)
+                    .into_response();
+                }
+            }
+            GraphQLResponse::from(schema.execute_batch(request).await).into_response()
         }
         Err(rejection) => {
             super::error::ApiError::invalid(format!("not a GraphQL request: {}", rejection.0))
@@ -450,6 +547,7 @@ pub struct SagaStepInput {
 #[derive(InputObject)]
 pub struct StartSagaInput {
     pub name: String,
+    #[graphql(validator(max_items = 100))]
     pub steps: Vec<SagaStepInput>,
     /// Handed to every step (default `{}`).
     pub input: Option<Json<Value>>,
@@ -501,6 +599,7 @@ pub struct QueryRoot;
 #[Object]
 impl QueryRoot {
     /// Who holds `key`.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn lock(&self, ctx: &Context<'_>, key: String) -> async_graphql::Result<LockStatus> {
         let lease = engine(ctx).locks.status(&key).await.map_err(gql)?;
         Ok(LockStatus {
@@ -510,12 +609,13 @@ impl QueryRoot {
         })
     }
 
-    /// Held locks whose key starts with `prefix`.
+    /// Held locks whose key starts with `prefix` (`limit` 0: 1000).
+    #[graphql(complexity = "list_cost(limit, 1000, child_complexity)")]
     async fn locks(
         &self,
         ctx: &Context<'_>,
         #[graphql(default)] prefix: String,
-        #[graphql(default)] limit: u32,
+        #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<Vec<Lease>> {
         let leases = engine(ctx)
             .locks
@@ -531,6 +631,7 @@ impl QueryRoot {
     }
 
     /// A cache entry, `null` when absent.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn cache(
         &self,
         ctx: &Context<'_>,
@@ -540,14 +641,15 @@ impl QueryRoot {
         Ok(entry.map(Into::into))
     }
 
-    /// Events of one stream from version `from` (inclusive).
+    /// Events of one stream from version `from` (inclusive; `limit` 0: 100).
+    #[graphql(complexity = "list_cost(limit, 100, child_complexity)")]
     async fn stream_events(
         &self,
         ctx: &Context<'_>,
         stream: String,
         from: Option<u64>,
         #[graphql(default)] direction: ReadDirection,
-        #[graphql(default)] limit: u32,
+        #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<StreamEvents> {
         let slice = engine(ctx)
             .events
@@ -562,13 +664,14 @@ impl QueryRoot {
         })
     }
 
-    /// Events of every stream from global position `from` (inclusive).
+    /// Events of every stream from global position `from` (inclusive; `limit` 0: 100).
+    #[graphql(complexity = "list_cost(limit, 100, child_complexity)")]
     async fn all_events(
         &self,
         ctx: &Context<'_>,
         from: Option<u64>,
         #[graphql(default)] direction: ReadDirection,
-        #[graphql(default)] limit: u32,
+        #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<AllEvents> {
         let slice = engine(ctx)
             .events
@@ -582,18 +685,21 @@ impl QueryRoot {
     }
 
     /// A saga with its steps and attempts.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn saga(&self, ctx: &Context<'_>, saga_id: String) -> async_graphql::Result<Saga> {
         let saga = engine(ctx).sagas.get(&saga_id).await.map_err(gql)?;
         Ok(saga.into())
     }
 
-    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name.
+    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name
+    /// (`limit` 0: 100).
+    #[graphql(complexity = "list_cost(limit, 100, child_complexity)")]
     async fn sagas(
         &self,
         ctx: &Context<'_>,
         state: Option<String>,
         name: Option<String>,
-        #[graphql(default)] limit: u32,
+        #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<Vec<Saga>> {
         let state = match state.as_deref() {
             None | Some("") => None,
@@ -622,6 +728,7 @@ pub struct MutationRoot;
 #[Object]
 impl MutationRoot {
     /// Acquire a lock, waiting up to `waitTimeoutMs` in FIFO order.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn acquire_lock(
         &self,
         ctx: &Context<'_>,
@@ -652,6 +759,7 @@ impl MutationRoot {
     }
 
     /// Extend a held lease to `ttlMs` from now.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn renew_lock(
         &self,
         ctx: &Context<'_>,
@@ -667,6 +775,7 @@ impl MutationRoot {
     }
 
     /// Release a held lease; returns the lease that ended.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn release_lock(
         &self,
         ctx: &Context<'_>,
@@ -677,6 +786,7 @@ impl MutationRoot {
     }
 
     /// Admin: drop whatever lease holds `key`.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn force_release_lock(
         &self,
         ctx: &Context<'_>,
@@ -691,6 +801,7 @@ impl MutationRoot {
 
     /// Store a value: `value` (any JSON, stored as its JSON text) or `valueBase64` (bytes).
     /// `ttlMs` 0 or absent: never expires.
+    #[graphql(complexity = "input_list_cost(tags.len(), child_complexity)")]
     async fn cache_set(
         &self,
         ctx: &Context<'_>,
@@ -698,7 +809,7 @@ impl MutationRoot {
         value: Option<Json<Value>>,
         value_base64: Option<String>,
         #[graphql(default)] ttl_ms: u64,
-        #[graphql(default)] tags: Vec<String>,
+        #[graphql(default, validator(max_items = 32))] tags: Vec<String>,
     ) -> async_graphql::Result<CacheEntry> {
         let bytes = match (value, value_base64) {
             (Some(Json(value)), None) => serde_json::to_vec(&value)
@@ -717,11 +828,13 @@ impl MutationRoot {
     }
 
     /// Remove a key; true if it existed.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn cache_delete(&self, ctx: &Context<'_>, key: String) -> async_graphql::Result<bool> {
         engine(ctx).cache.delete(&key).await.map_err(gql)
     }
 
     /// Remove every key carrying `tag`; returns how many.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn invalidate_cache_tag(
         &self,
         ctx: &Context<'_>,
@@ -732,11 +845,12 @@ impl MutationRoot {
 
     /// Append events atomically. `expectedVersion`: the stream's current version;
     /// `noStream: true`: the stream must not exist yet; neither: any.
+    #[graphql(complexity = "input_list_cost(events.len(), child_complexity)")]
     async fn append_events(
         &self,
         ctx: &Context<'_>,
         stream: String,
-        events: Vec<EventInput>,
+        #[graphql(validator(max_items = 1000))] events: Vec<EventInput>,
         expected_version: Option<u64>,
         #[graphql(default)] no_stream: bool,
     ) -> async_graphql::Result<AppendResult> {
@@ -772,6 +886,7 @@ impl MutationRoot {
 
     /// Start a saga; its steps run on step runners in order, compensated in reverse on
     /// failure. Starting again with the same `idempotencyKey` returns the existing saga.
+    #[graphql(complexity = "input_list_cost(input.steps.len(), child_complexity)")]
     async fn start_saga(
         &self,
         ctx: &Context<'_>,
@@ -800,6 +915,7 @@ impl MutationRoot {
     }
 
     /// Cancel a saga: queued work is withdrawn, completed steps are compensated.
+    #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn cancel_saga(&self, ctx: &Context<'_>, saga_id: String) -> async_graphql::Result<Saga> {
         let saga = engine(ctx).sagas.cancel(&saga_id).await.map_err(gql)?;
         Ok(saga.into())
@@ -830,12 +946,16 @@ impl SubscriptionRoot {
             (true, None) => SubscriptionStart::End,
             (false, from) => SubscriptionStart::From(from.unwrap_or(0)),
         };
+        let slot = subscription_slot(ctx)?;
         let events = engine(ctx)
             .events
             .subscribe(target, start)
             .await
             .map_err(gql)?;
-        Ok(ReceiverStream::new(events).map(|item| item.map(Event::from).map_err(gql)))
+        Ok(ReceiverStream::new(events).map(move |item| {
+            let _held = &slot;
+            item.map(Event::from).map_err(gql)
+        }))
     }
 
     /// Changes of the locks whose key starts with `prefix` (every lock when empty), from now
@@ -847,10 +967,14 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         #[graphql(default)] prefix: String,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LockChangeValue>>> {
+        let slot = subscription_slot(ctx)?;
         let watch = engine(ctx).locks.watch(&prefix).map_err(gql)?;
-        Ok(futures::stream::unfold(watch, |mut watch| async move {
-            let item = watch.next().await?;
-            Some((item.map(LockChangeValue::from).map_err(gql), watch))
-        }))
+        Ok(futures::stream::unfold(
+            (watch, slot),
+            |(mut watch, slot)| async move {
+                let item = watch.next().await?;
+                Some((item.map(LockChangeValue::from).map_err(gql), (watch, slot)))
+            },
+        ))
     }
 }

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod error;
 pub mod events;
 pub mod graphql;
+pub mod guard;
 pub mod health;
 pub mod locks;
 pub mod metrics;
@@ -123,30 +124,38 @@ fn api_routes() -> Router<AppState> {
         .route("/sagas/{saga_id}/cancel", post(sagas::cancel))
 }
 
-/// The layers every router gets: metrics per matched route, JSON errors, body limit, CORS.
-fn finish(
-    routes: Router<AppState>,
-    state: AppState,
-    body_limit: usize,
-    cors: Option<CorsLayer>,
-) -> Router {
+/// What every router is built with besides its routes.
+#[derive(Clone)]
+pub struct RouterSettings {
+    pub body_limit: usize,
+    pub cors: Option<CorsLayer>,
+    pub guard: Arc<guard::BrowserGuard>,
+}
+
+/// The layers every router gets: metrics per matched route, JSON errors, body limit, the
+/// `Host`/`Origin` check, CORS.
+fn finish(routes: Router<AppState>, state: AppState, settings: RouterSettings) -> Router {
     let router = routes
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(|| async {
             ApiError::for_status(axum::http::StatusCode::NOT_FOUND, "no such route")
         })
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit))
         .layer(middleware::map_response(error::json_errors))
+        .layer(middleware::from_fn_with_state(
+            settings.guard,
+            guard::check_browser_request,
+        ))
         .with_state(state);
-    match cors {
+    match settings.cors {
         Some(cors) => router.layer(cors),
         None => router,
     }
 }
 
 /// The router of `REST_PORT`.
-pub fn rest_router(state: AppState, body_limit: usize, cors: Option<CorsLayer>) -> Router {
+pub fn rest_router(state: AppState, settings: RouterSettings) -> Router {
     let schema = graphql::schema(state.engine.clone());
     let protected = Router::new()
         .nest("/api/v1", api_routes())
@@ -157,17 +166,17 @@ pub fn rest_router(state: AppState, body_limit: usize, cors: Option<CorsLayer>) 
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi));
-    finish(routes, state, body_limit, cors)
+    finish(routes, state, settings)
 }
 
 /// The router of `WS_PORT`.
-pub fn ws_router(state: AppState, body_limit: usize, cors: Option<CorsLayer>) -> Router {
+pub fn ws_router(state: AppState, settings: RouterSettings) -> Router {
     let routes = Router::new()
         .route("/", get(ws::upgrade))
         .route("/ws", get(ws::upgrade))
         .route_layer(middleware::from_fn(auth::authenticate))
         .route("/health", get(health::health));
-    finish(routes, state, body_limit, cors)
+    finish(routes, state, settings)
 }
 
 /// The running HTTP servers.
@@ -194,8 +203,15 @@ impl StopHandle {
 impl Gateways {
     /// Bind `REST_PORT` and `WS_PORT` on the configured host and start serving.
     pub async fn start(config: &Config, engine: Arc<Engine>) -> anyhow::Result<Gateways> {
-        let cors = cors(&config.cors_origins)?;
-        let limit = body_limit(config.cache_max_value_bytes);
+        let settings = RouterSettings {
+            body_limit: body_limit(config.cache_max_value_bytes),
+            cors: cors(&config.cors_origins)?,
+            guard: Arc::new(guard::BrowserGuard::new(
+                config.host,
+                &config.allowed_hosts,
+                &config.cors_origins,
+            )),
+        };
         let rest = tokio::net::TcpListener::bind((config.host, config.rest_port))
             .await
             .with_context(|| format!("cannot bind REST to {}:{}", config.host, config.rest_port))?;
@@ -216,12 +232,8 @@ impl Gateways {
         };
         let mut tasks = Vec::new();
         for (name, listener, router) in [
-            (
-                "REST",
-                rest,
-                rest_router(state.clone(), limit, cors.clone()),
-            ),
-            ("WebSocket", ws, ws_router(state, limit, cors)),
+            ("REST", rest, rest_router(state.clone(), settings.clone())),
+            ("WebSocket", ws, ws_router(state, settings)),
         ] {
             let mut stopping = stopping.clone();
             tasks.push(tokio::spawn(async move {
