@@ -318,6 +318,15 @@ impl SagaInfo {
     }
 }
 
+/// One page of a saga listing; from [`Sagas::list_page`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaPage {
+    /// Newest first.
+    pub sagas: Vec<SagaInfo>,
+    /// Pass to [`Sagas::list_page`] for the next page; `None` when no saga is left.
+    pub next_page_token: Option<String>,
+}
+
 /// Saga operations; from [`Client::sagas`].
 #[derive(Clone)]
 pub struct Sagas {
@@ -398,20 +407,34 @@ impl Sagas {
         SagaInfo::from_pb(saga)
     }
 
-    /// Sagas, newest first, optionally of one state and/or name (`limit` 0 = 100).
+    /// Sagas, newest first, optionally of one state and/or name (`limit` 0 = 100): the first page
+    /// only; [`Sagas::list_page`] pages on.
     pub async fn list(
         &self,
         state: Option<SagaState>,
         name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<SagaInfo>> {
+        Ok(self.list_page(state, name, limit, None).await?.sagas)
+    }
+
+    /// One page of sagas, newest first, optionally of one state and/or name (`limit` 0 = 100).
+    /// Pass the previous page's [`SagaPage::next_page_token`] as `page_token` for the next page;
+    /// paging returns every saga that existed before the first page exactly once.
+    pub async fn list_page(
+        &self,
+        state: Option<SagaState>,
+        name: Option<&str>,
+        limit: u32,
+        page_token: Option<&str>,
+    ) -> Result<SagaPage> {
         let inner = &self.inner;
         let spec = inner.spec("sagas.list", true);
         let request = pb::ListSagasRequest {
             state: state.map_or(pb::SagaState::SAGA_STATE_UNSPECIFIED, SagaState::to_pb),
             name: name.unwrap_or_default().to_string().into(),
             limit,
-            page_token: Default::default(),
+            page_token: page_token.unwrap_or_default().to_string().into(),
         };
         let listed = inner
             .run(&spec, |ep, timeout| {
@@ -420,7 +443,14 @@ impl Sagas {
             })
             .await
             .result?;
-        listed.sagas.into_iter().map(SagaInfo::from_pb).collect()
+        Ok(SagaPage {
+            sagas: listed
+                .sagas
+                .into_iter()
+                .map(SagaInfo::from_pb)
+                .collect::<Result<_>>()?,
+            next_page_token: non_empty(&listed.next_page_token),
+        })
     }
 
     /// Cancel a saga: what completed is compensated; it ends `cancelled`.

@@ -119,8 +119,9 @@ pub trait SagaStore: Send + Sync + 'static {
     /// the existing saga and store nothing.
     async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga>;
     async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>>;
-    /// Newest first.
-    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>>;
+    /// Up to `query.limit` sagas strictly after `query.after`, ordered by `created_at_ms`
+    /// descending, then `saga_id` descending (a total order, so paging is exact).
+    async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>>;
     /// Apply a transition atomically (see [`Transition`]).
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome>;
     /// Claim up to `limit` ready tasks of `service` for `worker_id`: each gets

@@ -523,13 +523,40 @@ impl SagaManager {
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no saga {saga_id}")))
     }
 
-    /// Sagas by state and/or name, newest first.
-    pub async fn list(&self, mut filter: SagaFilter) -> Result<Vec<Saga>> {
-        filter.limit = page_limit(filter.limit, 100, 1000)?;
+    /// Sagas by state and/or name, newest first, one page at a time. A page token is a unique
+    /// cursor, so paging returns every saga that existed before the first page exactly once.
+    pub async fn list(&self, filter: SagaFilter) -> Result<SagaPage> {
+        let limit = page_limit(filter.limit, 100, 1000)?;
         if let Some(name) = &filter.name {
             check_name("name", name, MAX_NAME_BYTES)?;
         }
-        self.store.list_sagas(&filter).await
+        let after = match filter.page_token.as_deref() {
+            None | Some("") => None,
+            Some(token) => Some(
+                SagaCursor::from_token(token)
+                    .ok_or_else(|| Error::invalid("page_token is not one this server returned"))?,
+            ),
+        };
+        // One more than asked: whether a next page exists is known, not guessed.
+        let mut sagas = self
+            .store
+            .list_sagas(&SagaQuery {
+                state: filter.state,
+                name: filter.name,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if sagas.len() > limit {
+            sagas.truncate(limit);
+            sagas.last().map(|last| SagaCursor::after(last).to_token())
+        } else {
+            None
+        };
+        Ok(SagaPage {
+            sagas,
+            next_page_token,
+        })
     }
 
     /// Load, decide, store; retried when the saga changed concurrently.

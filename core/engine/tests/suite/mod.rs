@@ -117,6 +117,7 @@ macro_rules! engine_suite {
             failed_compensation_is_visible,
             sagas_continue_after_restart,
             invalid_sagas_are_refused,
+            paging_returns_every_saga_once,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syros_engine::sagas::{
-    ClaimedTask, RetryPolicy, Saga, SagaState, StartSaga, StepDefinition, StepState, TaskKind,
-    TaskResult,
+    ClaimedTask, RetryPolicy, Saga, SagaFilter, SagaState, StartSaga, StepDefinition, StepState,
+    TaskKind, TaskResult,
 };
 use syros_engine::{Direction, Engine, ErrorKind};
 
@@ -506,4 +506,116 @@ pub async fn invalid_sagas_are_refused<H: Harness>(h: H) {
         engine.sagas.claim(&svc, "w", 10).await.unwrap().is_empty(),
         "nothing was queued"
     );
+}
+
+/// Sagas created in the same millisecond straddle page boundaries: paging with small limits
+/// returns each exactly once, and a page is followed by a token whenever more sagas remain.
+pub async fn paging_returns_every_saga_once<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let name = unique("paged");
+    // Concurrent starts land many sagas in one millisecond; keep going until enough do.
+    let mut ids = std::collections::HashSet::new();
+    let mut per_ms = std::collections::HashMap::<i64, usize>::new();
+    for _ in 0..20 {
+        let starts = (0..40).map(|_| {
+            let engine = engine.clone();
+            let mut request = start(vec![step("only", &svc, false)], 1);
+            request.name = name.clone();
+            async move { engine.sagas.start(request).await.unwrap() }
+        });
+        for saga in futures::future::join_all(starts).await {
+            *per_ms.entry(saga.created_at_ms).or_default() += 1;
+            ids.insert(saga.saga_id);
+        }
+        if per_ms.values().filter(|n| **n > 1).count() >= 10 {
+            break;
+        }
+    }
+    let shared = per_ms.values().filter(|n| **n > 1).count();
+    assert!(
+        shared >= 10,
+        "inconclusive: only {shared} milliseconds hold several sagas"
+    );
+
+    for limit in [1, 2, 3, 7] {
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let page = engine
+                .sagas
+                .list(SagaFilter {
+                    name: Some(name.clone()),
+                    page_token: token.take(),
+                    limit,
+                    ..SagaFilter::default()
+                })
+                .await
+                .unwrap();
+            assert!(page.sagas.len() <= limit);
+            seen.extend(
+                page.sagas
+                    .iter()
+                    .map(|s| (s.created_at_ms, s.saga_id.clone())),
+            );
+            match page.next_page_token {
+                Some(next) => {
+                    assert_eq!(page.sagas.len(), limit, "a short page has no successor");
+                    token = Some(next);
+                }
+                None => break,
+            }
+        }
+        let unique_seen: std::collections::HashSet<_> = seen.iter().map(|s| s.1.clone()).collect();
+        assert_eq!(
+            seen.len(),
+            unique_seen.len(),
+            "limit {limit}: a saga came twice"
+        );
+        assert_eq!(unique_seen, ids, "limit {limit}: sagas went missing");
+        let mut newest_first = seen.clone();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, newest_first, "limit {limit}: not newest first");
+    }
+
+    // No limit: a page of 100 and a token for the rest.
+    assert!(ids.len() > 100, "inconclusive: only {} sagas", ids.len());
+    let first = engine
+        .sagas
+        .list(SagaFilter {
+            name: Some(name.clone()),
+            ..SagaFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.sagas.len(), 100);
+    let rest = engine
+        .sagas
+        .list(SagaFilter {
+            name: Some(name.clone()),
+            page_token: first.next_page_token.clone(),
+            limit: 1000,
+            ..SagaFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.sagas.len() + rest.sagas.len(), ids.len());
+    assert_eq!(
+        rest.next_page_token, None,
+        "nothing is left after the last page"
+    );
+
+    // A token this server did not issue is refused.
+    for bad in ["abc", "12345", "c1.x.y", "c1.5.", "c1.5.a'b"] {
+        expect_kind(
+            engine
+                .sagas
+                .list(SagaFilter {
+                    page_token: Some(bad.into()),
+                    ..SagaFilter::default()
+                })
+                .await,
+            ErrorKind::InvalidArgument,
+        );
+    }
 }

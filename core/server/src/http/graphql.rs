@@ -367,6 +367,15 @@ pub struct Saga {
     pub audit_stream: String,
 }
 
+/// A page of sagas.
+#[derive(SimpleObject)]
+pub struct SagaPage {
+    /// Newest first.
+    pub sagas: Vec<Saga>,
+    /// Pass as `pageToken` for the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
+
 impl From<syros_engine::sagas::Saga> for Saga {
     fn from(saga: syros_engine::sagas::Saga) -> Self {
         Saga {
@@ -587,7 +596,8 @@ impl QueryRoot {
         Ok(saga.into())
     }
 
-    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name.
+    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name: the
+    /// first page only (see `sagaPage` to page on).
     async fn sagas(
         &self,
         ctx: &Context<'_>,
@@ -595,6 +605,18 @@ impl QueryRoot {
         name: Option<String>,
         #[graphql(default)] limit: u32,
     ) -> async_graphql::Result<Vec<Saga>> {
+        Ok(self.saga_page(ctx, state, name, limit, None).await?.sagas)
+    }
+
+    /// One page of sagas, newest first; pass `nextPageToken` as `pageToken` for the next one.
+    async fn saga_page(
+        &self,
+        ctx: &Context<'_>,
+        state: Option<String>,
+        name: Option<String>,
+        #[graphql(default)] limit: u32,
+        page_token: Option<String>,
+    ) -> async_graphql::Result<SagaPage> {
         let state = match state.as_deref() {
             None | Some("") => None,
             Some(text) => Some(
@@ -602,17 +624,20 @@ impl QueryRoot {
                     .ok_or_else(|| invalid(&format!("unknown saga state {text:?}")))?,
             ),
         };
-        let sagas = engine(ctx)
+        let page = engine(ctx)
             .sagas
             .list(syros_engine::sagas::SagaFilter {
                 state,
                 name: name.filter(|n| !n.is_empty()),
-                created_before_ms: None,
+                page_token,
                 limit: limit as usize,
             })
             .await
             .map_err(gql)?;
-        Ok(sagas.into_iter().map(Into::into).collect())
+        Ok(SagaPage {
+            sagas: page.sagas.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+        })
     }
 }
 
