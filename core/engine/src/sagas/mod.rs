@@ -88,6 +88,38 @@ fn check_json(what: &str, text: &str) -> Result<()> {
         .map_err(|e| Error::invalid(format!("{what} is not valid JSON: {e}")))
 }
 
+/// Longest error message a step runner's report keeps (longer ones are cut, not refused).
+const MAX_ERROR_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary) with every U+0000 replaced by
+/// U+FFFD: a worker's report is stored, never refused for its text, and PostgreSQL's JSONB cannot
+/// hold U+0000.
+fn storable_text(text: &str, max: usize) -> String {
+    let mut text = text.replace('\0', "\u{FFFD}");
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
+/// A worker-reported error type made a valid name: control characters become U+FFFD, the length
+/// is capped, and an empty type becomes `error`.
+fn storable_error_type(error_type: &str) -> String {
+    let cleaned: String = error_type
+        .chars()
+        .take(MAX_NAME_BYTES)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    let cleaned = storable_text(&cleaned, MAX_NAME_BYTES);
+    if cleaned.is_empty() {
+        "error".to_string()
+    } else {
+        cleaned
+    }
+}
+
 fn check_policy(policy: &RetryPolicy) -> Result<()> {
     if policy.maximum_attempts == 0 || policy.maximum_attempts > 100 {
         return Err(Error::invalid(
@@ -726,25 +758,23 @@ impl SagaManager {
     /// (it timed out and went to another worker, or was already reported).
     pub async fn report(&self, task_id: &str, result: TaskResult) -> Result<bool> {
         check_name("task_id", task_id, 128)?;
-        match &result {
-            TaskResult::Completed(output) if !output.is_empty() => check_json("output", output)?,
-            TaskResult::Completed(_) => {}
-            TaskResult::Failed {
-                error_type,
-                message,
-                ..
-            } => {
-                check_name("error_type", error_type, MAX_NAME_BYTES)?;
-                if message.len() > 64 * 1024 {
-                    return Err(Error::invalid("error message is over 64 KiB"));
-                }
-            }
-        }
         let result = match result {
             TaskResult::Completed(output) if output.is_empty() => {
                 TaskResult::Completed("null".into())
             }
-            other => other,
+            TaskResult::Completed(output) => {
+                check_json("output", &output)?;
+                TaskResult::Completed(output)
+            }
+            TaskResult::Failed {
+                error_type,
+                message,
+                non_retryable,
+            } => TaskResult::Failed {
+                error_type: storable_error_type(&error_type),
+                message: storable_text(&message, MAX_ERROR_MESSAGE_BYTES),
+                non_retryable,
+            },
         };
         let Some(task) = self.store.get_task(task_id).await? else {
             return Ok(false);

@@ -118,6 +118,7 @@ macro_rules! engine_suite {
             sagas_continue_after_restart,
             invalid_sagas_are_refused,
             paging_returns_every_saga_once,
+            nul_in_reported_text_is_stored,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {

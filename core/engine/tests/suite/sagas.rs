@@ -619,3 +619,62 @@ pub async fn paging_returns_every_saga_once<H: Harness>(h: H) {
         );
     }
 }
+
+/// Text a step runner reports is stored, never refused: U+0000 (which PostgreSQL's JSONB cannot
+/// hold) becomes U+FFFD in error types and messages; JSON outputs and inputs keep their `\u0000`
+/// escapes. Names the caller chooses are refused with InvalidArgument instead.
+pub async fn nul_in_reported_text_is_stored<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let mut request = start(vec![step("a", &svc, true), step("b", &svc, false)], 1);
+    request.input = r#"{"note": "in\u0000put"}"#.into();
+    let saga = engine.sagas.start(request).await.unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        Some(match t.task.handler.as_str() {
+            "do_a" => ok(r#"{"out": "nul\u0000here"}"#),
+            "undo_a" => ok("{}"),
+            _ => TaskResult::Failed {
+                error_type: "bad\0type".into(),
+                message: "broken\0byte".into(),
+                non_retryable: true,
+            },
+        })
+    })
+    .await;
+    assert_eq!(handled(&tasks), ["do_a", "do_b", "undo_a"]);
+    assert_eq!(done.state, SagaState::Compensated);
+    let attempt = &done.steps[1].attempts[0];
+    assert_eq!(attempt.error_type.as_deref(), Some("bad\u{FFFD}type"));
+    assert_eq!(attempt.error_message.as_deref(), Some("broken\u{FFFD}byte"));
+    assert!(done
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("broken\u{FFFD}byte"));
+    assert_eq!(done.input, r#"{"note": "in\u0000put"}"#);
+    assert_eq!(
+        done.steps[0].output.as_deref(),
+        Some(r#"{"out": "nul\u0000here"}"#)
+    );
+    let outputs: serde_json::Value = serde_json::from_str(&tasks[1].previous_outputs).unwrap();
+    assert_eq!(outputs["a"]["out"], "nul\0here");
+
+    let mut bad_name = start(vec![step("a", &svc, false)], 1);
+    bad_name.name = "na\0me".into();
+    expect_kind(
+        engine.sagas.start(bad_name).await,
+        ErrorKind::InvalidArgument,
+    );
+    let mut bad_step = start(vec![step("a\0", &svc, false)], 1);
+    bad_step.idempotency_key = unique("key");
+    expect_kind(
+        engine.sagas.start(bad_step).await,
+        ErrorKind::InvalidArgument,
+    );
+    let mut bad_key = start(vec![step("a", &svc, false)], 1);
+    bad_key.idempotency_key = "k\0".into();
+    expect_kind(
+        engine.sagas.start(bad_key).await,
+        ErrorKind::InvalidArgument,
+    );
+}
