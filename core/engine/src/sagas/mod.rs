@@ -27,6 +27,10 @@ pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
 const MAX_STEPS: usize = 100;
 const MAX_NAME_BYTES: usize = 256;
 const MAX_JSON_BYTES: usize = 1024 * 1024;
+/// The error type of an attempt whose outcome is unknown: the server timed it out (the worker
+/// went quiet) or the client core gave up on a handler that ran over its timeout. Such an attempt
+/// may have had effects, so a step that fails after one is compensated too.
+pub const TIMEOUT_ERROR: &str = "timeout";
 /// How often claimed tasks are checked for a passed deadline.
 pub const TIMEOUT_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -179,7 +183,24 @@ fn new_task(
 /// Audit notes gathered while deciding a transition: (event type, details).
 type Notes = Vec<(&'static str, serde_json::Value)>;
 
-/// Compensate completed steps at or below `from`, newest first. Returns the next task, if any.
+/// Whether an action attempt of `step` timed out: it may have run without reporting.
+fn outcome_unknown(step: &SagaStep) -> bool {
+    step.attempts
+        .iter()
+        .any(|a| a.kind == TaskKind::Action && a.error_type.as_deref() == Some(TIMEOUT_ERROR))
+}
+
+/// Whether compensation must undo `step`: it completed, or it failed (or was withdrawn) after an
+/// attempt whose outcome is unknown.
+fn needs_undo(step: &SagaStep) -> bool {
+    match step.state {
+        StepState::Completed => true,
+        StepState::Failed => outcome_unknown(step),
+        _ => false,
+    }
+}
+
+/// Compensate the steps at or below `from` that need it (see [`needs_undo`]), newest first. Returns the next task, if any.
 fn compensate_from(
     saga: &mut Saga,
     from: Option<usize>,
@@ -188,7 +209,7 @@ fn compensate_from(
 ) -> Vec<SagaTask> {
     if let Some(from) = from {
         for index in (0..=from).rev() {
-            if saga.steps[index].state != StepState::Completed {
+            if !needs_undo(&saga.steps[index]) {
                 continue;
             }
             if saga.steps[index].definition.compensation.is_some() {
@@ -200,8 +221,10 @@ fn compensate_from(
                 ));
                 return vec![new_task(saga, index, TaskKind::Compensation, 1, now, 0)];
             }
-            // Nothing to undo for this step.
-            saga.steps[index].state = StepState::Compensated;
+            // Nothing to undo for this step (a failed one stays failed).
+            if saga.steps[index].state == StepState::Completed {
+                saga.steps[index].state = StepState::Compensated;
+            }
         }
     }
     saga.state = if saga.cancel_requested {
@@ -316,7 +339,8 @@ fn on_result(
                 "StepFailed",
                 json!({"step": step_name, "error_type": error_type, "message": message}),
             ));
-            compensate_from(saga, index.checked_sub(1), now, notes)
+            // From this step: it is undone too if an attempt may have run (see `needs_undo`).
+            compensate_from(saga, Some(index), now, notes)
         }
         (TaskKind::Compensation, TaskResult::Completed(_)) => {
             saga.steps[index].state = StepState::Compensated;
@@ -657,9 +681,15 @@ impl SagaManager {
                 task_id,
                 unclaimed_only: true,
             });
+            let observed_revision = saga.revision;
             let result = self
                 .transition(saga_id, consumed, move |saga, now, notes| {
-                    if saga.state.is_final() || saga.cancel_requested {
+                    // `running` and `withdrawn` describe the saga as read above: if a step
+                    // reported meanwhile (its next step may be queued now), decide again.
+                    if saga.state.is_final()
+                        || saga.cancel_requested
+                        || saga.revision != observed_revision
+                    {
                         return Ok(None);
                     }
                     saga.cancel_requested = true;
@@ -672,13 +702,14 @@ impl SagaManager {
                         // The action is with a worker: compensate when it reports.
                         (Some(_), None) => Ok(Some(Vec::new())),
                         (Some(index), Some(_)) => {
-                            saga.steps[index].state = StepState::Pending;
-                            Ok(Some(compensate_from(
-                                saga,
-                                index.checked_sub(1),
-                                now,
-                                notes,
-                            )))
+                            // A queued retry is withdrawn; an earlier attempt that timed out may
+                            // have run, and is then undone like a failed step.
+                            saga.steps[index].state = if outcome_unknown(&saga.steps[index]) {
+                                StepState::Failed
+                            } else {
+                                StepState::Pending
+                            };
+                            Ok(Some(compensate_from(saga, Some(index), now, notes)))
                         }
                         (None, _) => Ok(Some(compensate_from(
                             saga,
@@ -691,7 +722,7 @@ impl SagaManager {
                 .await?;
             match result {
                 Some(saga) => return Ok(saga),
-                // The queued task was claimed meanwhile: decide again.
+                // The queued task was claimed, or the saga moved on, meanwhile: decide again.
                 None => continue,
             }
         }
@@ -814,7 +845,7 @@ impl SagaManager {
         let mut timed_out = 0;
         for task in expired {
             let result = TaskResult::Failed {
-                error_type: "timeout".into(),
+                error_type: TIMEOUT_ERROR.into(),
                 message: format!("no result within {} ms", task.timeout_ms),
                 non_retryable: false,
             };

@@ -119,6 +119,8 @@ macro_rules! engine_suite {
             invalid_sagas_are_refused,
             paging_returns_every_saga_once,
             nul_in_reported_text_is_stored,
+            timed_out_step_is_compensated,
+            cancel_racing_a_report_stops_the_next_step,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {

@@ -678,3 +678,89 @@ pub async fn nul_in_reported_text_is_stored<H: Harness>(h: H) {
         ErrorKind::InvalidArgument,
     );
 }
+
+/// A step whose attempts timed out may have run without reporting: when it finally fails it is
+/// compensated too, before the steps that completed.
+pub async fn timed_out_step_is_compensated<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let mut slow = step("b", &svc, true);
+    slow.timeout_ms = 300;
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![step("a", &svc, true), slow, step("c", &svc, true)],
+            2,
+        ))
+        .await
+        .unwrap();
+    // do_b never reports: both attempts time out.
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        (t.task.handler != "do_b").then(|| ok("{}"))
+    })
+    .await;
+    assert_eq!(
+        handled(&tasks),
+        ["do_a", "do_b", "do_b", "undo_b", "undo_a"]
+    );
+    assert_eq!(done.state, SagaState::Compensated);
+    let states: Vec<StepState> = done.steps.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            StepState::Compensated,
+            StepState::Compensated,
+            StepState::Pending
+        ]
+    );
+
+    // A step without a compensation has nothing to undo: it stays failed.
+    let mut slow = step("b", &svc, false);
+    slow.timeout_ms = 300;
+    let saga = engine
+        .sagas
+        .start(start(vec![step("a", &svc, true), slow], 1))
+        .await
+        .unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        (t.task.handler != "do_b").then(|| ok("{}"))
+    })
+    .await;
+    assert_eq!(handled(&tasks), ["do_a", "do_b", "undo_a"]);
+    assert_eq!(done.steps[1].state, StepState::Failed);
+}
+
+/// A cancel racing the report of the running step: whichever lands first, the next step's action
+/// is never handed to a worker once the cancel has returned.
+pub async fn cancel_racing_a_report_stops_the_next_step<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    for round in 0..30 {
+        let saga = engine
+            .sagas
+            .start(start(vec![step("a", &svc, true), step("b", &svc, true)], 1))
+            .await
+            .unwrap();
+        let a = engine.sagas.claim(&svc, "w", 1).await.unwrap().remove(0);
+        assert_eq!(a.task.handler, "do_a");
+        let report = {
+            let engine = engine.clone();
+            let task_id = a.task.task_id.clone();
+            tokio::spawn(async move { engine.sagas.report(&task_id, ok("{}")).await })
+        };
+        if round % 2 == 1 {
+            tokio::task::yield_now().await;
+        }
+        let cancelled = engine.sagas.cancel(&saga.saga_id).await.unwrap();
+        assert!(cancelled.cancel_requested || cancelled.state.is_final());
+        report.await.unwrap().unwrap();
+        let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |_| Some(ok("{}"))).await;
+        assert_eq!(
+            handled(&tasks),
+            ["undo_a"],
+            "round {round}: only a's compensation may run after the cancel"
+        );
+        assert_eq!(done.state, SagaState::Cancelled, "round {round}");
+        assert_eq!(done.steps[1].state, StepState::Pending, "round {round}");
+    }
+}
