@@ -472,37 +472,51 @@ impl Sagas {
         SagaInfo::from_pb(saga)
     }
 
-    /// Wait until the saga is final (following its audit stream, not polling), at most `timeout`.
+    /// Wait until the saga is final, at most `timeout`. Follows the saga's audit stream for
+    /// prompt wake-ups, and also re-reads the saga every [`WAIT_RECHECK`]: a server that crashed
+    /// between storing a transition and appending its audit event never sends that event.
     pub async fn wait(&self, saga_id: &str, timeout: Duration) -> Result<SagaInfo> {
         let deadline = tokio::time::Instant::now() + timeout;
         let events = Client {
             inner: self.inner.clone(),
         }
         .events();
-        let mut audit = events
-            .subscribe(&format!("saga-{saga_id}"), crate::SubscribeFrom::Start)
-            .await?;
+        let mut audit = Some(
+            events
+                .subscribe(&format!("saga-{saga_id}"), crate::SubscribeFrom::Start)
+                .await?,
+        );
         loop {
             let saga = self.get(saga_id).await?;
             if saga.state.is_final() {
                 return Ok(saga);
             }
-            match tokio::time::timeout_at(deadline, audit.next()).await {
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::DeadlineExceeded,
-                        format!(
-                            "saga {saga_id} is still {} after {timeout:?}",
-                            saga.state.as_str()
-                        ),
-                    ))
-                }
-                Ok(Some(Err(err))) => return Err(err),
-                Ok(_) => {}
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!(
+                        "saga {saga_id} is still {} after {timeout:?}",
+                        saga.state.as_str()
+                    ),
+                ));
+            }
+            let recheck = (now + WAIT_RECHECK).min(deadline);
+            match audit.as_mut() {
+                Some(stream) => match tokio::time::timeout_at(recheck, stream.next()).await {
+                    Ok(Some(Err(err))) => return Err(err),
+                    // The stream ended: keep re-reading the saga.
+                    Ok(None) => audit = None,
+                    Ok(Some(Ok(_))) | Err(_) => {}
+                },
+                None => tokio::time::sleep_until(recheck).await,
             }
         }
     }
 }
+
+/// How often [`Sagas::wait`] re-reads the saga when its audit stream is quiet.
+pub const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
 /// What a handler is asked to do.
 #[derive(Debug, Clone, PartialEq)]
