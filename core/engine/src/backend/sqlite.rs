@@ -4,7 +4,9 @@
 //! wait (busy timeout) instead of failing halfway. One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
 //! global event positions in commit order); a small pool of read-only connections serves reads.
 //! `synchronous = NORMAL` in WAL mode survives a process crash (kill -9) without losing commits;
-//! a power loss may lose the last commits (see docs/storage.md).
+//! an OS crash or power loss may lose the last commits (see docs/storage.md). Fencing stays
+//! monotonic anyway: every open durably bumps a boot epoch and raises the token counter above it
+//! (migration 0005), and fencing epochs handed to Redis are written with `synchronous = FULL`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -70,6 +72,18 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
+        // Before any token is issued: a new boot epoch, durable, and the counter above it.
+        durable_update(
+            &writer,
+            "UPDATE meta SET value = value + 1 WHERE name = 'boot_epoch' RETURNING value",
+        )
+        .await?;
+        durable_update(
+            &writer,
+            "UPDATE meta SET value = MAX(value, (SELECT value FROM meta WHERE name = 'boot_epoch') << 32)
+             WHERE name = 'fencing_token' RETURNING value",
+        )
+        .await?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&reader)
             .await?;
@@ -86,6 +100,24 @@ impl SqliteStore {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Run one `UPDATE ... RETURNING value` with `synchronous = FULL`, so it is on disk (WAL synced)
+/// before the value is used, whatever an OS crash or power loss does to later commits. Every
+/// other write keeps `synchronous = NORMAL`.
+async fn durable_update(writer: &SqlitePool, sql: &str) -> Result<i64> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    let value = sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
+    // Restore NORMAL even if the update failed; the connection goes back to the pool.
+    let restored = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await;
+    let value = value?;
+    restored?;
+    Ok(value)
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -488,10 +520,10 @@ impl EventStore for SqliteStore {
 #[async_trait]
 impl FenceEpochs for SqliteStore {
     async fn next_epoch(&self) -> Result<u64> {
-        let epoch: i64 = sqlx::query_scalar(
+        let epoch = durable_update(
+            &self.writer,
             "UPDATE meta SET value = value + 1 WHERE name = 'fence_epoch' RETURNING value",
         )
-        .fetch_one(&self.writer)
         .await?;
         Ok(to_u64(epoch))
     }
