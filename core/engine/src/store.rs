@@ -81,12 +81,35 @@ pub trait FenceEpochs: Send + Sync + 'static {
     async fn next_epoch(&self) -> Result<u64>;
 }
 
+/// What makes a cache set idempotent: a retry of an applied set (same request id) must not
+/// store the value again, e.g. after an `invalidate_tag` removed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSetOnce {
+    pub request_id: String,
+    /// The store's clock for this request.
+    pub now_ms: i64,
+    /// Until when the request id is remembered.
+    pub forget_at_ms: i64,
+}
+
+/// What a cache set did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSetOutcome {
+    Stored,
+    /// The request id was applied before: nothing changed. The expiry the first set gave.
+    Repeated {
+        expires_at_ms: Option<i64>,
+    },
+}
+
 #[async_trait]
 pub trait CacheStore: Send + Sync + 'static {
     /// The entry if present and not expired at `now_ms`.
     async fn get(&self, key: &str, now_ms: i64) -> Result<Option<CacheEntry>>;
-    /// Replace the value and tags of `key` atomically.
-    async fn set(&self, entry: &CacheEntry) -> Result<()>;
+    /// Replace the value and tags of `key` atomically. With `once`, a request id already applied
+    /// (and still remembered) changes nothing and reports [`CacheSetOutcome::Repeated`].
+    async fn set(&self, entry: &CacheEntry, once: Option<&CacheSetOnce>)
+        -> Result<CacheSetOutcome>;
     async fn delete(&self, key: &str) -> Result<bool>;
     /// Remove every key carrying `tag` in one atomic step; returns how many keys went.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64>;

@@ -325,8 +325,34 @@ impl CacheStore for SqliteStore {
         }))
     }
 
-    async fn set(&self, entry: &CacheEntry) -> Result<()> {
+    async fn set(
+        &self,
+        entry: &CacheEntry,
+        once: Option<&CacheSetOnce>,
+    ) -> Result<CacheSetOutcome> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(once) = once {
+            let earlier: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT entry_expires_at_ms FROM cache_set_requests
+                 WHERE request_id = ? AND forget_at_ms > ?",
+            )
+            .bind(&once.request_id)
+            .bind(once.now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(expires_at_ms) = earlier {
+                return Ok(CacheSetOutcome::Repeated { expires_at_ms });
+            }
+            sqlx::query(
+                "INSERT OR REPLACE INTO cache_set_requests (request_id, entry_expires_at_ms, forget_at_ms)
+                 VALUES (?, ?, ?)",
+            )
+            .bind(&once.request_id)
+            .bind(entry.expires_at_ms)
+            .bind(once.forget_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO cache_entries (key, value, expires_at_ms) VALUES (?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
@@ -348,7 +374,7 @@ impl CacheStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(CacheSetOutcome::Stored)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -400,6 +426,10 @@ impl CacheStore for SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM cache_set_requests WHERE forget_at_ms <= ?")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(removed)
     }

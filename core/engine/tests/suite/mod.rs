@@ -89,6 +89,7 @@ macro_rules! engine_suite {
             invalidate_tag_removes_tagged_keys,
             size_and_tag_limits,
             entries_survive_restart,
+            repeated_set_request_changes_nothing,
         });
         $crate::engine_suite!(@group $make; events {
             append_checks_expected_version,
