@@ -269,6 +269,9 @@ async fn get(inner: &Inner, key: &str) -> Result<Option<CacheEntry>> {
 
 async fn set(inner: &Inner, key: &str, value: Bytes, options: &SetOptions) -> Result<Option<i64>> {
     let ttl_ms = ttl_ms(options.ttl)?;
+    // One id for every attempt: the server applies the set once, so a retry after a lost reply
+    // cannot restore the value if its tag was invalidated in between.
+    let request_id: pilota::FastStr = uuid::Uuid::new_v4().simple().to_string().into();
     let spec = inner.spec("cache.set", true);
     let resp = inner
         .run(&spec, |ep, timeout| {
@@ -278,6 +281,7 @@ async fn set(inner: &Inner, key: &str, value: Bytes, options: &SetOptions) -> Re
                     value: value.clone(),
                     ttl_ms,
                     tags: options.tags.iter().map(|t| t.clone().into()).collect(),
+                    request_id: request_id.clone(),
                 },
                 Some(timeout),
             );

@@ -58,6 +58,7 @@ pub use locks::{Lease, LeaseEnd, LeaseInfo, LockBuilder, LockContext, LockOption
 pub use retry::RetryPolicy;
 pub use runtime::{runtime, shutdown};
 pub use sagas::{
-    AttemptInfo, Handler, HandlerResult, SagaInfo, SagaState, Sagas, StartSaga, StepDefinition,
-    StepInfo, StepRetryPolicy, Task, TaskFailure, TaskPoller, Worker, WorkerBuilder,
+    AttemptInfo, Handler, HandlerResult, SagaInfo, SagaPage, SagaState, Sagas, StartSaga,
+    StepDefinition, StepInfo, StepRetryPolicy, Task, TaskFailure, TaskPoller, Worker,
+    WorkerBuilder,
 };

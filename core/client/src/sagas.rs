@@ -333,6 +333,15 @@ impl SagaInfo {
     }
 }
 
+/// One page of a saga listing; from [`Sagas::list_page`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaPage {
+    /// Newest first.
+    pub sagas: Vec<SagaInfo>,
+    /// Pass to [`Sagas::list_page`] for the next page; `None` when no saga is left.
+    pub next_page_token: Option<String>,
+}
+
 /// Saga operations; from [`Client::sagas`].
 #[derive(Clone)]
 pub struct Sagas {
@@ -413,20 +422,34 @@ impl Sagas {
         SagaInfo::from_pb(saga)
     }
 
-    /// Sagas, newest first, optionally of one state and/or name (`limit` 0 = 100).
+    /// Sagas, newest first, optionally of one state and/or name (`limit` 0 = 100): the first page
+    /// only; [`Sagas::list_page`] pages on.
     pub async fn list(
         &self,
         state: Option<SagaState>,
         name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<SagaInfo>> {
+        Ok(self.list_page(state, name, limit, None).await?.sagas)
+    }
+
+    /// One page of sagas, newest first, optionally of one state and/or name (`limit` 0 = 100).
+    /// Pass the previous page's [`SagaPage::next_page_token`] as `page_token` for the next page;
+    /// paging returns every saga that existed before the first page exactly once.
+    pub async fn list_page(
+        &self,
+        state: Option<SagaState>,
+        name: Option<&str>,
+        limit: u32,
+        page_token: Option<&str>,
+    ) -> Result<SagaPage> {
         let inner = &self.inner;
         let spec = inner.spec("sagas.list", true);
         let request = pb::ListSagasRequest {
             state: state.map_or(pb::SagaState::SAGA_STATE_UNSPECIFIED, SagaState::to_pb),
             name: name.unwrap_or_default().to_string().into(),
             limit,
-            page_token: Default::default(),
+            page_token: page_token.unwrap_or_default().to_string().into(),
         };
         let listed = inner
             .run(&spec, |ep, timeout| {
@@ -435,7 +458,14 @@ impl Sagas {
             })
             .await
             .result?;
-        listed.sagas.into_iter().map(SagaInfo::from_pb).collect()
+        Ok(SagaPage {
+            sagas: listed
+                .sagas
+                .into_iter()
+                .map(SagaInfo::from_pb)
+                .collect::<Result<_>>()?,
+            next_page_token: non_empty(&listed.next_page_token),
+        })
     }
 
     /// Cancel a saga: what completed is compensated; it ends `cancelled`.
@@ -457,37 +487,51 @@ impl Sagas {
         SagaInfo::from_pb(saga)
     }
 
-    /// Wait until the saga is final (following its audit stream, not polling), at most `timeout`.
+    /// Wait until the saga is final, at most `timeout`. Follows the saga's audit stream for
+    /// prompt wake-ups, and also re-reads the saga every [`WAIT_RECHECK`]: a server that crashed
+    /// between storing a transition and appending its audit event never sends that event.
     pub async fn wait(&self, saga_id: &str, timeout: Duration) -> Result<SagaInfo> {
         let deadline = tokio::time::Instant::now() + timeout;
         let events = Client {
             inner: self.inner.clone(),
         }
         .events();
-        let mut audit = events
-            .subscribe(&format!("saga-{saga_id}"), crate::SubscribeFrom::Start)
-            .await?;
+        let mut audit = Some(
+            events
+                .subscribe(&format!("saga-{saga_id}"), crate::SubscribeFrom::Start)
+                .await?,
+        );
         loop {
             let saga = self.get(saga_id).await?;
             if saga.state.is_final() {
                 return Ok(saga);
             }
-            match tokio::time::timeout_at(deadline, audit.next()).await {
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::DeadlineExceeded,
-                        format!(
-                            "saga {saga_id} is still {} after {timeout:?}",
-                            saga.state.as_str()
-                        ),
-                    ))
-                }
-                Ok(Some(Err(err))) => return Err(err),
-                Ok(_) => {}
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!(
+                        "saga {saga_id} is still {} after {timeout:?}",
+                        saga.state.as_str()
+                    ),
+                ));
+            }
+            let recheck = (now + WAIT_RECHECK).min(deadline);
+            match audit.as_mut() {
+                Some(stream) => match tokio::time::timeout_at(recheck, stream.next()).await {
+                    Ok(Some(Err(err))) => return Err(err),
+                    // The stream ended: keep re-reading the saga.
+                    Ok(None) => audit = None,
+                    Ok(Some(Ok(_))) | Err(_) => {}
+                },
+                None => tokio::time::sleep_until(recheck).await,
             }
         }
     }
 }
+
+/// How often [`Sagas::wait`] re-reads the saga when its audit stream is quiet.
+pub const WAIT_RECHECK: Duration = Duration::from_secs(1);
 
 /// What a handler is asked to do.
 #[derive(Debug, Clone, PartialEq)]

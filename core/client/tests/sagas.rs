@@ -192,3 +192,67 @@ async fn a_worker_survives_a_server_restart() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     worker.stop().await;
 }
+
+/// The server stores a transition, then appends its audit event; a crash in between leaves a
+/// final saga whose audit stream never says so. `wait` must still return, not hang to its
+/// timeout. The crash is a real kill -9; the store is then left exactly as a crash after the
+/// transition's commit leaves it (the saga final, no audit event for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_returns_when_the_final_audit_event_was_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let client = connect(&server).await;
+    let saga = client
+        .sagas()
+        .start(StartSaga {
+            name: "lost_audit".into(),
+            steps: vec![StepDefinition::new("only", "nobody_runs_this", "do")],
+            ..StartSaga::default()
+        })
+        .await
+        .unwrap();
+    let waiter = {
+        let sagas = client.sagas();
+        let saga_id = saga.saga_id.clone();
+        tokio::spawn(async move { sagas.wait(&saga_id, Duration::from_secs(40)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiter.is_finished(), "the saga is still running");
+
+    server.kill9();
+    let db = dir.path().join("syros.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
+    let store = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let finished = sqlx::query(
+        "UPDATE sagas SET state = 'completed', revision = revision + 1,
+           doc = json_set(doc, '$.state', 'completed', '$.revision', revision + 1,
+                          '$.steps[0].state', 'completed', '$.steps[0].output', 'null')
+         WHERE saga_id = ?",
+    )
+    .bind(&saga.saga_id)
+    .execute(&store)
+    .await
+    .unwrap();
+    assert_eq!(finished.rows_affected(), 1);
+    sqlx::query("DELETE FROM saga_tasks WHERE saga_id = ?")
+        .bind(&saga.saga_id)
+        .execute(&store)
+        .await
+        .unwrap();
+    store.close().await;
+
+    server.restart();
+    let restarted = std::time::Instant::now();
+    let done = tokio::time::timeout(Duration::from_secs(15), waiter)
+        .await
+        .expect("wait hung although the saga is final")
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, SagaState::Completed);
+    // Loose bound: it re-reads about every second; the audit stream never wakes it here.
+    assert!(
+        restarted.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        restarted.elapsed()
+    );
+}

@@ -4,9 +4,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::{check_name, check_range_ms, now_ms, Limits};
+use crate::limits::{check_name, check_optional_name, check_range_ms, now_ms, Limits};
 use crate::model::CacheEntry;
-use crate::store::CacheStore;
+use crate::store::{CacheSetOnce, CacheSetOutcome, CacheStore};
+
+/// How long a cache set's request id is remembered: longer than a client keeps retrying a call
+/// (30 s by default).
+pub const SET_REQUEST_MEMORY_MS: i64 = 5 * 60 * 1000;
 
 /// What this server's cache operations did since it started (per replica).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,9 +89,25 @@ impl CacheManager {
         key: &str,
         value: Vec<u8>,
         ttl_ms: u64,
+        tags: Vec<String>,
+    ) -> Result<CacheEntry> {
+        self.set_once(key, value, ttl_ms, tags, "").await
+    }
+
+    /// Like [`CacheManager::set`], idempotent per `request_id` (empty = not idempotent): a
+    /// repeat within [`SET_REQUEST_MEMORY_MS`] of a set already applied changes nothing and
+    /// answers with the first set's expiry. So a client retrying a set whose reply was lost never
+    /// stores its value again after an `invalidate_tag` (or a newer set) replaced it.
+    pub async fn set_once(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl_ms: u64,
         mut tags: Vec<String>,
+        request_id: &str,
     ) -> Result<CacheEntry> {
         self.check_key(key)?;
+        check_optional_name("request_id", request_id, self.limits.max_request_id_bytes)?;
         if value.len() > self.limits.cache_max_value_bytes {
             return Err(Error::new(
                 ErrorKind::PayloadTooLarge,
@@ -114,16 +134,26 @@ impl CacheManager {
         }
         tags.sort();
         tags.dedup();
-        let expires_at_ms = (ttl_ms != 0)
-            .then(|| now_ms().saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)));
-        let entry = CacheEntry {
+        let now = now_ms();
+        let expires_at_ms =
+            (ttl_ms != 0).then(|| now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)));
+        let mut entry = CacheEntry {
             key: key.to_string(),
             value,
             expires_at_ms,
             tags,
         };
-        self.store.set(&entry).await?;
-        self.counters.sets.fetch_add(1, Ordering::Relaxed);
+        let once = (!request_id.is_empty()).then(|| CacheSetOnce {
+            request_id: request_id.to_string(),
+            now_ms: now,
+            forget_at_ms: now.saturating_add(SET_REQUEST_MEMORY_MS),
+        });
+        match self.store.set(&entry, once.as_ref()).await? {
+            CacheSetOutcome::Stored => {
+                self.counters.sets.fetch_add(1, Ordering::Relaxed);
+            }
+            CacheSetOutcome::Repeated { expires_at_ms } => entry.expires_at_ms = expires_at_ms,
+        }
         Ok(entry)
     }
 

@@ -97,12 +97,35 @@ pub struct FenceState {
     pub verified_store: Option<i64>,
 }
 
+/// What makes a cache set idempotent: a retry of an applied set (same request id) must not
+/// store the value again, e.g. after an `invalidate_tag` removed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSetOnce {
+    pub request_id: String,
+    /// The store's clock for this request.
+    pub now_ms: i64,
+    /// Until when the request id is remembered.
+    pub forget_at_ms: i64,
+}
+
+/// What a cache set did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSetOutcome {
+    Stored,
+    /// The request id was applied before: nothing changed. The expiry the first set gave.
+    Repeated {
+        expires_at_ms: Option<i64>,
+    },
+}
+
 #[async_trait]
 pub trait CacheStore: Send + Sync + 'static {
     /// The entry if present and not expired at `now_ms`.
     async fn get(&self, key: &str, now_ms: i64) -> Result<Option<CacheEntry>>;
-    /// Replace the value and tags of `key` atomically.
-    async fn set(&self, entry: &CacheEntry) -> Result<()>;
+    /// Replace the value and tags of `key` atomically. With `once`, a request id already applied
+    /// (and still remembered) changes nothing and reports [`CacheSetOutcome::Repeated`].
+    async fn set(&self, entry: &CacheEntry, once: Option<&CacheSetOnce>)
+        -> Result<CacheSetOutcome>;
     async fn delete(&self, key: &str) -> Result<bool>;
     /// Remove every key carrying `tag` in one atomic step; returns how many keys went.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
@@ -135,8 +158,9 @@ pub trait SagaStore: Send + Sync + 'static {
     /// the existing saga and store nothing.
     async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga>;
     async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>>;
-    /// Newest first.
-    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>>;
+    /// Up to `query.limit` sagas strictly after `query.after`, ordered by `created_at_ms`
+    /// descending, then `saga_id` descending (a total order, so paging is exact).
+    async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>>;
     /// Apply a transition atomically (see [`Transition`]).
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome>;
     /// Claim up to `limit` ready tasks of `service` for `worker_id`: each gets

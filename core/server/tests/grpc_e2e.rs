@@ -223,6 +223,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             value: vec![0u8; 1024 * 1024 + 1].into(),
             ttl_ms: 0,
             tags: vec![],
+            request_id: Default::default(),
         })
         .await
         .unwrap_err();
@@ -234,6 +235,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             value: vec![0u8; 20 * 1024 * 1024].into(),
             ttl_ms: 0,
             tags: vec![],
+            request_id: Default::default(),
         })
         .await
         .unwrap_err();

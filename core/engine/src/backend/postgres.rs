@@ -426,17 +426,25 @@ impl SagaStore for PostgresStore {
         doc.as_deref().map(saga_from_doc).transpose()
     }
 
-    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>> {
+    async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>> {
+        let (after_ms, after_id) = match &query.after {
+            Some(cursor) => (Some(cursor.created_at_ms), Some(cursor.saga_id.as_str())),
+            None => (None, None),
+        };
+        // COLLATE "C": byte order, the same in the cursor comparison and the ORDER BY whatever
+        // the database's collation.
         let docs: Vec<String> = sqlx::query_scalar(
-            "SELECT doc::text FROM syros_sagas
+            r#"SELECT doc::text FROM syros_sagas
              WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR name = $2)
-               AND ($3::bigint IS NULL OR created_at_ms < $3)
-             ORDER BY created_at_ms DESC, saga_id DESC LIMIT $4",
+               AND ($3::bigint IS NULL OR created_at_ms < $3
+                    OR (created_at_ms = $3 AND saga_id COLLATE "C" < $4::text))
+             ORDER BY created_at_ms DESC, saga_id COLLATE "C" DESC LIMIT $5"#,
         )
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(&filter.name)
-        .bind(filter.created_before_ms)
-        .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+        .bind(query.state.map(|s| s.as_str()))
+        .bind(&query.name)
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         docs.iter().map(|d| saga_from_doc(d)).collect()

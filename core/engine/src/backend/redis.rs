@@ -420,6 +420,10 @@ impl RedisStore {
     fn cache_key(&self, key: &str) -> String {
         format!("{}cache:{key}", self.prefix)
     }
+    /// Marks a cache set's request id as applied (see [`CacheSetOnce`]).
+    fn cache_request_key(&self, request_id: &str) -> String {
+        format!("{}cache-set:{request_id}", self.prefix)
+    }
     fn tag_prefix(&self) -> String {
         format!("{}tag:", self.prefix)
     }
@@ -748,13 +752,24 @@ impl CacheStore for RedisStore {
         }))
     }
 
-    async fn set(&self, entry: &CacheEntry) -> Result<()> {
+    async fn set(
+        &self,
+        entry: &CacheEntry,
+        once: Option<&CacheSetOnce>,
+    ) -> Result<CacheSetOutcome> {
         let ttl_ms = match entry.expires_at_ms {
             None => 0,
             Some(at) => (at - crate::limits::now_ms()).max(1),
         };
         let mut conn = self.conn().await?;
         let mut invocation = self.scripts.cache_set.key(self.cache_key(&entry.key));
+        let remember_ms = match once {
+            Some(once) => {
+                invocation.key(self.cache_request_key(&once.request_id));
+                (once.forget_at_ms - once.now_ms).max(1)
+            }
+            None => 0,
+        };
         invocation
             .arg(entry.value.as_slice())
             .arg(ttl_ms)
@@ -764,12 +779,23 @@ impl CacheStore for RedisStore {
                     .map(|e| e.to_string())
                     .unwrap_or_default(),
             )
-            .arg(self.tag_prefix());
+            .arg(self.tag_prefix())
+            .arg(remember_ms);
         for tag in &entry.tags {
             invocation.arg(tag);
         }
-        let _: i64 = invocation.invoke_async(&mut conn).await?;
-        Ok(())
+        let (stored, earlier): (i64, String) = invocation.invoke_async(&mut conn).await?;
+        if stored == 1 {
+            return Ok(CacheSetOutcome::Stored);
+        }
+        let expires_at_ms = match earlier.as_str() {
+            "" => None,
+            text => Some(
+                text.parse()
+                    .map_err(|_| Error::internal("malformed cache request marker"))?,
+            ),
+        };
+        Ok(CacheSetOutcome::Repeated { expires_at_ms })
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {

@@ -4,7 +4,9 @@
 //! wait (busy timeout) instead of failing halfway. One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
 //! global event positions in commit order); a small pool of read-only connections serves reads.
 //! `synchronous = NORMAL` in WAL mode survives a process crash (kill -9) without losing commits;
-//! a power loss may lose the last commits (see docs/storage.md).
+//! an OS crash or power loss may lose the last commits (see docs/storage.md). Fencing stays
+//! monotonic anyway: every open durably bumps a boot epoch and raises the token counter above it
+//! (migration 0005), and fencing epochs handed to Redis are written with `synchronous = FULL`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -70,6 +72,18 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
+        // Before any token is issued: a new boot epoch, durable, and the counter above it.
+        durable_update(
+            &writer,
+            "UPDATE meta SET value = value + 1 WHERE name = 'boot_epoch' RETURNING value",
+        )
+        .await?;
+        durable_update(
+            &writer,
+            "UPDATE meta SET value = MAX(value, (SELECT value FROM meta WHERE name = 'boot_epoch') << 32)
+             WHERE name = 'fencing_token' RETURNING value",
+        )
+        .await?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&reader)
             .await?;
@@ -86,6 +100,24 @@ impl SqliteStore {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Run one `UPDATE ... RETURNING value` with `synchronous = FULL`, so it is on disk (WAL synced)
+/// before the value is used, whatever an OS crash or power loss does to later commits. Every
+/// other write keeps `synchronous = NORMAL`.
+async fn durable_update(writer: &SqlitePool, sql: &str) -> Result<i64> {
+    let mut conn = writer.acquire().await?;
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    let value = sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
+    // Restore NORMAL even if the update failed; the connection goes back to the pool.
+    let restored = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await;
+    let value = value?;
+    restored?;
+    Ok(value)
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -293,8 +325,34 @@ impl CacheStore for SqliteStore {
         }))
     }
 
-    async fn set(&self, entry: &CacheEntry) -> Result<()> {
+    async fn set(
+        &self,
+        entry: &CacheEntry,
+        once: Option<&CacheSetOnce>,
+    ) -> Result<CacheSetOutcome> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(once) = once {
+            let earlier: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT entry_expires_at_ms FROM cache_set_requests
+                 WHERE request_id = ? AND forget_at_ms > ?",
+            )
+            .bind(&once.request_id)
+            .bind(once.now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(expires_at_ms) = earlier {
+                return Ok(CacheSetOutcome::Repeated { expires_at_ms });
+            }
+            sqlx::query(
+                "INSERT OR REPLACE INTO cache_set_requests (request_id, entry_expires_at_ms, forget_at_ms)
+                 VALUES (?, ?, ?)",
+            )
+            .bind(&once.request_id)
+            .bind(entry.expires_at_ms)
+            .bind(once.forget_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO cache_entries (key, value, expires_at_ms) VALUES (?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
@@ -316,7 +374,7 @@ impl CacheStore for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(CacheSetOutcome::Stored)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -368,6 +426,10 @@ impl CacheStore for SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM cache_set_requests WHERE forget_at_ms <= ?")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -488,10 +550,10 @@ impl EventStore for SqliteStore {
 #[async_trait]
 impl FenceEpochs for SqliteStore {
     async fn next_epoch(&self) -> Result<u64> {
-        let epoch: i64 = sqlx::query_scalar(
+        let epoch = durable_update(
+            &self.writer,
             "UPDATE meta SET value = value + 1 WHERE name = 'fence_epoch' RETURNING value",
         )
-        .fetch_one(&self.writer)
         .await?;
         Ok(to_u64(epoch))
     }
@@ -602,17 +664,22 @@ impl SagaStore for SqliteStore {
         doc.as_deref().map(saga_from_doc).transpose()
     }
 
-    async fn list_sagas(&self, filter: &SagaFilter) -> Result<Vec<Saga>> {
+    async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>> {
+        let (after_ms, after_id) = match &query.after {
+            Some(cursor) => (Some(cursor.created_at_ms), Some(cursor.saga_id.as_str())),
+            None => (None, None),
+        };
         let docs: Vec<String> = sqlx::query_scalar(
             "SELECT doc FROM sagas
              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2)
-               AND (?3 IS NULL OR created_at_ms < ?3)
-             ORDER BY created_at_ms DESC, saga_id DESC LIMIT ?4",
+               AND (?3 IS NULL OR created_at_ms < ?3 OR (created_at_ms = ?3 AND saga_id < ?4))
+             ORDER BY created_at_ms DESC, saga_id DESC LIMIT ?5",
         )
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(&filter.name)
-        .bind(filter.created_before_ms)
-        .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+        .bind(query.state.map(|s| s.as_str()))
+        .bind(&query.name)
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
         .fetch_all(&self.reader)
         .await?;
         docs.iter().map(|d| saga_from_doc(d)).collect()

@@ -27,6 +27,10 @@ pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
 const MAX_STEPS: usize = 100;
 const MAX_NAME_BYTES: usize = 256;
 const MAX_JSON_BYTES: usize = 1024 * 1024;
+/// The error type of an attempt whose outcome is unknown: the server timed it out (the worker
+/// went quiet) or the client core gave up on a handler that ran over its timeout. Such an attempt
+/// may have had effects, so a step that fails after one is compensated too.
+pub const TIMEOUT_ERROR: &str = "timeout";
 /// How often claimed tasks are checked for a passed deadline.
 pub const TIMEOUT_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -88,6 +92,38 @@ fn check_json(what: &str, text: &str) -> Result<()> {
         .map_err(|e| Error::invalid(format!("{what} is not valid JSON: {e}")))
 }
 
+/// Longest error message a step runner's report keeps (longer ones are cut, not refused).
+const MAX_ERROR_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary) with every U+0000 replaced by
+/// U+FFFD: a worker's report is stored, never refused for its text, and PostgreSQL's JSONB cannot
+/// hold U+0000.
+fn storable_text(text: &str, max: usize) -> String {
+    let mut text = text.replace('\0', "\u{FFFD}");
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
+/// A worker-reported error type made a valid name: control characters become U+FFFD, the length
+/// is capped, and an empty type becomes `error`.
+fn storable_error_type(error_type: &str) -> String {
+    let cleaned: String = error_type
+        .chars()
+        .take(MAX_NAME_BYTES)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    let cleaned = storable_text(&cleaned, MAX_NAME_BYTES);
+    if cleaned.is_empty() {
+        "error".to_string()
+    } else {
+        cleaned
+    }
+}
+
 fn check_policy(policy: &RetryPolicy) -> Result<()> {
     if policy.maximum_attempts == 0 || policy.maximum_attempts > 100 {
         return Err(Error::invalid(
@@ -147,7 +183,24 @@ fn new_task(
 /// Audit notes gathered while deciding a transition: (event type, details).
 type Notes = Vec<(&'static str, serde_json::Value)>;
 
-/// Compensate completed steps at or below `from`, newest first. Returns the next task, if any.
+/// Whether an action attempt of `step` timed out: it may have run without reporting.
+fn outcome_unknown(step: &SagaStep) -> bool {
+    step.attempts
+        .iter()
+        .any(|a| a.kind == TaskKind::Action && a.error_type.as_deref() == Some(TIMEOUT_ERROR))
+}
+
+/// Whether compensation must undo `step`: it completed, or it failed (or was withdrawn) after an
+/// attempt whose outcome is unknown.
+fn needs_undo(step: &SagaStep) -> bool {
+    match step.state {
+        StepState::Completed => true,
+        StepState::Failed => outcome_unknown(step),
+        _ => false,
+    }
+}
+
+/// Compensate the steps at or below `from` that need it (see [`needs_undo`]), newest first. Returns the next task, if any.
 fn compensate_from(
     saga: &mut Saga,
     from: Option<usize>,
@@ -156,7 +209,7 @@ fn compensate_from(
 ) -> Vec<SagaTask> {
     if let Some(from) = from {
         for index in (0..=from).rev() {
-            if saga.steps[index].state != StepState::Completed {
+            if !needs_undo(&saga.steps[index]) {
                 continue;
             }
             if saga.steps[index].definition.compensation.is_some() {
@@ -168,8 +221,10 @@ fn compensate_from(
                 ));
                 return vec![new_task(saga, index, TaskKind::Compensation, 1, now, 0)];
             }
-            // Nothing to undo for this step.
-            saga.steps[index].state = StepState::Compensated;
+            // Nothing to undo for this step (a failed one stays failed).
+            if saga.steps[index].state == StepState::Completed {
+                saga.steps[index].state = StepState::Compensated;
+            }
         }
     }
     saga.state = if saga.cancel_requested {
@@ -284,7 +339,8 @@ fn on_result(
                 "StepFailed",
                 json!({"step": step_name, "error_type": error_type, "message": message}),
             ));
-            compensate_from(saga, index.checked_sub(1), now, notes)
+            // From this step: it is undone too if an attempt may have run (see `needs_undo`).
+            compensate_from(saga, Some(index), now, notes)
         }
         (TaskKind::Compensation, TaskResult::Completed(_)) => {
             saga.steps[index].state = StepState::Compensated;
@@ -523,13 +579,40 @@ impl SagaManager {
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no saga {saga_id}")))
     }
 
-    /// Sagas by state and/or name, newest first.
-    pub async fn list(&self, mut filter: SagaFilter) -> Result<Vec<Saga>> {
-        filter.limit = page_limit(filter.limit, 100, 1000)?;
+    /// Sagas by state and/or name, newest first, one page at a time. A page token is a unique
+    /// cursor, so paging returns every saga that existed before the first page exactly once.
+    pub async fn list(&self, filter: SagaFilter) -> Result<SagaPage> {
+        let limit = page_limit(filter.limit, 100, 1000)?;
         if let Some(name) = &filter.name {
             check_name("name", name, MAX_NAME_BYTES)?;
         }
-        self.store.list_sagas(&filter).await
+        let after = match filter.page_token.as_deref() {
+            None | Some("") => None,
+            Some(token) => Some(
+                SagaCursor::from_token(token)
+                    .ok_or_else(|| Error::invalid("page_token is not one this server returned"))?,
+            ),
+        };
+        // One more than asked: whether a next page exists is known, not guessed.
+        let mut sagas = self
+            .store
+            .list_sagas(&SagaQuery {
+                state: filter.state,
+                name: filter.name,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        let next_page_token = if sagas.len() > limit {
+            sagas.truncate(limit);
+            sagas.last().map(|last| SagaCursor::after(last).to_token())
+        } else {
+            None
+        };
+        Ok(SagaPage {
+            sagas,
+            next_page_token,
+        })
     }
 
     /// Load, decide, store; retried when the saga changed concurrently.
@@ -598,9 +681,15 @@ impl SagaManager {
                 task_id,
                 unclaimed_only: true,
             });
+            let observed_revision = saga.revision;
             let result = self
                 .transition(saga_id, consumed, move |saga, now, notes| {
-                    if saga.state.is_final() || saga.cancel_requested {
+                    // `running` and `withdrawn` describe the saga as read above: if a step
+                    // reported meanwhile (its next step may be queued now), decide again.
+                    if saga.state.is_final()
+                        || saga.cancel_requested
+                        || saga.revision != observed_revision
+                    {
                         return Ok(None);
                     }
                     saga.cancel_requested = true;
@@ -613,13 +702,14 @@ impl SagaManager {
                         // The action is with a worker: compensate when it reports.
                         (Some(_), None) => Ok(Some(Vec::new())),
                         (Some(index), Some(_)) => {
-                            saga.steps[index].state = StepState::Pending;
-                            Ok(Some(compensate_from(
-                                saga,
-                                index.checked_sub(1),
-                                now,
-                                notes,
-                            )))
+                            // A queued retry is withdrawn; an earlier attempt that timed out may
+                            // have run, and is then undone like a failed step.
+                            saga.steps[index].state = if outcome_unknown(&saga.steps[index]) {
+                                StepState::Failed
+                            } else {
+                                StepState::Pending
+                            };
+                            Ok(Some(compensate_from(saga, Some(index), now, notes)))
                         }
                         (None, _) => Ok(Some(compensate_from(
                             saga,
@@ -632,7 +722,7 @@ impl SagaManager {
                 .await?;
             match result {
                 Some(saga) => return Ok(saga),
-                // The queued task was claimed meanwhile: decide again.
+                // The queued task was claimed, or the saga moved on, meanwhile: decide again.
                 None => continue,
             }
         }
@@ -699,25 +789,23 @@ impl SagaManager {
     /// (it timed out and went to another worker, or was already reported).
     pub async fn report(&self, task_id: &str, result: TaskResult) -> Result<bool> {
         check_name("task_id", task_id, 128)?;
-        match &result {
-            TaskResult::Completed(output) if !output.is_empty() => check_json("output", output)?,
-            TaskResult::Completed(_) => {}
-            TaskResult::Failed {
-                error_type,
-                message,
-                ..
-            } => {
-                check_name("error_type", error_type, MAX_NAME_BYTES)?;
-                if message.len() > 64 * 1024 {
-                    return Err(Error::invalid("error message is over 64 KiB"));
-                }
-            }
-        }
         let result = match result {
             TaskResult::Completed(output) if output.is_empty() => {
                 TaskResult::Completed("null".into())
             }
-            other => other,
+            TaskResult::Completed(output) => {
+                check_json("output", &output)?;
+                TaskResult::Completed(output)
+            }
+            TaskResult::Failed {
+                error_type,
+                message,
+                non_retryable,
+            } => TaskResult::Failed {
+                error_type: storable_error_type(&error_type),
+                message: storable_text(&message, MAX_ERROR_MESSAGE_BYTES),
+                non_retryable,
+            },
         };
         let Some(task) = self.store.get_task(task_id).await? else {
             return Ok(false);
@@ -757,7 +845,7 @@ impl SagaManager {
         let mut timed_out = 0;
         for task in expired {
             let result = TaskResult::Failed {
-                error_type: "timeout".into(),
+                error_type: TIMEOUT_ERROR.into(),
                 message: format!("no result within {} ms", task.timeout_ms),
                 non_retryable: false,
             };

@@ -215,13 +215,72 @@ impl SagaTask {
     }
 }
 
-/// Filter for listing sagas.
+/// Filter for listing sagas, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct SagaFilter {
     pub state: Option<SagaState>,
     pub name: Option<String>,
-    /// Only sagas created before this (ms), for paging newest first.
-    pub created_before_ms: Option<i64>,
+    /// A previous page's [`SagaPage::next_page_token`]; `None` or empty = the first page.
+    pub page_token: Option<String>,
+    /// 0 = 100; at most 1000.
+    pub limit: usize,
+}
+
+/// One page of a saga listing.
+#[derive(Debug, Clone, Default)]
+pub struct SagaPage {
+    /// Newest first.
+    pub sagas: Vec<Saga>,
+    /// Fetches the next page; `None` when no saga is left after this page.
+    pub next_page_token: Option<String>,
+}
+
+/// A position in the listing order (`created_at_ms` descending, then `saga_id` descending):
+/// unique per saga, so a page boundary between sagas of the same millisecond loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaCursor {
+    pub created_at_ms: i64,
+    pub saga_id: String,
+}
+
+const CURSOR_PREFIX: &str = "c1.";
+
+impl SagaCursor {
+    /// The cursor just after `saga` in the listing order.
+    pub fn after(saga: &Saga) -> Self {
+        SagaCursor {
+            created_at_ms: saga.created_at_ms,
+            saga_id: saga.saga_id.clone(),
+        }
+    }
+
+    /// The opaque page token clients pass back.
+    pub fn to_token(&self) -> String {
+        format!("{CURSOR_PREFIX}{}.{}", self.created_at_ms, self.saga_id)
+    }
+
+    /// Parse a page token; `None` if this server could not have issued it.
+    pub fn from_token(token: &str) -> Option<Self> {
+        let (millis, saga_id) = token.strip_prefix(CURSOR_PREFIX)?.split_once('.')?;
+        let created_at_ms = millis.parse::<i64>().ok()?;
+        let well_formed = !saga_id.is_empty()
+            && saga_id.len() <= 128
+            && saga_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        well_formed.then(|| SagaCursor {
+            created_at_ms,
+            saga_id: saga_id.to_string(),
+        })
+    }
+}
+
+/// What a store lists: sagas strictly after `after` in the listing order.
+#[derive(Debug, Clone, Default)]
+pub struct SagaQuery {
+    pub state: Option<SagaState>,
+    pub name: Option<String>,
+    pub after: Option<SagaCursor>,
     pub limit: usize,
 }
 

@@ -251,3 +251,55 @@ pub async fn entries_survive_restart<H: Harness>(mut h: H) {
     assert_eq!(e.cache.invalidate_tag(&t).await.unwrap(), 1);
     assert_eq!(e.cache.get(&k).await.unwrap(), None);
 }
+
+/// A set repeated with the same request id (a client retry after a lost reply) changes nothing,
+/// so it cannot bring back a value that `invalidate_tag` removed after the first set.
+pub async fn repeated_set_request_changes_nothing<H: Harness>(h: H) {
+    let e = h.engine();
+    let (k, tag) = (unique("key"), unique("tag"));
+    let request = unique("request");
+    let first = e
+        .cache
+        .set_once(&k, b"v1".to_vec(), 60_000, tags(&[&tag]), &request)
+        .await
+        .unwrap();
+    assert_eq!(e.cache.invalidate_tag(&tag).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let retried = e
+        .cache
+        .set_once(&k, b"v1".to_vec(), 60_000, tags(&[&tag]), &request)
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.expires_at_ms, first.expires_at_ms,
+        "the first set's expiry"
+    );
+    assert!(
+        e.cache.get(&k).await.unwrap().is_none(),
+        "resurrected by a retry"
+    );
+
+    // A new request id is a new set; no request id is never deduplicated.
+    e.cache
+        .set_once(&k, b"v2".to_vec(), 0, tags(&[&tag]), &unique("request"))
+        .await
+        .unwrap();
+    assert_eq!(e.cache.get(&k).await.unwrap().unwrap().value, b"v2");
+    e.cache.delete(&k).await.unwrap();
+    e.cache
+        .set_once(&k, b"v3".to_vec(), 0, Vec::new(), "")
+        .await
+        .unwrap();
+    e.cache.delete(&k).await.unwrap();
+    e.cache
+        .set_once(&k, b"v3".to_vec(), 0, Vec::new(), "")
+        .await
+        .unwrap();
+    assert_eq!(e.cache.get(&k).await.unwrap().unwrap().value, b"v3");
+    expect_kind(
+        e.cache
+            .set_once(&k, b"v".to_vec(), 0, Vec::new(), "bad\nid")
+            .await,
+        ErrorKind::InvalidArgument,
+    );
+}

@@ -89,6 +89,7 @@ macro_rules! engine_suite {
             invalidate_tag_removes_tagged_keys,
             size_and_tag_limits,
             entries_survive_restart,
+            repeated_set_request_changes_nothing,
         });
         $crate::engine_suite!(@group $make; events {
             append_checks_expected_version,
@@ -117,6 +118,10 @@ macro_rules! engine_suite {
             failed_compensation_is_visible,
             sagas_continue_after_restart,
             invalid_sagas_are_refused,
+            paging_returns_every_saga_once,
+            nul_in_reported_text_is_stored,
+            timed_out_step_is_compensated,
+            cancel_racing_a_report_stops_the_next_step,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use syros_engine::sagas::{
-    ClaimedTask, RetryPolicy, Saga, SagaState, StartSaga, StepDefinition, StepState, TaskKind,
-    TaskResult,
+    ClaimedTask, RetryPolicy, Saga, SagaFilter, SagaState, StartSaga, StepDefinition, StepState,
+    TaskKind, TaskResult,
 };
 use syros_engine::{Direction, Engine, ErrorKind};
 
@@ -506,4 +506,261 @@ pub async fn invalid_sagas_are_refused<H: Harness>(h: H) {
         engine.sagas.claim(&svc, "w", 10).await.unwrap().is_empty(),
         "nothing was queued"
     );
+}
+
+/// Sagas created in the same millisecond straddle page boundaries: paging with small limits
+/// returns each exactly once, and a page is followed by a token whenever more sagas remain.
+pub async fn paging_returns_every_saga_once<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let name = unique("paged");
+    // Concurrent starts land many sagas in one millisecond; keep going until enough do.
+    let mut ids = std::collections::HashSet::new();
+    let mut per_ms = std::collections::HashMap::<i64, usize>::new();
+    for _ in 0..20 {
+        let starts = (0..40).map(|_| {
+            let engine = engine.clone();
+            let mut request = start(vec![step("only", &svc, false)], 1);
+            request.name = name.clone();
+            async move { engine.sagas.start(request).await.unwrap() }
+        });
+        for saga in futures::future::join_all(starts).await {
+            *per_ms.entry(saga.created_at_ms).or_default() += 1;
+            ids.insert(saga.saga_id);
+        }
+        if per_ms.values().filter(|n| **n > 1).count() >= 10 {
+            break;
+        }
+    }
+    let shared = per_ms.values().filter(|n| **n > 1).count();
+    assert!(
+        shared >= 10,
+        "inconclusive: only {shared} milliseconds hold several sagas"
+    );
+
+    for limit in [1, 2, 3, 7] {
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let page = engine
+                .sagas
+                .list(SagaFilter {
+                    name: Some(name.clone()),
+                    page_token: token.take(),
+                    limit,
+                    ..SagaFilter::default()
+                })
+                .await
+                .unwrap();
+            assert!(page.sagas.len() <= limit);
+            seen.extend(
+                page.sagas
+                    .iter()
+                    .map(|s| (s.created_at_ms, s.saga_id.clone())),
+            );
+            match page.next_page_token {
+                Some(next) => {
+                    assert_eq!(page.sagas.len(), limit, "a short page has no successor");
+                    token = Some(next);
+                }
+                None => break,
+            }
+        }
+        let unique_seen: std::collections::HashSet<_> = seen.iter().map(|s| s.1.clone()).collect();
+        assert_eq!(
+            seen.len(),
+            unique_seen.len(),
+            "limit {limit}: a saga came twice"
+        );
+        assert_eq!(unique_seen, ids, "limit {limit}: sagas went missing");
+        let mut newest_first = seen.clone();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, newest_first, "limit {limit}: not newest first");
+    }
+
+    // No limit: a page of 100 and a token for the rest.
+    assert!(ids.len() > 100, "inconclusive: only {} sagas", ids.len());
+    let first = engine
+        .sagas
+        .list(SagaFilter {
+            name: Some(name.clone()),
+            ..SagaFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.sagas.len(), 100);
+    let rest = engine
+        .sagas
+        .list(SagaFilter {
+            name: Some(name.clone()),
+            page_token: first.next_page_token.clone(),
+            limit: 1000,
+            ..SagaFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.sagas.len() + rest.sagas.len(), ids.len());
+    assert_eq!(
+        rest.next_page_token, None,
+        "nothing is left after the last page"
+    );
+
+    // A token this server did not issue is refused.
+    for bad in ["abc", "12345", "c1.x.y", "c1.5.", "c1.5.a'b"] {
+        expect_kind(
+            engine
+                .sagas
+                .list(SagaFilter {
+                    page_token: Some(bad.into()),
+                    ..SagaFilter::default()
+                })
+                .await,
+            ErrorKind::InvalidArgument,
+        );
+    }
+}
+
+/// Text a step runner reports is stored, never refused: U+0000 (which PostgreSQL's JSONB cannot
+/// hold) becomes U+FFFD in error types and messages; JSON outputs and inputs keep their `\u0000`
+/// escapes. Names the caller chooses are refused with InvalidArgument instead.
+pub async fn nul_in_reported_text_is_stored<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let mut request = start(vec![step("a", &svc, true), step("b", &svc, false)], 1);
+    request.input = r#"{"note": "in\u0000put"}"#.into();
+    let saga = engine.sagas.start(request).await.unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        Some(match t.task.handler.as_str() {
+            "do_a" => ok(r#"{"out": "nul\u0000here"}"#),
+            "undo_a" => ok("{}"),
+            _ => TaskResult::Failed {
+                error_type: "bad\0type".into(),
+                message: "broken\0byte".into(),
+                non_retryable: true,
+            },
+        })
+    })
+    .await;
+    assert_eq!(handled(&tasks), ["do_a", "do_b", "undo_a"]);
+    assert_eq!(done.state, SagaState::Compensated);
+    let attempt = &done.steps[1].attempts[0];
+    assert_eq!(attempt.error_type.as_deref(), Some("bad\u{FFFD}type"));
+    assert_eq!(attempt.error_message.as_deref(), Some("broken\u{FFFD}byte"));
+    assert!(done
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("broken\u{FFFD}byte"));
+    assert_eq!(done.input, r#"{"note": "in\u0000put"}"#);
+    assert_eq!(
+        done.steps[0].output.as_deref(),
+        Some(r#"{"out": "nul\u0000here"}"#)
+    );
+    let outputs: serde_json::Value = serde_json::from_str(&tasks[1].previous_outputs).unwrap();
+    assert_eq!(outputs["a"]["out"], "nul\0here");
+
+    let mut bad_name = start(vec![step("a", &svc, false)], 1);
+    bad_name.name = "na\0me".into();
+    expect_kind(
+        engine.sagas.start(bad_name).await,
+        ErrorKind::InvalidArgument,
+    );
+    let mut bad_step = start(vec![step("a\0", &svc, false)], 1);
+    bad_step.idempotency_key = unique("key");
+    expect_kind(
+        engine.sagas.start(bad_step).await,
+        ErrorKind::InvalidArgument,
+    );
+    let mut bad_key = start(vec![step("a", &svc, false)], 1);
+    bad_key.idempotency_key = "k\0".into();
+    expect_kind(
+        engine.sagas.start(bad_key).await,
+        ErrorKind::InvalidArgument,
+    );
+}
+
+/// A step whose attempts timed out may have run without reporting: when it finally fails it is
+/// compensated too, before the steps that completed.
+pub async fn timed_out_step_is_compensated<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    let mut slow = step("b", &svc, true);
+    slow.timeout_ms = 300;
+    let saga = engine
+        .sagas
+        .start(start(
+            vec![step("a", &svc, true), slow, step("c", &svc, true)],
+            2,
+        ))
+        .await
+        .unwrap();
+    // do_b never reports: both attempts time out.
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        (t.task.handler != "do_b").then(|| ok("{}"))
+    })
+    .await;
+    assert_eq!(
+        handled(&tasks),
+        ["do_a", "do_b", "do_b", "undo_b", "undo_a"]
+    );
+    assert_eq!(done.state, SagaState::Compensated);
+    let states: Vec<StepState> = done.steps.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            StepState::Compensated,
+            StepState::Compensated,
+            StepState::Pending
+        ]
+    );
+
+    // A step without a compensation has nothing to undo: it stays failed.
+    let mut slow = step("b", &svc, false);
+    slow.timeout_ms = 300;
+    let saga = engine
+        .sagas
+        .start(start(vec![step("a", &svc, true), slow], 1))
+        .await
+        .unwrap();
+    let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |t| {
+        (t.task.handler != "do_b").then(|| ok("{}"))
+    })
+    .await;
+    assert_eq!(handled(&tasks), ["do_a", "do_b", "undo_a"]);
+    assert_eq!(done.steps[1].state, StepState::Failed);
+}
+
+/// A cancel racing the report of the running step: whichever lands first, the next step's action
+/// is never handed to a worker once the cancel has returned.
+pub async fn cancel_racing_a_report_stops_the_next_step<H: Harness>(h: H) {
+    let engine = h.engine();
+    let svc = unique("svc");
+    for round in 0..30 {
+        let saga = engine
+            .sagas
+            .start(start(vec![step("a", &svc, true), step("b", &svc, true)], 1))
+            .await
+            .unwrap();
+        let a = engine.sagas.claim(&svc, "w", 1).await.unwrap().remove(0);
+        assert_eq!(a.task.handler, "do_a");
+        let report = {
+            let engine = engine.clone();
+            let task_id = a.task.task_id.clone();
+            tokio::spawn(async move { engine.sagas.report(&task_id, ok("{}")).await })
+        };
+        if round % 2 == 1 {
+            tokio::task::yield_now().await;
+        }
+        let cancelled = engine.sagas.cancel(&saga.saga_id).await.unwrap();
+        assert!(cancelled.cancel_requested || cancelled.state.is_final());
+        report.await.unwrap().unwrap();
+        let (done, tasks) = drive(&engine, &saga.saga_id, &[&svc], |_| Some(ok("{}"))).await;
+        assert_eq!(
+            handled(&tasks),
+            ["undo_a"],
+            "round {round}: only a's compensation may run after the cancel"
+        );
+        assert_eq!(done.state, SagaState::Cancelled, "round {round}");
+        assert_eq!(done.steps[1].state, StepState::Pending, "round {round}");
+    }
 }

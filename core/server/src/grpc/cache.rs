@@ -43,7 +43,13 @@ impl pb::CacheService for CacheApi {
         let entry = self
             .engine
             .cache
-            .set(&req.key, req.value.to_vec(), req.ttl_ms, tags)
+            .set_once(
+                &req.key,
+                req.value.to_vec(),
+                req.ttl_ms,
+                tags,
+                &req.request_id,
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::CacheSetResponse {

@@ -207,27 +207,16 @@ impl pb::SagaService for SagaApi {
         req: Request<pb::ListSagasRequest>,
     ) -> Result<Response<pb::ListSagasResponse>, Status> {
         let req = req.into_inner();
-        let created_before_ms = match req.page_token.as_str() {
-            "" => None,
-            token => Some(token.parse::<i64>().map_err(|_| {
-                status(Error::invalid("page_token is not one this server returned"))
-            })?),
-        };
         let filter = SagaFilter {
             state: state_filter(req.state)?,
             name: (!req.name.is_empty()).then(|| req.name.to_string()),
-            created_before_ms,
+            page_token: Some(req.page_token.to_string()),
             limit: limit(req.limit),
         };
-        let wanted = filter.limit;
-        let sagas = self.engine.sagas.list(filter).await.map_err(status)?;
-        let next_page_token = match sagas.last() {
-            Some(last) if wanted > 0 && sagas.len() == wanted => last.created_at_ms.to_string(),
-            _ => String::new(),
-        };
+        let page = self.engine.sagas.list(filter).await.map_err(status)?;
         Ok(Response::new(pb::ListSagasResponse {
-            sagas: sagas.into_iter().map(saga).collect(),
-            next_page_token: next_page_token.into(),
+            sagas: page.sagas.into_iter().map(saga).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default().into(),
         }))
     }
 

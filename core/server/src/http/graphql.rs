@@ -464,6 +464,15 @@ pub struct Saga {
     pub audit_stream: String,
 }
 
+/// A page of sagas.
+#[derive(SimpleObject)]
+pub struct SagaPage {
+    /// Newest first.
+    pub sagas: Vec<Saga>,
+    /// Pass as `pageToken` for the next page; null on the last page.
+    pub next_page_token: Option<String>,
+}
+
 impl From<syros_engine::sagas::Saga> for Saga {
     fn from(saga: syros_engine::sagas::Saga) -> Self {
         Saga {
@@ -691,8 +700,8 @@ impl QueryRoot {
         Ok(saga.into())
     }
 
-    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name
-    /// (`limit` 0: 100).
+    /// Sagas, newest first, optionally by state (`running`, `completed`, ...) and name: the
+    /// first page only (see `sagaPage` to page on; `limit` 0: 100).
     #[graphql(complexity = "list_cost(limit, 100, child_complexity)")]
     async fn sagas(
         &self,
@@ -701,6 +710,19 @@ impl QueryRoot {
         name: Option<String>,
         #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<Vec<Saga>> {
+        Ok(self.saga_page(ctx, state, name, limit, None).await?.sagas)
+    }
+
+    /// One page of sagas, newest first; pass `nextPageToken` as `pageToken` for the next one.
+    #[graphql(complexity = "list_cost(limit, 100, child_complexity)")]
+    async fn saga_page(
+        &self,
+        ctx: &Context<'_>,
+        state: Option<String>,
+        name: Option<String>,
+        #[graphql(default, validator(maximum = 10000))] limit: u32,
+        page_token: Option<String>,
+    ) -> async_graphql::Result<SagaPage> {
         let state = match state.as_deref() {
             None | Some("") => None,
             Some(text) => Some(
@@ -708,17 +730,20 @@ impl QueryRoot {
                     .ok_or_else(|| invalid(&format!("unknown saga state {text:?}")))?,
             ),
         };
-        let sagas = engine(ctx)
+        let page = engine(ctx)
             .sagas
             .list(syros_engine::sagas::SagaFilter {
                 state,
                 name: name.filter(|n| !n.is_empty()),
-                created_before_ms: None,
+                page_token,
                 limit: limit as usize,
             })
             .await
             .map_err(gql)?;
-        Ok(sagas.into_iter().map(Into::into).collect())
+        Ok(SagaPage {
+            sagas: page.sagas.into_iter().map(Into::into).collect(),
+            next_page_token: page.next_page_token,
+        })
     }
 }
 

@@ -302,29 +302,16 @@ pub async fn list(
             ApiError::from(Error::invalid(format!("unknown saga state {text:?}")))
         })?),
     };
-    let created_before_ms = match params.page_token.as_deref() {
-        None | Some("") => None,
-        Some(token) => Some(
-            token
-                .parse::<i64>()
-                .map_err(|_| ApiError::invalid("page_token is not one this server returned"))?,
-        ),
-    };
     let filter = SagaFilter {
         state: wanted_state,
         name: params.name.filter(|n| !n.is_empty()),
-        created_before_ms,
+        page_token: params.page_token,
         limit: params.limit.unwrap_or(0),
     };
-    let wanted = filter.limit;
-    let sagas = state.engine.sagas.list(filter).await?;
-    let next_page_token = match sagas.last() {
-        Some(last) if wanted > 0 && sagas.len() == wanted => Some(last.created_at_ms.to_string()),
-        _ => None,
-    };
+    let page = state.engine.sagas.list(filter).await?;
     Ok(axum::Json(SagaListBody {
-        sagas: sagas.into_iter().map(Into::into).collect(),
-        next_page_token,
+        sagas: page.sagas.into_iter().map(Into::into).collect(),
+        next_page_token: page.next_page_token,
     }))
 }
 
