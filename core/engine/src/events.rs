@@ -62,6 +62,51 @@ pub fn check_expected(stream: &str, expected: ExpectedVersion, current: Option<u
     .with_detail("actual_version", describe(current)))
 }
 
+/// Where the events of an append would already be if an earlier attempt of it (a retry after a
+/// lost answer) committed: the version of the first of them, or `None` when no earlier attempt
+/// can have committed them. With `NoStream` and `Exact(v)` they would follow the expected
+/// version; with `Any` they would be the stream's last events (an earlier attempt followed by
+/// another writer's append is not recognised, see docs/storage.md). Backends call this, then
+/// [`replayed`], inside their append transaction before [`check_expected`].
+pub fn replay_start(expected: ExpectedVersion, current: Option<u64>, count: usize) -> Option<u64> {
+    let current = current?;
+    let count = u64::try_from(count).ok().filter(|&n| n > 0)?;
+    let start = match expected {
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(v) => v.checked_add(1)?,
+        ExpectedVersion::Any => (current + 1).checked_sub(count)?,
+    };
+    // All `count` events must fit below the current version.
+    (start.checked_add(count - 1)? <= current).then_some(start)
+}
+
+/// One stored event as [`replayed`] compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredId {
+    pub version: u64,
+    pub position: u64,
+    pub event_id: String,
+}
+
+/// EventStoreDB's idempotent append: if `stored` (the stream's events from [`replay_start`], in
+/// version order) carry exactly the ids of `events`, in order, this append was already
+/// committed by an earlier attempt, and this is its result again.
+pub fn replayed(events: &[NewEvent], stored: &[StoredId]) -> Option<AppendResult> {
+    let same = stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|(s, e)| s.event_id == e.event_id);
+    match (same, stored.first(), stored.last()) {
+        (true, Some(first), Some(last)) => Some(AppendResult {
+            last_version: last.version,
+            first_position: first.position,
+            last_position: last.position,
+        }),
+        _ => None,
+    }
+}
+
 fn check_json(what: &str, text: &str, max: usize) -> Result<()> {
     if text.len() > max {
         return Err(Error::new(
@@ -92,6 +137,12 @@ impl EventManager {
     }
 
     /// Append `events` to `stream` atomically if the stream is at `expected`.
+    ///
+    /// Idempotent by event ids: if the events an earlier attempt of this append committed are
+    /// where it put them (right after the expected version; for `Any`, the stream's last events),
+    /// the append is acknowledged again with that attempt's result instead of conflicting or
+    /// storing them twice. A connection to the store lost during COMMIT is
+    /// [`ErrorKind::OutcomeUnknown`]; repeating the append is then safe.
     pub async fn append(
         &self,
         stream: &str,
@@ -131,6 +182,8 @@ impl EventManager {
                 check_json(&at("metadata"), &event.metadata, max_json)?;
             }
             checked.push(NewEvent {
+                // A generated id makes this attempt unrecognisable on a repeat: clients that
+                // retry send their own ids (the Syros client always does).
                 event_id: if event.event_id.is_empty() {
                     uuid::Uuid::new_v4().to_string()
                 } else {
@@ -141,11 +194,21 @@ impl EventManager {
                 metadata: (!event.metadata.is_empty()).then_some(event.metadata),
             });
         }
-        let appended = self
-            .store
-            .append(stream, &checked, expected, now_ms())
-            .await?;
-        crate::telemetry::events_appended(checked.len());
+        let count = checked.len();
+        // The store call runs to completion on its own task, whatever happens to the caller (a
+        // gRPC deadline drops the handler's future). Cut short, it could leave the event head
+        // behind a commit (live subscriptions would wait for the next append) or, with SQLite,
+        // the single writer connection inside a transaction sqlx lost track of.
+        let store = self.store.clone();
+        let stream = stream.to_string();
+        let appended = tokio::spawn(async move {
+            store
+                .append(&stream, &checked, expected, now_ms())
+                .await
+        })
+        .await
+        .map_err(|err| Error::internal(format!("the append task failed: {err}")))??;
+        crate::telemetry::events_appended(count);
         Ok(appended)
     }
 
@@ -295,5 +358,56 @@ impl EventManager {
             }
         });
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(id: &str) -> NewEvent {
+        NewEvent {
+            event_id: id.to_string(),
+            event_type: "T".to_string(),
+            data: "{}".to_string(),
+            metadata: None,
+        }
+    }
+
+    fn stored(version: u64, id: &str) -> StoredId {
+        StoredId {
+            version,
+            position: version + 100,
+            event_id: id.to_string(),
+        }
+    }
+
+    #[test]
+    fn replay_start_follows_the_expected_version() {
+        use ExpectedVersion::*;
+        assert_eq!(replay_start(NoStream, None, 1), None);
+        assert_eq!(replay_start(NoStream, Some(1), 2), Some(0));
+        assert_eq!(replay_start(NoStream, Some(0), 2), None);
+        assert_eq!(replay_start(Exact(3), Some(3), 1), None);
+        assert_eq!(replay_start(Exact(3), Some(5), 2), Some(4));
+        assert_eq!(replay_start(Exact(3), Some(5), 3), None);
+        assert_eq!(replay_start(Any, None, 1), None);
+        assert_eq!(replay_start(Any, Some(9), 3), Some(7));
+        assert_eq!(replay_start(Any, Some(1), 3), None);
+        assert_eq!(replay_start(Any, Some(1), 0), None);
+        assert_eq!(replay_start(Exact(u64::MAX), Some(5), 1), None);
+    }
+
+    #[test]
+    fn replayed_needs_every_id_in_order() {
+        let events = [new("a"), new("b")];
+        let result = replayed(&events, &[stored(4, "a"), stored(5, "b")]).expect("same ids");
+        assert_eq!(
+            (result.last_version, result.first_position, result.last_position),
+            (5, 104, 105)
+        );
+        assert_eq!(replayed(&events, &[stored(4, "b"), stored(5, "a")]), None);
+        assert_eq!(replayed(&events, &[stored(4, "a")]), None);
+        assert_eq!(replayed(&events, &[stored(4, "a"), stored(5, "c")]), None);
     }
 }
