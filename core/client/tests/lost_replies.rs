@@ -140,3 +140,133 @@ async fn a_lost_force_release_answer_does_not_drop_the_next_holders_lease() {
     assert!(!second.is_lost());
     second.release().await.expect("release");
 }
+
+/// The PostgreSQL URL of the test database (scripts/test starts one); required, never skipped.
+fn database_url() -> String {
+    std::env::var("SYROS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "SYROS_TEST_DATABASE_URL is not set: start PostgreSQL (scripts/lib/services.sh \
+             start_postgres) before running this test"
+        )
+    })
+}
+
+/// `url` with its host:port replaced by `addr`.
+fn via(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (auth, rest) = match rest.split_once('@') {
+        Some((auth, rest)) => (format!("{auth}@"), rest),
+        None => (String::new(), rest),
+    };
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("{scheme}://{auth}{addr}{path}")
+}
+
+fn postgres_addr(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").expect("a URL").1;
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let host_port = rest.split('/').next().expect("host:port");
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    host_port.parse().expect("host:port of the test database")
+}
+
+/// `syros serve` with its events in PostgreSQL, reached through a proxy that can lose
+/// PostgreSQL's answers.
+async fn server_over_postgres_proxy(dir: &std::path::Path) -> (Server, FaultProxy) {
+    let url = database_url();
+    let proxy = FaultProxy::start(postgres_addr(&url)).await;
+    let server = Server::start_with_env(
+        dir,
+        free_port(),
+        &[("DATABASE_URL", via(&url, proxy.addr()).as_str())],
+    );
+    (server, proxy)
+}
+
+/// Issue 11 item 6: the server's connection to PostgreSQL is lost right after COMMIT (the
+/// append is stored, the server never hears so). The client must end up with success, the
+/// events stored exactly once: no duplicate under ANY, no false conflict under NO_STREAM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_committed_before_a_lost_connection_is_stored_once() {
+    use syros_client::{Direction, EventData, ExpectedVersion, ReadFrom};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, proxy) = server_over_postgres_proxy(dir.path()).await;
+    let client = connect(&server).await;
+    let events = client.events();
+
+    for expected in [ExpectedVersion::Any, ExpectedVersion::NoStream] {
+        let stream = format!("lost-commit-{}", uuid::Uuid::new_v4().simple());
+        let fired = proxy.fired();
+        let retries = client.stats().retries;
+        // sqlx sends COMMIT as a simple query: the bytes travel verbatim.
+        proxy.cut_reply_after(b"COMMIT");
+        let appended = events
+            .append(
+                &stream,
+                vec![
+                    EventData::new("Happened", r#"{"n":0}"#),
+                    EventData::new("Happened", r#"{"n":1}"#),
+                ],
+                expected,
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{expected:?}: the retry is acknowledged: {err}"));
+        assert_eq!(
+            proxy.fired(),
+            fired + 1,
+            "{expected:?}: the COMMIT answer was lost"
+        );
+        assert!(
+            client.stats().retries > retries,
+            "{expected:?}: the append was retried"
+        );
+        let stored = events
+            .read_stream(&stream, ReadFrom::At(0), Direction::Forwards, 100)
+            .await
+            .expect("read");
+        assert_eq!(
+            stored.events.len(),
+            2,
+            "{expected:?}: stored exactly once: {:?}",
+            stored.events
+        );
+        assert_eq!(appended.last_version, 1);
+        assert_eq!(appended.first_position, stored.events[0].global_position);
+        assert_eq!(appended.last_position, stored.events[1].global_position);
+    }
+}
+
+/// Without retries the client reports the ambiguous outcome as such, never as `unavailable`,
+/// and a repeat by the application with the same event ids is acknowledged, not duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_without_retry_is_outcome_unknown() {
+    use syros_client::{Direction, EventData, ExpectedVersion, ReadFrom, RetryPolicy};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, proxy) = server_over_postgres_proxy(dir.path()).await;
+    let mut options = options(&[server.address()]);
+    options.retry = RetryPolicy::no_retry();
+    let client = Client::connect(options).await.expect("connect");
+    let events = client.events();
+    let stream = format!("lost-commit-once-{}", uuid::Uuid::new_v4().simple());
+    let batch = vec![EventData::new("Happened", "{}").with_id(format!("{stream}-0"))];
+
+    proxy.cut_reply_after(b"COMMIT");
+    let err = events
+        .append(&stream, batch.clone(), ExpectedVersion::NoStream)
+        .await
+        .expect_err("the outcome is unknown");
+    assert_eq!(err.kind, ErrorKind::OutcomeUnknown, "{err}");
+    assert_eq!(proxy.fired(), 1);
+    let again = events
+        .append(&stream, batch, ExpectedVersion::NoStream)
+        .await
+        .expect("the application's repeat is acknowledged");
+    assert_eq!(again.last_version, 0);
+    let stored = events
+        .read_stream(&stream, ReadFrom::At(0), Direction::Forwards, 100)
+        .await
+        .expect("read");
+    assert_eq!(stored.events.len(), 1, "stored once");
+}
