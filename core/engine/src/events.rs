@@ -201,13 +201,10 @@ impl EventManager {
         // the single writer connection inside a transaction sqlx lost track of.
         let store = self.store.clone();
         let stream = stream.to_string();
-        let appended = tokio::spawn(async move {
-            store
-                .append(&stream, &checked, expected, now_ms())
+        let appended =
+            tokio::spawn(async move { store.append(&stream, &checked, expected, now_ms()).await })
                 .await
-        })
-        .await
-        .map_err(|err| Error::internal(format!("the append task failed: {err}")))??;
+                .map_err(|err| Error::internal(format!("the append task failed: {err}")))??;
         crate::telemetry::events_appended(count);
         Ok(appended)
     }
@@ -403,7 +400,11 @@ mod tests {
         let events = [new("a"), new("b")];
         let result = replayed(&events, &[stored(4, "a"), stored(5, "b")]).expect("same ids");
         assert_eq!(
-            (result.last_version, result.first_position, result.last_position),
+            (
+                result.last_version,
+                result.first_position,
+                result.last_position
+            ),
             (5, 104, 105)
         );
         assert_eq!(replayed(&events, &[stored(4, "b"), stored(5, "a")]), None);

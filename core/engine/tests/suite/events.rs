@@ -1095,7 +1095,10 @@ pub async fn repeated_appends_are_acknowledged_not_duplicated<H: Harness>(h: H) 
     let stored = read(&e, &s).await;
     assert_eq!(versions(&stored), vec![0, 1, 2, 3], "nothing stored twice");
     assert_eq!(
-        stored.iter().map(|ev| ev.event_id.clone()).collect::<Vec<_>>(),
+        stored
+            .iter()
+            .map(|ev| ev.event_id.clone())
+            .collect::<Vec<_>>(),
         vec![a.clone(), b.clone(), c.clone(), d.clone()]
     );
 
@@ -1200,7 +1203,11 @@ pub async fn cancelled_appends_still_wake_subscribers<H: Harness>(h: H) {
                     Err(_) => panic!(
                         "a subscriber stalled at version {seen:?}; version {after} is stored \
                          (round {rounds}, the append was {})",
-                        if appended.is_err() { "cancelled" } else { "completed" }
+                        if appended.is_err() {
+                            "cancelled"
+                        } else {
+                            "completed"
+                        }
                     ),
                 }
             }
