@@ -66,42 +66,56 @@ pub fn check_expected(stream: &str, expected: ExpectedVersion, current: Option<u
 /// lost answer) committed: the version of the first of them, or `None` when no earlier attempt
 /// can have committed them. With `NoStream` and `Exact(v)` they would follow the expected
 /// version; with `Any` they would be the stream's last events (an earlier attempt followed by
-/// another writer's append is not recognised, see docs/storage.md). Backends call this, then
-/// [`replayed`], inside their append transaction before [`check_expected`].
-pub fn replay_start(expected: ExpectedVersion, current: Option<u64>, count: usize) -> Option<u64> {
+/// another writer's append is not recognised, see docs/storage.md). `first_id` is the id stored
+/// at that version (backends read it with the stream's version, see `backend::sqlite`), so
+/// the common case, no repeat, costs no extra statement. Backends call this, then [`replayed`]
+/// on the stored `(version, position, event_id)` rows from there, inside their append
+/// transaction and before [`check_expected`].
+pub fn replay_start(
+    expected: ExpectedVersion,
+    current: Option<u64>,
+    first_id: Option<&str>,
+    events: &[NewEvent],
+) -> Option<u64> {
     let current = current?;
-    let count = u64::try_from(count).ok().filter(|&n| n > 0)?;
-    let start = match expected {
-        ExpectedVersion::NoStream => 0,
-        ExpectedVersion::Exact(v) => v.checked_add(1)?,
-        ExpectedVersion::Any => (current + 1).checked_sub(count)?,
+    if first_id != Some(events.first()?.event_id.as_str()) {
+        return None;
+    }
+    let count = u64::try_from(events.len()).ok()?;
+    let start = match replay_fixed_start(expected) {
+        Some(start) => start,
+        None if expected == ExpectedVersion::Any => (current + 1).checked_sub(count)?,
+        None => return None,
     };
-    // All `count` events must fit below the current version.
+    // All the events must fit below the current version.
     (start.checked_add(count - 1)? <= current).then_some(start)
 }
 
-/// One stored event as [`replayed`] compares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredId {
-    pub version: u64,
-    pub position: u64,
-    pub event_id: String,
+/// The version [`replay_start`] looks at whatever the stream's current version: right after
+/// the expected version (`None` for `Any`, whose events would be the stream's last, and for an
+/// expected version with no successor).
+pub fn replay_fixed_start(expected: ExpectedVersion) -> Option<u64> {
+    match expected {
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::Exact(v) => v.checked_add(1),
+        ExpectedVersion::Any => None,
+    }
 }
 
-/// EventStoreDB's idempotent append: if `stored` (the stream's events from [`replay_start`], in
-/// version order) carry exactly the ids of `events`, in order, this append was already
-/// committed by an earlier attempt, and this is its result again.
-pub fn replayed(events: &[NewEvent], stored: &[StoredId]) -> Option<AppendResult> {
+/// EventStoreDB's idempotent append: if `stored` (the stream's `(version, position, event_id)`
+/// rows from [`replay_start`], in version order) carry exactly the ids of `events`, in order,
+/// this append was already committed by an earlier attempt, and this is its result again.
+pub fn replayed(events: &[NewEvent], stored: &[(i64, i64, String)]) -> Option<AppendResult> {
     let same = stored.len() == events.len()
         && stored
             .iter()
             .zip(events)
-            .all(|(s, e)| s.event_id == e.event_id);
+            .all(|((_, _, id), e)| *id == e.event_id);
     match (same, stored.first(), stored.last()) {
         (true, Some(first), Some(last)) => Some(AppendResult {
-            last_version: last.version,
-            first_position: first.position,
-            last_position: last.position,
+            last_version: u64::try_from(last.0).ok()?,
+            first_position: u64::try_from(first.1).ok()?,
+            last_position: u64::try_from(last.1).ok()?,
         }),
         _ => None,
     }
@@ -362,42 +376,43 @@ impl EventManager {
 mod tests {
     use super::*;
 
-    fn new(id: &str) -> NewEvent {
-        NewEvent {
-            event_id: id.to_string(),
-            event_type: "T".to_string(),
-            data: "{}".to_string(),
-            metadata: None,
-        }
+    fn new(ids: &[&str]) -> Vec<NewEvent> {
+        ids.iter()
+            .map(|id| NewEvent {
+                event_id: id.to_string(),
+                event_type: "T".to_string(),
+                data: "{}".to_string(),
+                metadata: None,
+            })
+            .collect()
     }
 
-    fn stored(version: u64, id: &str) -> StoredId {
-        StoredId {
-            version,
-            position: version + 100,
-            event_id: id.to_string(),
-        }
+    fn stored(version: i64, id: &str) -> (i64, i64, String) {
+        (version, version + 100, id.to_string())
     }
 
     #[test]
     fn replay_start_follows_the_expected_version() {
         use ExpectedVersion::*;
-        assert_eq!(replay_start(NoStream, None, 1), None);
-        assert_eq!(replay_start(NoStream, Some(1), 2), Some(0));
-        assert_eq!(replay_start(NoStream, Some(0), 2), None);
-        assert_eq!(replay_start(Exact(3), Some(3), 1), None);
-        assert_eq!(replay_start(Exact(3), Some(5), 2), Some(4));
-        assert_eq!(replay_start(Exact(3), Some(5), 3), None);
-        assert_eq!(replay_start(Any, None, 1), None);
-        assert_eq!(replay_start(Any, Some(9), 3), Some(7));
-        assert_eq!(replay_start(Any, Some(1), 3), None);
-        assert_eq!(replay_start(Any, Some(1), 0), None);
-        assert_eq!(replay_start(Exact(u64::MAX), Some(5), 1), None);
+        let (one, two, three) = (new(&["a"]), new(&["a", "b"]), new(&["a", "b", "c"]));
+        let a = Some("a");
+        assert_eq!(replay_start(NoStream, None, None, &one), None);
+        assert_eq!(replay_start(NoStream, Some(1), a, &two), Some(0));
+        assert_eq!(replay_start(NoStream, Some(1), Some("z"), &two), None);
+        assert_eq!(replay_start(NoStream, Some(0), a, &two), None);
+        assert_eq!(replay_start(Exact(3), Some(3), a, &one), None);
+        assert_eq!(replay_start(Exact(3), Some(5), a, &two), Some(4));
+        assert_eq!(replay_start(Exact(3), Some(5), a, &three), None);
+        assert_eq!(replay_start(Any, None, a, &one), None);
+        assert_eq!(replay_start(Any, Some(9), a, &three), Some(7));
+        assert_eq!(replay_start(Any, Some(1), a, &three), None);
+        assert_eq!(replay_start(Any, Some(1), a, &[]), None);
+        assert_eq!(replay_start(Exact(u64::MAX), Some(5), a, &one), None);
     }
 
     #[test]
     fn replayed_needs_every_id_in_order() {
-        let events = [new("a"), new("b")];
+        let events = new(&["a", "b"]);
         let result = replayed(&events, &[stored(4, "a"), stored(5, "b")]).expect("same ids");
         assert_eq!(
             (

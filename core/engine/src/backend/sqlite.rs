@@ -394,11 +394,9 @@ impl EventStore for SqliteStore {
         now_ms: i64,
     ) -> Result<AppendResult> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let fixed_start = match expected {
-            ExpectedVersion::NoStream => Some(0),
-            ExpectedVersion::Exact(v) => Some(to_i64(v.saturating_add(1))?),
-            ExpectedVersion::Any => None,
-        };
+        let fixed_start = crate::events::replay_fixed_start(expected)
+            .map(to_i64)
+            .transpose()?;
         let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
         // The id stored where a repeat of this append would find its first event (see
         // `events::replay_start`), read with the version to cost no extra statement.
@@ -415,30 +413,20 @@ impl EventStore for SqliteStore {
         .await?;
         let current = row.as_ref().map(|(v, _)| to_u64(*v));
         let first_id = row.and_then(|(_, id)| id);
-        if let Some(start) = crate::events::replay_start(expected, current, events.len()) {
-            if first_id.as_deref() == events.first().map(|e| e.event_id.as_str()) {
-                let rows = sqlx::query(
-                    "SELECT version, position, event_id FROM events
-                     WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
-                )
-                .bind(stream)
-                .bind(to_i64(start)?)
-                .bind(count)
-                .fetch_all(&mut *tx)
-                .await?;
-                let stored = rows
-                    .iter()
-                    .map(|row| {
-                        Ok(crate::events::StoredId {
-                            version: to_u64(row.try_get("version")?),
-                            position: to_u64(row.try_get("position")?),
-                            event_id: row.try_get("event_id")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if let Some(again) = crate::events::replayed(events, &stored) {
-                    return Ok(again);
-                }
+        if let Some(start) =
+            crate::events::replay_start(expected, current, first_id.as_deref(), events)
+        {
+            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT version, position, event_id FROM events
+                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
+            )
+            .bind(stream)
+            .bind(to_i64(start)?)
+            .bind(count)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(again) = crate::events::replayed(events, &stored) {
+                return Ok(again);
             }
         }
         crate::events::check_expected(stream, expected, current)?;
