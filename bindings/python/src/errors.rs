@@ -67,6 +67,7 @@ kinds! {
     Unimplemented => Unimplemented,
     Unavailable => Unavailable,
     Internal => Internal,
+    OutcomeUnknown => OutcomeUnknown,
     LockTimeout => LockTimeout,
     DeadlineExceeded => DeadlineExceeded,
     Cancelled => Cancelled,

@@ -455,9 +455,21 @@ impl Inner {
                 self.fail_over(index);
                 round += 1;
             }
-            let may_retry = err.retryable && (spec.idempotent || err.delivery == Delivery::NotSent);
+            // An unknown outcome is safe to resend only when the call is idempotent (the server
+            // recognises the repeat: request ids, event ids).
+            let may_retry = if spec.idempotent {
+                err.retryable || err.kind == ErrorKind::OutcomeUnknown
+            } else {
+                err.retryable && err.delivery == Delivery::NotSent
+            };
             if !may_retry || attempts >= max_attempts {
                 tracing::debug!(op = spec.op, attempts, error = %err, "call failed");
+                let err = if !spec.idempotent && err.retryable && err.delivery == Delivery::Unknown
+                {
+                    err.into_outcome_unknown(spec.op)
+                } else {
+                    err
+                };
                 return Outcome {
                     result: Err(err.with_detail("attempts", attempts)),
                     ambiguous,

@@ -36,6 +36,13 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected failure on the server.
     Internal,
+    /// The request may or may not have been applied: the connection (client to server, or
+    /// server to its store) was lost after the request was sent and before its answer came back,
+    /// e.g. during or after a PostgreSQL COMMIT. Not retried blindly: the client retries it only
+    /// for calls that are safe to repeat (an append with event ids, an acquire with a request
+    /// id); for others (a force-release naming only a key) the caller must look before acting
+    /// again.
+    OutcomeUnknown,
     /// The lock was still held by someone else when the wait for it ended.
     LockTimeout,
     /// The call (including its retries) did not finish before its deadline.
@@ -52,7 +59,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for bindings that generate one class per kind.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidArgument,
         ErrorKind::NotFound,
         ErrorKind::LockNotHeld,
@@ -61,6 +68,7 @@ impl ErrorKind {
         ErrorKind::Unimplemented,
         ErrorKind::Unavailable,
         ErrorKind::Internal,
+        ErrorKind::OutcomeUnknown,
         ErrorKind::LockTimeout,
         ErrorKind::DeadlineExceeded,
         ErrorKind::Cancelled,
@@ -81,6 +89,7 @@ impl ErrorKind {
             ErrorKind::Unimplemented => "unimplemented",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
             ErrorKind::LockTimeout => "lock_timeout",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::Cancelled => "cancelled",
@@ -96,7 +105,9 @@ impl ErrorKind {
     }
 
     /// Whether the same request may succeed if simply sent again later. The client's own retry
-    /// logic only ever retries these kinds (and a non-idempotent call only when it is safe).
+    /// logic retries these kinds (a call that is not idempotent only when the failed attempt
+    /// certainly never reached the server), and [`ErrorKind::OutcomeUnknown`] for idempotent
+    /// calls only.
     pub fn retryable(self) -> bool {
         matches!(self, ErrorKind::Unavailable | ErrorKind::DeadlineExceeded)
     }
@@ -171,6 +182,23 @@ impl Error {
         self
     }
 
+    /// This transport failure of a call that is not safe to repeat, as what it means to the
+    /// caller: the request may or may not have been applied.
+    pub(crate) fn into_outcome_unknown(self, operation: &str) -> Self {
+        let mut err = Error::new(
+            ErrorKind::OutcomeUnknown,
+            format!(
+                "{operation} may or may not have been applied (not retried, it is not safe to \
+                 repeat): {}",
+                self.message
+            ),
+        )
+        .with_delivery(Delivery::Unknown)
+        .with_detail("cause_code", self.code());
+        err.details.extend(self.details);
+        err
+    }
+
     /// Map a Volo status (from the server or from the transport) to a client error.
     ///
     /// `operation` is the RPC's name (`locks.renew`, ...); it disambiguates FAILED_PRECONDITION
@@ -189,11 +217,12 @@ impl Error {
         let grpc_code = i32::from(status.code());
         if let Some(kind) = server_code {
             // The server answered: whatever it says, the request was handled (and for
-            // `unavailable` not applied, since every engine write is one transaction).
-            let delivery = if kind == ErrorKind::Unavailable {
-                Delivery::NotSent
-            } else {
-                Delivery::Answered
+            // `unavailable` not applied, since every engine write is one transaction), except
+            // `outcome_unknown`: the server lost its store during the commit.
+            let delivery = match kind {
+                ErrorKind::Unavailable => Delivery::NotSent,
+                ErrorKind::OutcomeUnknown => Delivery::Unknown,
+                _ => Delivery::Answered,
             };
             return Error::new(kind, message)
                 .with_detail("grpc_code", grpc_code)
@@ -349,6 +378,19 @@ mod tests {
         );
         assert_eq!(err.kind, ErrorKind::Internal);
         assert!(!err.retryable);
+    }
+
+    #[test]
+    fn outcome_unknown_from_the_server_is_ambiguous_and_not_blindly_retryable() {
+        let mut status = Status::new(Code::Unknown, "connection lost during COMMIT");
+        status.metadata_mut().insert(
+            ERROR_CODE_HEADER,
+            MetadataValue::from_static("outcome_unknown"),
+        );
+        let err = Error::from_status(&status, "events.append");
+        assert_eq!(err.kind, ErrorKind::OutcomeUnknown);
+        assert!(!err.retryable);
+        assert_eq!(err.delivery, Delivery::Unknown);
     }
 
     #[test]

@@ -91,8 +91,8 @@ impl From<pb::RecordedEvent> for RecordedEvent {
 /// The version a stream must be at for an append to succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExpectedVersion {
-    /// Any version, including a stream that does not exist yet. Such an append is only retried
-    /// when the failed attempt certainly never reached the server.
+    /// Any version, including a stream that does not exist yet. A repeat (a retry after a lost
+    /// answer) is recognised only while its events are still the stream's last.
     #[default]
     Any,
     /// The stream must not exist yet.
@@ -189,10 +189,13 @@ impl Events {
     /// Append `events` atomically, only if the stream is at `expected`. A mismatch is an error of
     /// kind [`ErrorKind::VersionConflict`].
     ///
-    /// Retries are safe: events without an id get a UUID, and with `NoStream` or `Exact` a retry
-    /// whose earlier attempt went through (and so now conflicts) is recognised by reading the
-    /// events back and comparing ids. With `Any` an append is only retried when the failed
-    /// attempt never reached the server.
+    /// Retries are safe, so an append is retried like a read, including after a lost answer or
+    /// an [`ErrorKind::OutcomeUnknown`] from the server (its store connection was lost during
+    /// COMMIT): events without an id get a UUID here, once, and every attempt sends the same
+    /// ids; the server acknowledges a repeat of an append that already committed with the
+    /// same result instead of storing it twice or reporting a conflict. With
+    /// [`ExpectedVersion::Any`] the server recognises a repeat only while the events are still
+    /// the stream's last (see docs/storage.md).
     pub async fn append(
         &self,
         stream: &str,
@@ -219,8 +222,9 @@ impl Events {
                 ExpectedVersion::Exact(v) => pb::expected_version::Kind::Exact(v),
             }),
         };
-        let spec = inner.spec("events.append", expected != ExpectedVersion::Any);
-        let outcome = inner
+        // Idempotent by the event ids fixed above (the server's rule, not a guess here).
+        let spec = inner.spec("events.append", true);
+        inner
             .run(&spec, |ep, timeout| {
                 let request = inner.request(
                     pb::AppendEventsRequest {
@@ -232,54 +236,13 @@ impl Events {
                 );
                 async move { Ok(ep.events.append(request?).await?.into_inner()) }
             })
-            .await;
-        match outcome.result {
-            Ok(resp) => Ok(AppendResult {
+            .await
+            .result
+            .map(|resp| AppendResult {
                 last_version: resp.last_version,
                 first_position: resp.first_position,
                 last_position: resp.last_position,
-            }),
-            Err(err) if err.kind == ErrorKind::VersionConflict && outcome.ambiguous => {
-                match self.already_appended(stream, expected, &events).await {
-                    Ok(Some(result)) => Ok(result),
-                    _ => Err(err),
-                }
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    /// After an ambiguous failure and a conflicting retry: did the first attempt write exactly
-    /// these events right after the expected version?
-    async fn already_appended(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[pb::EventData],
-    ) -> Result<Option<AppendResult>> {
-        let from = match expected {
-            ExpectedVersion::Any => return Ok(None),
-            ExpectedVersion::NoStream => 0,
-            ExpectedVersion::Exact(v) => v.saturating_add(1),
-        };
-        let limit = u32::try_from(events.len()).unwrap_or(u32::MAX);
-        let read = self
-            .read_stream(stream, ReadFrom::At(from), Direction::Forwards, limit)
-            .await?;
-        let same = read.events.len() == events.len()
-            && read
-                .events
-                .iter()
-                .zip(events)
-                .all(|(stored, sent)| stored.event_id == sent.event_id.as_str());
-        Ok(match (same, read.events.first(), read.events.last()) {
-            (true, Some(first), Some(last)) => Some(AppendResult {
-                last_version: last.version,
-                first_position: first.global_position,
-                last_position: last.global_position,
-            }),
-            _ => None,
-        })
+            })
     }
 
     /// Read `stream` from a version, at most `limit` events (0 = server default of 100).

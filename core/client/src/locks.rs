@@ -149,6 +149,9 @@ struct Shared {
     inner: Arc<Inner>,
     info: Mutex<LeaseInfo>,
     ttl: Duration,
+    /// The latest moment the client can vouch for the lease: never later than the server's
+    /// expiry (see [`acquire`] for how it is dated).
+    expiry: Mutex<Instant>,
     state: watch::Sender<State>,
     renewal: Mutex<Option<AbortHandle>>,
 }
@@ -156,6 +159,16 @@ struct Shared {
 impl Shared {
     fn info(&self) -> MutexGuard<'_, LeaseInfo> {
         self.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expiry(&self) -> Instant {
+        *self.expiry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record a grant or renewal the server made after `granted_after`.
+    fn extend(&self, info: LeaseInfo, granted_after: Instant) {
+        *self.info() = info;
+        *self.expiry.lock().unwrap_or_else(|p| p.into_inner()) = granted_after + self.ttl;
     }
 
     fn stop_renewal(&self) {
@@ -252,6 +265,17 @@ impl Lease {
         self.shared.ttl
     }
 
+    /// How long the lease is still certainly held, by the client's own clock: measured from the
+    /// moment the request that the server granted (or renewed) it in was first sent, so it is
+    /// never later than the server's expiry, whatever retries and lost answers happened in
+    /// between. Zero once that moment has passed (the lease may still be alive on the server,
+    /// e.g. when it was granted after a long wait, but the client can no longer vouch for it).
+    pub fn remaining(&self) -> Duration {
+        self.shared
+            .expiry()
+            .saturating_duration_since(Instant::now())
+    }
+
     /// Whether the lease has been lost (see [`LeaseEnd::Lost`]).
     pub fn is_lost(&self) -> bool {
         *self.shared.state.borrow() == State::Lost
@@ -278,9 +302,10 @@ impl Lease {
     /// Extend the lease now (renewal normally happens by itself).
     pub async fn renew(&self) -> Result<LeaseInfo> {
         let lease_id = self.lease_id();
+        let sent = Instant::now();
         match renew_call(&self.shared.inner, &lease_id, self.shared.ttl, None).await {
             Ok(info) => {
-                *self.shared.info() = info.clone();
+                self.shared.extend(info.clone(), sent);
                 Ok(info)
             }
             Err(err) => {
@@ -444,9 +469,15 @@ impl Client {
     }
 
     /// Administrative: drop whatever lease holds `key`. Returns the dropped lease.
+    ///
+    /// Not repeated after a failure that may have reached the server: a repeat would drop
+    /// whatever lease holds the key by then, e.g. the one a queued client was granted after the
+    /// first attempt went through. Such a failure is an error of kind
+    /// [`ErrorKind::OutcomeUnknown`]; check [`lock_status`](Self::lock_status) before trying
+    /// again.
     pub async fn force_release(&self, key: &str) -> Result<Option<LeaseInfo>> {
         let inner = &self.inner;
-        let spec = inner.spec("locks.force_release", true);
+        let spec = inner.spec("locks.force_release", false);
         inner
             .run(&spec, |ep, timeout| {
                 let request = inner.request(
@@ -471,6 +502,14 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
     let inner = &client.inner;
     let owner = options.owner.clone().unwrap_or_else(|| inner.owner.clone());
     let request_id = uuid::Uuid::new_v4().to_string();
+    // The lease is dated from here, the start of the FIRST attempt, not from the attempt whose
+    // answer arrived: retries carry the same request id, so a retry after a lost answer gets
+    // the lease the first attempt was granted, with that grant's expiry. The server granted
+    // after this moment, so `started + ttl` is never later than its expiry, whichever clock the
+    // server has. The alternative, a remaining time reported by the server and dated from the
+    // sending of the attempt that got it, would be tighter after a long wait but needs the
+    // server to report it; this rule needs nothing from the server. Its cost: a lease granted
+    // after a long wait is believed to end early, which only brings its first renewal forward.
     let started = Instant::now();
     let wait = options.wait;
     let mut spec = inner.spec("locks.acquire", true);
@@ -489,16 +528,12 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
                 },
                 Some(timeout),
             );
-            async move {
-                let sent = Instant::now();
-                let resp = ep.locks.acquire(request?).await?.into_inner();
-                Ok((resp, sent))
-            }
+            async move { Ok(ep.locks.acquire(request?).await?.into_inner()) }
         })
         .await;
-    let (resp, sent) = outcome.result?;
+    let resp = outcome.result?;
     match (resp.acquired, resp.lease) {
-        (true, Some(lease)) => Ok(start_lease(inner, lease.into(), options, sent)),
+        (true, Some(lease)) => Ok(start_lease(inner, lease.into(), options, started)),
         (true, None) => Err(Error::new(
             ErrorKind::Internal,
             "the server granted the lock but sent no lease",
@@ -521,18 +556,27 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
     }
 }
 
-fn start_lease(inner: &Arc<Inner>, info: LeaseInfo, options: &LockOptions, sent: Instant) -> Lease {
+/// A held lease granted by a request first sent at `granted_after`.
+fn start_lease(
+    inner: &Arc<Inner>,
+    info: LeaseInfo,
+    options: &LockOptions,
+    granted_after: Instant,
+) -> Lease {
     let (state, _) = watch::channel(State::Held);
     let shared = Arc::new(Shared {
         inner: inner.clone(),
         info: Mutex::new(info),
         ttl: options.ttl,
+        expiry: Mutex::new(granted_after + options.ttl),
         state,
         renewal: Mutex::new(None),
     });
     if options.auto_renew {
-        // The lease was granted after `sent`, so it lasts at least until `sent + ttl`.
-        let task = inner.handle.spawn(renew_loop(shared.clone(), sent));
+        // The lease lasts at least until `granted_after + ttl`; renewals are scheduled from it.
+        let task = inner
+            .handle
+            .spawn(renew_loop(shared.clone(), granted_after));
         *shared.renewal.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
     }
     Lease {
@@ -542,11 +586,12 @@ fn start_lease(inner: &Arc<Inner>, info: LeaseInfo, options: &LockOptions, sent:
 }
 
 /// Renew at a third of the TTL; on failure keep trying until the lease's local expiry passes,
-/// then declare it lost. The server saying it is not held declares it lost at once.
+/// then declare it lost. The server saying it is not held declares it lost at once. Like the
+/// grant, each renewal is dated from the first attempt of its call (the server extended the
+/// lease after that moment), never from a retry.
 async fn renew_loop(shared: Arc<Shared>, granted_after: Instant) {
     let ttl = shared.ttl;
     let interval = ttl / 3;
-    let mut expiry = granted_after + ttl;
     let mut next = granted_after + interval;
     let lease_id = shared.info().lease_id.clone();
     loop {
@@ -554,6 +599,7 @@ async fn renew_loop(shared: Arc<Shared>, granted_after: Instant) {
         let mut failures: u32 = 0;
         loop {
             let now = Instant::now();
+            let expiry = shared.expiry();
             if failures > 0 && now >= expiry {
                 tracing::warn!(lease_id, "lease lost: renewals failed until it expired");
                 shared.end(State::Lost);
@@ -569,8 +615,7 @@ async fn renew_loop(shared: Arc<Shared>, granted_after: Instant) {
             let sent = Instant::now();
             match renew_call(&shared.inner, &lease_id, ttl, Some(deadline)).await {
                 Ok(info) => {
-                    *shared.info() = info;
-                    expiry = sent + ttl;
+                    shared.extend(info, sent);
                     next = sent + interval;
                     break;
                 }

@@ -10,9 +10,11 @@ use std::time::Duration;
 /// the call, including every attempt and sleep) has passed, whichever comes first.
 ///
 /// Only retryable errors ([`crate::ErrorKind::retryable`]) are retried, and a call that is not
-/// idempotent only when the failed attempt certainly never reached the server, or when the client
-/// can make the retry safe itself (request ids for lock acquisition, expected versions and event
-/// ids for appends).
+/// idempotent only when the failed attempt certainly never reached the server. Calls the server
+/// recognises when repeated (lock acquisition by request id, appends by event ids) are
+/// idempotent and are also retried after [`crate::ErrorKind::OutcomeUnknown`]. A call that is
+/// not idempotent and may have reached the server (an administrative force-release naming only
+/// a key) fails with [`crate::ErrorKind::OutcomeUnknown`] instead of being repeated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Upper bound of the first backoff.

@@ -23,6 +23,11 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected storage failure.
     Internal,
+    /// The write may or may not have been applied: the connection to the store was lost during
+    /// or after its COMMIT, so whether the store committed is unknown. Not retryable blindly;
+    /// an append is safe to repeat (a repeat of a committed append is acknowledged again, by
+    /// its event ids, not stored twice).
+    OutcomeUnknown,
 }
 
 impl ErrorKind {
@@ -37,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Unimplemented => "unimplemented",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
         }
     }
 
@@ -82,6 +88,19 @@ impl Error {
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// The error of a failed COMMIT. A store that answered (a database error) did not commit;
+    /// a connection lost on the way leaves the outcome unknown, which must not be reported as
+    /// `unavailable` (that promises nothing was applied).
+    pub fn from_commit(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Database(_) => Error::from(err),
+            other => Self::new(
+                ErrorKind::OutcomeUnknown,
+                format!("the connection to storage was lost during COMMIT; the write may or may not have been applied: {other}"),
+            ),
+        }
     }
 
     pub fn retryable(&self) -> bool {

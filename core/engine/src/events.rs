@@ -62,6 +62,65 @@ pub fn check_expected(stream: &str, expected: ExpectedVersion, current: Option<u
     .with_detail("actual_version", describe(current)))
 }
 
+/// Where the events of an append would already be if an earlier attempt of it (a retry after a
+/// lost answer) committed: the version of the first of them, or `None` when no earlier attempt
+/// can have committed them. With `NoStream` and `Exact(v)` they would follow the expected
+/// version; with `Any` they would be the stream's last events (an earlier attempt followed by
+/// another writer's append is not recognised, see docs/storage.md). `first_id` is the id stored
+/// at that version (backends read it with the stream's version, see `backend::sqlite`), so
+/// the common case, no repeat, costs no extra statement. Backends call this, then [`replayed`]
+/// on the stored `(version, position, event_id)` rows from there, inside their append
+/// transaction and before [`check_expected`].
+pub fn replay_start(
+    expected: ExpectedVersion,
+    current: Option<u64>,
+    first_id: Option<&str>,
+    events: &[NewEvent],
+) -> Option<u64> {
+    let current = current?;
+    if first_id != Some(events.first()?.event_id.as_str()) {
+        return None;
+    }
+    let count = u64::try_from(events.len()).ok()?;
+    let start = match replay_fixed_start(expected) {
+        Some(start) => start,
+        None if expected == ExpectedVersion::Any => (current + 1).checked_sub(count)?,
+        None => return None,
+    };
+    // All the events must fit below the current version.
+    (start.checked_add(count - 1)? <= current).then_some(start)
+}
+
+/// The version [`replay_start`] looks at whatever the stream's current version: right after
+/// the expected version (`None` for `Any`, whose events would be the stream's last, and for an
+/// expected version with no successor).
+pub fn replay_fixed_start(expected: ExpectedVersion) -> Option<u64> {
+    match expected {
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::Exact(v) => v.checked_add(1),
+        ExpectedVersion::Any => None,
+    }
+}
+
+/// EventStoreDB's idempotent append: if `stored` (the stream's `(version, position, event_id)`
+/// rows from [`replay_start`], in version order) carry exactly the ids of `events`, in order,
+/// this append was already committed by an earlier attempt, and this is its result again.
+pub fn replayed(events: &[NewEvent], stored: &[(i64, i64, String)]) -> Option<AppendResult> {
+    let same = stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|((_, _, id), e)| *id == e.event_id);
+    match (same, stored.first(), stored.last()) {
+        (true, Some(first), Some(last)) => Some(AppendResult {
+            last_version: u64::try_from(last.0).ok()?,
+            first_position: u64::try_from(first.1).ok()?,
+            last_position: u64::try_from(last.1).ok()?,
+        }),
+        _ => None,
+    }
+}
+
 fn check_json(what: &str, text: &str, max: usize) -> Result<()> {
     if text.len() > max {
         return Err(Error::new(
@@ -92,6 +151,12 @@ impl EventManager {
     }
 
     /// Append `events` to `stream` atomically if the stream is at `expected`.
+    ///
+    /// Idempotent by event ids: if the events an earlier attempt of this append committed are
+    /// where it put them (right after the expected version; for `Any`, the stream's last events),
+    /// the append is acknowledged again with that attempt's result instead of conflicting or
+    /// storing them twice. A connection to the store lost during COMMIT is
+    /// [`ErrorKind::OutcomeUnknown`]; repeating the append is then safe.
     pub async fn append(
         &self,
         stream: &str,
@@ -131,6 +196,8 @@ impl EventManager {
                 check_json(&at("metadata"), &event.metadata, max_json)?;
             }
             checked.push(NewEvent {
+                // A generated id makes this attempt unrecognisable on a repeat: clients that
+                // retry send their own ids (the Syros client always does).
                 event_id: if event.event_id.is_empty() {
                     uuid::Uuid::new_v4().to_string()
                 } else {
@@ -141,11 +208,18 @@ impl EventManager {
                 metadata: (!event.metadata.is_empty()).then_some(event.metadata),
             });
         }
-        let appended = self
-            .store
-            .append(stream, &checked, expected, now_ms())
-            .await?;
-        crate::telemetry::events_appended(checked.len());
+        let count = checked.len();
+        // The store call runs to completion on its own task, whatever happens to the caller (a
+        // gRPC deadline drops the handler's future). Cut short, it could leave the event head
+        // behind a commit (live subscriptions would wait for the next append) or, with SQLite,
+        // the single writer connection inside a transaction sqlx lost track of.
+        let store = self.store.clone();
+        let stream = stream.to_string();
+        let appended =
+            tokio::spawn(async move { store.append(&stream, &checked, expected, now_ms()).await })
+                .await
+                .map_err(|err| Error::internal(format!("the append task failed: {err}")))??;
+        crate::telemetry::events_appended(count);
         Ok(appended)
     }
 
@@ -295,5 +369,61 @@ impl EventManager {
             }
         });
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(ids: &[&str]) -> Vec<NewEvent> {
+        ids.iter()
+            .map(|id| NewEvent {
+                event_id: id.to_string(),
+                event_type: "T".to_string(),
+                data: "{}".to_string(),
+                metadata: None,
+            })
+            .collect()
+    }
+
+    fn stored(version: i64, id: &str) -> (i64, i64, String) {
+        (version, version + 100, id.to_string())
+    }
+
+    #[test]
+    fn replay_start_follows_the_expected_version() {
+        use ExpectedVersion::*;
+        let (one, two, three) = (new(&["a"]), new(&["a", "b"]), new(&["a", "b", "c"]));
+        let a = Some("a");
+        assert_eq!(replay_start(NoStream, None, None, &one), None);
+        assert_eq!(replay_start(NoStream, Some(1), a, &two), Some(0));
+        assert_eq!(replay_start(NoStream, Some(1), Some("z"), &two), None);
+        assert_eq!(replay_start(NoStream, Some(0), a, &two), None);
+        assert_eq!(replay_start(Exact(3), Some(3), a, &one), None);
+        assert_eq!(replay_start(Exact(3), Some(5), a, &two), Some(4));
+        assert_eq!(replay_start(Exact(3), Some(5), a, &three), None);
+        assert_eq!(replay_start(Any, None, a, &one), None);
+        assert_eq!(replay_start(Any, Some(9), a, &three), Some(7));
+        assert_eq!(replay_start(Any, Some(1), a, &three), None);
+        assert_eq!(replay_start(Any, Some(1), a, &[]), None);
+        assert_eq!(replay_start(Exact(u64::MAX), Some(5), a, &one), None);
+    }
+
+    #[test]
+    fn replayed_needs_every_id_in_order() {
+        let events = new(&["a", "b"]);
+        let result = replayed(&events, &[stored(4, "a"), stored(5, "b")]).expect("same ids");
+        assert_eq!(
+            (
+                result.last_version,
+                result.first_position,
+                result.last_position
+            ),
+            (5, 104, 105)
+        );
+        assert_eq!(replayed(&events, &[stored(4, "b"), stored(5, "a")]), None);
+        assert_eq!(replayed(&events, &[stored(4, "a")]), None);
+        assert_eq!(replayed(&events, &[stored(4, "a"), stored(5, "c")]), None);
     }
 }

@@ -49,6 +49,29 @@ struct Faults {
     target: Option<SocketAddr>,
     /// How many faults fired (patterns matched), for tests to assert the fault happened.
     fired: u64,
+    /// One-shot: when the next one-shot fault fires, refuse new connections for this long.
+    partition_after_fault: Duration,
+    /// New connections are closed at once until then.
+    refuse_until: Option<std::time::Instant>,
+    /// How long a connection whose reply is being lost stays open (swallowing what the server
+    /// sends) before it is cut.
+    reply_cut_grace: Duration,
+}
+
+impl Faults {
+    /// Count a one-shot fault, and start the partition that was asked to follow it.
+    fn fire(&mut self) {
+        self.fired += 1;
+        if !self.partition_after_fault.is_zero() {
+            self.refuse_until = Some(std::time::Instant::now() + self.partition_after_fault);
+            self.partition_after_fault = Duration::ZERO;
+        }
+    }
+
+    fn refusing(&self) -> bool {
+        self.refuse_until
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
 }
 
 /// A running proxy on an ephemeral loopback port. Dropping it stops accepting and cuts every
@@ -81,6 +104,10 @@ impl FaultProxy {
                     _ = stop_rx.changed() => return,
                 };
                 let Ok((client, _)) = accepted else { continue };
+                if lock(&shared).refusing() {
+                    drop(client);
+                    continue;
+                }
                 let _ = client.set_nodelay(true);
                 let faults = shared.clone();
                 let cut_rx = cut_rx.clone();
@@ -125,6 +152,22 @@ impl FaultProxy {
     /// cut (a request lost before the server saw it).
     pub fn cut_request(&self, pattern: &[u8]) {
         lock(&self.faults).cut_request = Some(pattern.to_vec());
+    }
+
+    /// Once: when the next one-shot fault ([`Self::cut_reply_after`], [`Self::cut_request`])
+    /// fires, close every new connection at once for `duration` (connections already open are
+    /// untouched). Models a partition that starts with the lost message, so the client's retries
+    /// fail for a known time before one gets through.
+    pub fn partition_after_fault(&self, duration: Duration) {
+        lock(&self.faults).partition_after_fault = duration;
+    }
+
+    /// When [`Self::cut_reply_after`] loses a reply, keep swallowing what the server sends for
+    /// `grace` before cutting the connection (default zero: cut at the server's first byte).
+    /// A server may send something (an HTTP/2 window update) before its answer, and may cancel
+    /// a request whose connection closes: the grace lets it finish the work whose answer is lost.
+    pub fn reply_cut_grace(&self, grace: Duration) {
+        lock(&self.faults).reply_cut_grace = grace;
     }
 
     /// Hold each server-to-client chunk for `delay` (zero: no delay).
@@ -232,7 +275,7 @@ async fn pump_connection(
                     let cut_here = f.cut_request.as_deref().is_some_and(|p| contains(chunk, p));
                     if cut_here {
                         f.cut_request = None;
-                        f.fired += 1;
+                        f.fire();
                     }
                     let drop_reply = !cut_here
                         && f.cut_reply_after
@@ -240,7 +283,7 @@ async fn pump_connection(
                             .is_some_and(|p| contains(chunk, p));
                     if drop_reply {
                         f.cut_reply_after = None;
-                        f.fired += 1;
+                        f.fire();
                     }
                     let hold = match &f.delay_replies_to {
                         Some((pattern, delay)) if !cut_here && contains(chunk, pattern) => {
@@ -281,7 +324,17 @@ async fn pump_connection(
                     Ok(n) => n,
                 };
                 if *drop_reply_rx.borrow() {
-                    // The server answered the marked request: lose the answer and the connection.
+                    // The server answered the marked request: lose the answer and, after the
+                    // grace (still losing whatever the server sends), the connection.
+                    let grace = lock(&faults).reply_cut_grace;
+                    let swallow = async {
+                        while let Ok(n) = server_read.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(grace, swallow).await;
                     return;
                 }
                 wait_while_blackholed(&faults).await;
@@ -412,5 +465,34 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(roundtrip(&mut stream, b"slow again").await.is_some());
         assert!(started.elapsed() < Duration::from_millis(1000));
+    }
+
+    #[tokio::test]
+    async fn reply_cut_grace_keeps_the_connection_open_while_losing_the_reply() {
+        let proxy = FaultProxy::start(echo_server().await).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        proxy.reply_cut_grace(Duration::from_millis(300));
+        proxy.cut_reply_after(b"marked");
+        let started = std::time::Instant::now();
+        assert_eq!(roundtrip(&mut stream, b"marked").await, None);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn partition_after_fault_refuses_new_connections_for_a_while() {
+        let proxy = FaultProxy::start(echo_server().await).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        proxy.partition_after_fault(Duration::from_millis(400));
+        proxy.cut_reply_after(b"marked");
+        let fired = std::time::Instant::now();
+        assert_eq!(roundtrip(&mut stream, b"marked").await, None);
+        let mut refused = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(roundtrip(&mut refused, b"during").await, None);
+        tokio::time::sleep(Duration::from_millis(400).saturating_sub(fired.elapsed())).await;
+        let mut again = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(
+            roundtrip(&mut again, b"after").await.as_deref(),
+            Some(&b"after"[..])
+        );
     }
 }

@@ -45,6 +45,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     log: PathBuf,
     starts: u32,
+    /// Extra environment for the process (e.g. `DATABASE_URL`).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -54,12 +56,21 @@ impl Server {
     }
 
     pub fn start_on(data_dir: &Path, port: u16) -> Server {
+        Self::start_with_env(data_dir, port, &[])
+    }
+
+    /// Like [`Server::start_on`], with extra environment variables (`DATABASE_URL`, ...).
+    pub fn start_with_env(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         let mut server = Server {
             child: None,
             port,
             data_dir: data_dir.to_path_buf(),
             log: data_dir.join(format!("server-{port}.log")),
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.restart();
         server
@@ -93,6 +104,7 @@ impl Server {
             .env("WS_PORT", free_port().to_string())
             .env("SYROS_DATA_DIR", &self.data_dir)
             .env("LOG_LEVEL", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.data_dir)
             .stdout(Stdio::null())
             .stderr(log)

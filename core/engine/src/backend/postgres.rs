@@ -204,12 +204,42 @@ impl EventStore for PostgresStore {
         .bind(count)
         .fetch_one(&mut *tx)
         .await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT last_version FROM syros_streams WHERE stream = $1")
-                .bind(stream)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let current = current.map(to_u64);
+        let fixed_start = crate::events::replay_fixed_start(expected)
+            .map(to_i64)
+            .transpose()?;
+        // The id stored where a repeat of this append would find its first event (see
+        // `events::replay_start`), read with the version to cost no extra round trip.
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT s.last_version,
+                    (SELECT e.event_id FROM syros_events e
+                      WHERE e.stream = s.stream
+                        AND e.version = COALESCE($2::bigint, s.last_version - $3 + 1))
+             FROM syros_streams s WHERE s.stream = $1",
+        )
+        .bind(stream)
+        .bind(fixed_start)
+        .bind(count)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = row.as_ref().map(|(v, _)| to_u64(*v));
+        let first_id = row.and_then(|(_, id)| id);
+        if let Some(start) =
+            crate::events::replay_start(expected, current, first_id.as_deref(), events)
+        {
+            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT version, position, event_id FROM syros_events
+                 WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+            )
+            .bind(stream)
+            .bind(to_i64(start)?)
+            .bind(count)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(again) = crate::events::replayed(events, &stored) {
+                // Dropping the transaction rolls back the position counter taken above.
+                return Ok(again);
+            }
+        }
         crate::events::check_expected(stream, expected, current)?;
         let first_version = current.map_or(0, |v| v + 1);
         let first_position = last_position - count + 1;
@@ -251,7 +281,9 @@ impl EventStore for PostgresStore {
             .bind(last_position.to_string())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        // A connection lost during COMMIT leaves the outcome unknown (not `unavailable`). The
+        // head then moves with the pg_notify, if the commit happened.
+        tx.commit().await.map_err(Error::from_commit)?;
         self.advance_head(to_u64(last_position));
         Ok(AppendResult {
             last_version,

@@ -120,6 +120,17 @@ async fn durable_update(writer: &SqlitePool, sql: &str) -> Result<i64> {
     Ok(value)
 }
 
+/// Move the event head forward to `position` (never back), waking subscriptions.
+fn advance_head(head_tx: &watch::Sender<u64>, position: u64) {
+    head_tx.send_if_modified(|head| {
+        let newer = position > *head;
+        if newer {
+            *head = position;
+        }
+        newer
+    });
+}
+
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -445,12 +456,41 @@ impl EventStore for SqliteStore {
         now_ms: i64,
     ) -> Result<AppendResult> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT last_version FROM streams WHERE stream = ?")
-                .bind(stream)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let current = current.map(to_u64);
+        let fixed_start = crate::events::replay_fixed_start(expected)
+            .map(to_i64)
+            .transpose()?;
+        let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
+        // The id stored where a repeat of this append would find its first event (see
+        // `events::replay_start`), read with the version to cost no extra statement.
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT s.last_version,
+                    (SELECT e.event_id FROM events e
+                      WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
+             FROM streams s WHERE s.stream = ?1",
+        )
+        .bind(stream)
+        .bind(fixed_start)
+        .bind(count)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = row.as_ref().map(|(v, _)| to_u64(*v));
+        let first_id = row.and_then(|(_, id)| id);
+        if let Some(start) =
+            crate::events::replay_start(expected, current, first_id.as_deref(), events)
+        {
+            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT version, position, event_id FROM events
+                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
+            )
+            .bind(stream)
+            .bind(to_i64(start)?)
+            .bind(count)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(again) = crate::events::replayed(events, &stored) {
+                return Ok(again);
+            }
+        }
         crate::events::check_expected(stream, expected, current)?;
         let mut version = current.map_or(0, |v| v + 1);
         let mut first_position = 0u64;
@@ -486,13 +526,7 @@ impl EventStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.head_tx.send_if_modified(|head| {
-            let newer = last_position > *head;
-            if newer {
-                *head = last_position;
-            }
-            newer
-        });
+        advance_head(&self.head_tx, last_position);
         Ok(AppendResult {
             last_version,
             first_position,

@@ -1033,3 +1033,198 @@ pub async fn shutdown_ends_subscriptions<H: Harness>(h: H) {
         assert!(within(5, "subscription close", rx.recv()).await.is_none());
     }
 }
+
+fn with_id(id: &str, n: usize) -> EventInput {
+    EventInput {
+        event_id: id.to_string(),
+        ..numbered(n)
+    }
+}
+
+/// Issue 11 item 6, the engine's half: a repeat of an append that committed (its answer lost)
+/// is acknowledged again with the same result, by its event ids, instead of conflicting (with
+/// `NoStream`/`Exact`) or storing the events twice (with `Any`). Other ids still conflict.
+pub async fn repeated_appends_are_acknowledged_not_duplicated<H: Harness>(h: H) {
+    let e = h.engine();
+    let s = unique("repeat");
+    let (a, b, c, d, x) = (
+        unique("a"),
+        unique("b"),
+        unique("c"),
+        unique("d"),
+        unique("x"),
+    );
+    let append = |events: Vec<EventInput>, expected| {
+        let e = e.clone();
+        let s = s.clone();
+        async move { e.events.append(&s, events, expected).await }
+    };
+
+    let first = append(
+        vec![with_id(&a, 0), with_id(&b, 1)],
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
+    let again = append(
+        vec![with_id(&a, 0), with_id(&b, 1)],
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .expect("a repeated NoStream append is acknowledged, not a conflict");
+    assert_eq!(again, first);
+
+    let exact = append(vec![with_id(&c, 2)], ExpectedVersion::Exact(1))
+        .await
+        .unwrap();
+    let any = append(vec![with_id(&d, 3)], ExpectedVersion::Any)
+        .await
+        .unwrap();
+    assert_eq!(
+        append(vec![with_id(&c, 2)], ExpectedVersion::Exact(1))
+            .await
+            .expect("a repeated Exact append is acknowledged"),
+        exact
+    );
+    assert_eq!(
+        append(vec![with_id(&d, 3)], ExpectedVersion::Any)
+            .await
+            .expect("a repeated Any append is acknowledged"),
+        any
+    );
+    let stored = read(&e, &s).await;
+    assert_eq!(versions(&stored), vec![0, 1, 2, 3], "nothing stored twice");
+    assert_eq!(
+        stored
+            .iter()
+            .map(|ev| ev.event_id.clone())
+            .collect::<Vec<_>>(),
+        vec![a.clone(), b.clone(), c.clone(), d.clone()]
+    );
+
+    // Other ids at a taken version, or the right first id with a different batch, conflict.
+    expect_kind(
+        append(vec![with_id(&x, 9)], ExpectedVersion::Exact(1)).await,
+        ErrorKind::VersionConflict,
+    );
+    expect_kind(
+        append(
+            vec![with_id(&c, 2), with_id(&x, 9)],
+            ExpectedVersion::Exact(1),
+        )
+        .await,
+        ErrorKind::VersionConflict,
+    );
+    expect_kind(
+        append(vec![with_id(&b, 1)], ExpectedVersion::NoStream).await,
+        ErrorKind::VersionConflict,
+    );
+    assert_eq!(read(&e, &s).await.len(), 4, "the conflicts stored nothing");
+    // With `Any`, a batch whose ids are not the stream's last events is a new append.
+    let later = append(vec![with_id(&x, 4)], ExpectedVersion::Any)
+        .await
+        .unwrap();
+    assert_eq!(later.last_version, 4);
+}
+
+/// Issue 11 item 7: appends whose callers give up (the future is dropped, as a gRPC deadline
+/// does) while they commit must still wake live subscriptions: every subscriber reaches the
+/// stored head within a second, without waiting for another append.
+pub async fn cancelled_appends_still_wake_subscribers<H: Harness>(h: H) {
+    let e = h.engine();
+    let s = unique("cancelled");
+    let big = |n: usize| EventInput {
+        data: serde_json::json!({ "n": n, "pad": "x".repeat(4000) }).to_string(),
+        ..numbered(n)
+    };
+    let batch = |from: usize| (from..from + 100).map(big).collect::<Vec<_>>();
+    e.events
+        .append(&s, batch(0), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    let mut subscribers = Vec::new();
+    for _ in 0..3 {
+        subscribers.push(
+            e.events
+                .subscribe(
+                    SubscriptionTarget::Stream(s.clone()),
+                    SubscriptionStart::From(0),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seen = [None::<u64>; 3];
+    // How long a whole append takes here; the deadlines are drawn around it so that some fall
+    // while COMMIT runs.
+    let started = std::time::Instant::now();
+    e.events
+        .append(&s, batch(100), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    let full = started.elapsed();
+    let mut cancelled_but_stored = 0;
+    let mut rounds = 0;
+    let mut fraction = 0.9f64;
+    while cancelled_but_stored < 3 {
+        rounds += 1;
+        assert!(
+            rounds <= 400,
+            "no append was cancelled after it committed in 400 tries: the test proves nothing"
+        );
+        let before = read_last_version(&e, &s).await;
+        let deadline = full.mul_f64(fraction * (0.8 + 0.4 * fastrand_f64(rounds)));
+        let appended = tokio::time::timeout(
+            deadline,
+            e.events.append(&s, batch(0), ExpectedVersion::Any),
+        )
+        .await;
+        // Let an interrupted COMMIT finish before looking at what is stored.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let after = read_last_version(&e, &s).await;
+        if let Ok(result) = &appended {
+            let result = result.as_ref().expect("append");
+            assert_eq!(
+                after, result.last_version,
+                "an acknowledged append is what is stored (round {rounds})"
+            );
+        }
+        match (&appended, after > before) {
+            (Err(_), true) => cancelled_but_stored += 1,
+            // Completed: aim earlier. Cancelled before committing: aim later.
+            (Ok(_), _) => fraction *= 0.9,
+            (Err(_), false) => fraction = (fraction * 1.05).min(3.0),
+        }
+        for (rx, seen) in subscribers.iter_mut().zip(seen.iter_mut()) {
+            while seen.is_none_or(|v| v < after) {
+                match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                    Ok(Some(Ok(event))) => *seen = Some(event.version),
+                    Ok(other) => panic!("subscription ended: {other:?}"),
+                    Err(_) => panic!(
+                        "a subscriber stalled at version {seen:?}; version {after} is stored \
+                         (round {rounds}, the append was {})",
+                        if appended.is_err() {
+                            "cancelled"
+                        } else {
+                            "completed"
+                        }
+                    ),
+                }
+            }
+        }
+    }
+}
+
+async fn read_last_version(e: &Engine, stream: &str) -> u64 {
+    e.events
+        .read_stream(stream, None, Direction::Backwards, 1)
+        .await
+        .unwrap()
+        .last_version
+        .expect("the stream exists")
+}
+
+/// A deterministic spread in [0, 1) (no RNG dependency in the suite).
+fn fastrand_f64(round: u32) -> f64 {
+    f64::from(round.wrapping_mul(2_654_435_761) % 1000) / 1000.0
+}

@@ -105,6 +105,8 @@ macro_rules! engine_suite {
             subscription_under_concurrent_writer_has_no_gaps,
             events_survive_restart,
             shutdown_ends_subscriptions,
+            repeated_appends_are_acknowledged_not_duplicated,
+            cancelled_appends_still_wake_subscribers,
         });
         $crate::engine_suite!(@group $make; sagas {
             happy_path_passes_outputs_and_audits,

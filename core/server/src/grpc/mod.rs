@@ -25,6 +25,8 @@ pub fn status(err: Error) -> Status {
         ErrorKind::Unimplemented => Code::Unimplemented,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Internal => Code::Internal,
+        // The store may have applied it; the syros-error-code header says which case it is.
+        ErrorKind::OutcomeUnknown => Code::Unknown,
     };
     if err.kind == ErrorKind::Internal {
         tracing::error!(error = %err, "internal error");

@@ -42,6 +42,8 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // The store's answer to COMMIT was lost: the write may or may not have been applied.
+        ErrorKind::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 

@@ -37,6 +37,7 @@ __all__ = [
     "Unimplemented",
     "Unavailable",
     "Internal",
+    "OutcomeUnknown",
     "LockTimeout",
     "DeadlineExceeded",
     "Cancelled",
@@ -135,6 +136,17 @@ class Internal(SyrosError):
     """A bug or an unexpected failure on the server (or in the client)."""
 
     code = "internal"
+
+
+class OutcomeUnknown(SyrosError):
+    """The request may or may not have been applied: the connection was lost after it was sent
+    and before its answer came back (for example during a PostgreSQL COMMIT).
+
+    The client retries such failures itself only for calls that are safe to repeat (appends,
+    lock acquisition); for others (``force_release``), check the state before acting again.
+    """
+
+    code = "outcome_unknown"
 
 
 class LockTimeout(SyrosError):
