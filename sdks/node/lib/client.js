@@ -2,7 +2,7 @@
 const native = require('./native');
 const errors = require('./errors');
 const { translate, translateSync, InvalidArgument, SyrosError } = errors;
-const { asyncDispose, millis, abortable, CloseToken, toBuffer, parseJson, toJson } = require('./util');
+const { asyncDispose, millis, abortable, abortError, CloseToken, toBuffer, parseJson, toJson } = require('./util');
 
 const DEFAULT_TTL = 30_000;
 const DEFAULT_WAIT = 30_000;
@@ -244,13 +244,23 @@ class Subscription {
 
   /** The next event, or `{ done: true }` once closed; `timeout` (ms) resolves `{ timedOut: true }`. */
   async next({ timeout } = {}) {
+    if (this._signal && this._signal.aborted) throw abortError(this._signal);
     if (this._closed) return { done: true, value: undefined };
-    const sub = await this._open();
     const limit = millis('timeout', timeout, null);
-    const item = await abortable(this._signal, this._client._closing, (token) => sub.next(limit, token));
+    let item;
+    try {
+      const sub = await this._open();
+      item = await abortable(this._signal, this._client._closing, (token) => sub.next(limit, token));
+    } catch (err) {
+      // Closed meanwhile (by `close()` or the client's): the iteration ends; an abort rejects.
+      const aborted = this._signal && this._signal.aborted;
+      if (this._closed && !aborted && err instanceof errors.Cancelled) return { done: true, value: undefined };
+      throw err;
+    }
     if (item.kind === 'event') return { done: false, value: recordedEvent(item.event) };
     if (item.kind === 'timed_out') return { done: false, value: undefined, timedOut: true };
     this._finish();
+    if (this._signal && this._signal.aborted) throw abortError(this._signal);
     return { done: true, value: undefined };
   }
 
