@@ -296,8 +296,8 @@ class Subscription {
     return iterator;
   }
 
-  [asyncDispose]() {
-    return this.return();
+  async [asyncDispose]() {
+    this.close();
   }
 }
 

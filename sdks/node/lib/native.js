@@ -5,17 +5,7 @@
 // scripts/install.js or `npm run build`). SYROS_NATIVE_PATH names a file to load instead.
 const fs = require('node:fs');
 const path = require('node:path');
-
-function platformSuffix() {
-  const { platform, arch } = process;
-  if (platform === 'linux') {
-    const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null;
-    const glibc = report && report.header && report.header.glibcVersionRuntime;
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
-  }
-  if (platform === 'win32') return `win32-${arch}-msvc`;
-  return `${platform}-${arch}`;
-}
+const { platformSuffix } = require('../scripts/platform');
 
 function load() {
   if (process.env.SYROS_NATIVE_PATH) return require(process.env.SYROS_NATIVE_PATH);
