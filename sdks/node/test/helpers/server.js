@@ -93,6 +93,11 @@ class SyrosServer {
       stdio: ['ignore', log, log],
     });
     fs.closeSync(log);
+    // A test process that ends without stop() (a failed hook, an uncaught error) must not leave
+    // its server running.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.removeListener('exit', reap));
     let exited = null;
     child.on('exit', (code, signal) => {
       exited = { code, signal };
