@@ -54,6 +54,22 @@ summary=$(grep -E '^=*[ ]*[0-9]+ (passed|failed|deselected)' "$out" | tail -1 | 
 [ "$status" -eq 0 ] || fail "pytest sdks/python/tests (exit $status): ${summary:-no summary}"
 echo "$summary" | grep -qE '[0-9]+ passed' || fail "pytest ran no test"
 
+log "conformance (tests/conformance/python/runner.py)"
+# On the embedded store, and on Redis + PostgreSQL when scripts/test started them.
+backends=(embedded)
+[ -n "${SYROS_TEST_REDIS_URL:-}" ] && [ -n "${SYROS_TEST_DATABASE_URL:-}" ] && backends+=(redis-postgres)
+conformance=""
+for backend in "${backends[@]}"; do
+  conf="$WORK/conformance-$backend.out"
+  set +e
+  SYROS_TEST_BACKEND=$backend "$VENV/bin/python" tests/conformance/python/runner.py 2>&1 | tee "$conf"
+  status=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$conf" | tail -1)
+  [ "$status" -eq 0 ] || fail "Python conformance runner ($backend): ${line:-no summary}"
+  conformance="${conformance:+$conformance, }$backend $line"
+done
+
 log "examples/python against syros serve"
 free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 port=$(free_port)
@@ -78,4 +94,4 @@ SERVER_PID=""
 [ "$ran" -gt 0 ] || fail "no example ran"
 
 echo
-echo "python-sdk: pytest $summary; examples/python: $ran programs ran and checked their outcome"
+echo "python-sdk: pytest $summary; conformance $conformance; examples/python: $ran programs ran and checked their outcome"

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::{ErrorRecord, Result};
@@ -113,6 +114,68 @@ impl<T> CoreTask<T> {
             handle: None,
             startup: Some(err),
         }
+    }
+}
+
+/// A host-side "stop waiting" switch, for hosts that cannot drop a pending call (a JS Promise
+/// with an `AbortSignal`, a Java `CompletableFuture.cancel`, a C# `CancellationToken`): a task
+/// made [`CoreTask::cancel_on`] a token ends with `cancelled` once the token is cancelled, and
+/// its work is aborted exactly as if the task had been dropped. Cancelling is idempotent and
+/// sticky; one token can serve many tasks.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    cancelled: std::sync::Arc<watch::Sender<bool>>,
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        CancelToken {
+            cancelled: std::sync::Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// Cancel every task tied to this token (now and later).
+    pub fn cancel(&self) {
+        self.cancelled.send_replace(true);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+}
+
+impl<T: Send + 'static> CoreTask<T> {
+    /// The same work, ending with `cancelled` (the work aborted, as a drop would) as soon as
+    /// `token` is cancelled; a result that is already there wins over a later cancel.
+    pub fn cancel_on(self, token: &CancelToken) -> CoreTask<T> {
+        if token.is_cancelled() {
+            self.abort();
+            return CoreTask::failed(ErrorRecord::cancelled(
+                "the wait was cancelled by the caller",
+            ));
+        }
+        let mut cancelled = token.cancelled.subscribe();
+        spawn(async move {
+            let work = self;
+            tokio::select! {
+                biased;
+                result = work => result,
+                _ = async {
+                    // Every token dropped uncancelled: nobody can cancel any more.
+                    if cancelled.wait_for(|c| *c).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => Err(ErrorRecord::cancelled("the wait was cancelled by the caller")),
+            }
+        })
     }
 }
 

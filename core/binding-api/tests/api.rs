@@ -480,3 +480,47 @@ fn blocking_hosts_wait_with_a_limit_and_can_wait_again() {
         LeaseEnd::Released
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_lock_wait_ends_at_once_and_leaves_no_lease_behind() {
+    let server = SyrosServer::start();
+    let client = connect(&server).await;
+    let key = unique("cancelled-wait");
+    let holder = client
+        .lock(key.clone(), LockRequest::new(10_000, 0))
+        .await
+        .unwrap();
+    let token = rt::CancelToken::new();
+    let waiting = client
+        .lock(key.clone(), LockRequest::new(10_000, 30_000))
+        .cancel_on(&token);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "still waiting for the holder");
+    let cancelled_at = Instant::now();
+    token.cancel();
+    let err = waiting.await.expect_err("a cancelled wait fails");
+    assert_eq!(err.code, "cancelled");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(5),
+        "the wait ended with the cancel, not with its 30 s limit"
+    );
+    // Released by its holder, the key is free: the abandoned waiter was not granted it.
+    holder.release().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client.lock_status(key.clone()).await.unwrap(), None);
+    // A task tied to an already cancelled token fails without running.
+    let late = client
+        .lock(key.clone(), LockRequest::new(10_000, 0))
+        .cancel_on(&token);
+    assert_eq!(late.await.expect_err("cancelled").code, "cancelled");
+    // One that finishes first is not affected by a later cancel.
+    let other = rt::CancelToken::new();
+    let lease = client
+        .lock(key.clone(), LockRequest::new(10_000, 0))
+        .cancel_on(&other)
+        .await
+        .expect("granted before any cancel");
+    other.cancel();
+    assert!(lease.is_held());
+    lease.release().await.unwrap();
+}

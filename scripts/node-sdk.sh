@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The Node.js SDK end to end: npm ci in sdks/node (committed package-lock.json), builds the napi
+# addon in debug with the shared CARGO_TARGET_DIR (no crate rebuilt per language), type-checks the
+# declarations (tsc), runs `node --test` against `syros serve` (SYROS_BIN), the Node conformance
+# runner, every program in examples/node, and the packaging smoke test: `npm pack` of the package
+# and its linux-x64-gnu platform package, installed into an empty project that runs a client.
+# Fails when a step fails or ran nothing. The last line is a one-line summary for scripts/test.
+#
+#   scripts/node-sdk.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+SDK="$ROOT/sdks/node"
+WORK=$(mktemp -d)
+SERVER_PID=""
+
+log() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -f "$SDK/npm/linux-x64-gnu/syros.linux-x64-gnu.node"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
+command -v node >/dev/null || fail "node not found: install Node.js 20 or newer"
+command -v npm >/dev/null || fail "npm not found"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || fail "Node.js >= 20 needed, found $(node --version)"
+
+log "cargo build -p syros-server"
+cargo build --quiet -p syros-server
+export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
+
+log "npm ci (sdks/node) and the addon (napi build, debug)"
+# The install script would build the addon itself; here napi's CLI does it (with declarations).
+(cd "$SDK" && SYROS_NODE_SKIP_BUILD=1 npm ci --no-audit --no-fund --loglevel=error)
+(cd "$SDK" && npx napi build --platform --manifest-path ../../bindings/node/Cargo.toml \
+   --target-dir "$CARGO_TARGET_DIR" --output-dir . --no-js --dts native.d.ts)
+node -e "const s = require('$SDK'); console.log('syros', s.coreVersion, 'loaded')"
+
+log "tsc: index.d.ts against test/types/usage.ts"
+(cd "$SDK" && npx tsc -p test/types) || fail "the TypeScript declarations do not type-check"
+
+log "node --test (sdks/node/test)"
+out="$WORK/node-test.out"
+set +e
+(cd "$SDK" && node --test --test-concurrency=1 test/*.test.js) 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+pass=$(grep -E '^# pass [0-9]+' "$out" | awk '{print $3}' | tail -1)
+failed=$(grep -E '^# fail [0-9]+' "$out" | awk '{print $3}' | tail -1)
+[ "$status" -eq 0 ] || fail "node --test (exit $status): ${pass:-0} passed, ${failed:-?} failed"
+[ "${pass:-0}" -gt 0 ] || fail "node --test ran no test"
+
+log "conformance (tests/conformance/node/runner.js)"
+# On the embedded store, and on Redis + PostgreSQL when scripts/test started them.
+backends=(embedded)
+[ -n "${SYROS_TEST_REDIS_URL:-}" ] && [ -n "${SYROS_TEST_DATABASE_URL:-}" ] && backends+=(redis-postgres)
+conformance=""
+for backend in "${backends[@]}"; do
+  conf="$WORK/conformance-$backend.out"
+  set +e
+  SYROS_TEST_BACKEND=$backend node tests/conformance/node/runner.js 2>&1 | tee "$conf"
+  status=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$conf" | tail -1)
+  [ "$status" -eq 0 ] || fail "Node conformance runner ($backend): ${line:-no summary}"
+  conformance="${conformance:+$conformance, }$backend $line"
+done
+
+log "examples/node against syros serve"
+mkdir -p "$WORK/data"
+(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
+   SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
+SERVER_PID=$!
+for _ in $(seq 1 300); do
+  [ -s "$WORK/ready.json" ] && node -e "JSON.parse(require('fs').readFileSync('$WORK/ready.json','utf8')).grpc" 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
+  sleep 0.1
+done
+address=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$WORK/ready.json','utf8')).grpc)")
+ran=0
+for example in examples/node/*.js; do
+  echo "--- $example"
+  node "$example" "$address" || { tail -50 "$WORK/syros.log"; fail "example $example"; }
+  ran=$((ran + 1))
+done
+[ "$ran" -gt 0 ] || fail "no example ran"
+
+log "npm pack + install into an empty project (the published layout)"
+cp "$SDK/syros.linux-x64-gnu.node" "$SDK/npm/linux-x64-gnu/"
+(cd "$SDK/npm/linux-x64-gnu" && npm pack --silent --pack-destination "$WORK" >/dev/null)
+node "$SDK/scripts/stage.js" "$WORK/stage"
+(cd "$WORK/stage" && npm pack --silent --pack-destination "$WORK" >/dev/null)
+mkdir -p "$WORK/app"
+cat >"$WORK/app/package.json" <<'JSON'
+{ "name": "syros-smoke", "version": "1.0.0", "private": true, "type": "module" }
+JSON
+cat >"$WORK/app/smoke.mjs" <<'JS'
+import { Client, LockTimeout } from 'syros';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const { Client: CjsClient } = require('syros');
+if (CjsClient !== Client) throw new Error('require and import disagree');
+const client = await Client.connect({ addresses: [process.argv[2]] });
+const lease = await client.lock(`smoke-${process.pid}`, { ttl: 5_000 });
+if (typeof lease.fencingToken !== 'bigint') throw new Error('fencing token is not a bigint');
+await client.lock(`smoke-${process.pid}`, { wait: 100 }).then(
+  () => { throw new Error('a held lock was granted'); },
+  (err) => { if (!(err instanceof LockTimeout)) throw err; },
+);
+await lease.release();
+await client.cache.set('smoke', 'ok');
+if ((await client.cache.get('smoke')).toString() !== 'ok') throw new Error('cache');
+await client.close();
+console.log('smoke test passed from', require.resolve('syros'));
+JS
+(cd "$WORK/app" && npm install --no-audit --no-fund --loglevel=error \
+   "$WORK/syros-0.1.0.tgz" "$WORK/syros-linux-x64-gnu-0.1.0.tgz")
+[ -f "$WORK/app/node_modules/syros-linux-x64-gnu/syros.linux-x64-gnu.node" ] || fail "the platform package was not installed"
+[ ! -e "$WORK/app/node_modules/syros/syros.linux-x64-gnu.node" ] || fail "the main package must not carry the addon"
+(cd "$WORK/app" && node smoke.mjs "$address") || fail "the packed tarball does not run"
+
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+
+echo
+echo "node-sdk: node --test ${pass} passed, ${failed:-0} failed; conformance ${conformance}; examples/node: $ran programs ran and checked their outcome; npm pack tarballs installed into an empty project and ran"
