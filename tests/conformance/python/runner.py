@@ -281,7 +281,14 @@ def main() -> int:
         if name_filter and name_filter not in name:
             continue
         started = time.monotonic()
-        server = SyrosServer(backend=backend).start()
+        server = SyrosServer(backend=backend)
+        try:
+            server.start()
+        except RuntimeError as err:
+            failed += 1
+            print(f"FAIL {name} ({backend}): cannot start the server: {err}", flush=True)
+            server.close()
+            continue
         run = Run(server, name)
         try:
             run.scenario(scenario)
