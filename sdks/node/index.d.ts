@@ -323,6 +323,7 @@ export type ErrorCode =
   | 'unimplemented'
   | 'unavailable'
   | 'internal'
+  | 'outcome_unknown'
   | 'lock_timeout'
   | 'deadline_exceeded'
   | 'cancelled'
@@ -347,6 +348,8 @@ export declare class PayloadTooLarge extends SyrosError {}
 export declare class Unimplemented extends SyrosError {}
 export declare class Unavailable extends SyrosError {}
 export declare class Internal extends SyrosError {}
+/** The call may or may not have taken effect (e.g. a connection lost during a commit): read back before repeating it. */
+export declare class OutcomeUnknown extends SyrosError {}
 export declare class LockTimeout extends SyrosError {}
 export declare class DeadlineExceeded extends SyrosError {}
 export declare class Cancelled extends SyrosError {}

@@ -22,6 +22,7 @@ export const {
   Unimplemented,
   Unavailable,
   Internal,
+  OutcomeUnknown,
   LockTimeout,
   DeadlineExceeded,
   Cancelled,

@@ -30,6 +30,8 @@ const PayloadTooLarge = define('PayloadTooLarge', 'payload_too_large');
 const Unimplemented = define('Unimplemented', 'unimplemented');
 const Unavailable = define('Unavailable', 'unavailable');
 const Internal = define('Internal', 'internal');
+/** The call may or may not have taken effect (e.g. a connection lost during a commit). */
+const OutcomeUnknown = define('OutcomeUnknown', 'outcome_unknown');
 const LockTimeout = define('LockTimeout', 'lock_timeout');
 const DeadlineExceeded = define('DeadlineExceeded', 'deadline_exceeded');
 const Cancelled = define('Cancelled', 'cancelled');
@@ -92,6 +94,7 @@ module.exports = {
   Unimplemented,
   Unavailable,
   Internal,
+  OutcomeUnknown,
   LockTimeout,
   DeadlineExceeded,
   Cancelled,
