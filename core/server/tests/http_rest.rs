@@ -22,7 +22,7 @@ impl Api {
     async fn start_with(env: &[(&str, &str)]) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        let server = ServerProcess::start_with(dir.path(), free_port(), &env).await;
+        let server = ServerProcess::start_with(dir.path(), &env).await;
         Api {
             server,
             http: reqwest::Client::new(),
