@@ -408,7 +408,7 @@ async fn bad_input_and_closed_clients_get_their_codes() {
         ),
         (
             "invalid_argument",
-            ExpectedVersion::parse("latest").expect_err("not a name"),
+            parse_expected_version("latest").expect_err("not a name"),
         ),
         (
             "invalid_argument",
@@ -424,7 +424,7 @@ async fn bad_input_and_closed_clients_get_their_codes() {
         assert!(!err.retryable);
     }
     assert_eq!(
-        ExpectedVersion::parse("no_stream").unwrap(),
+        parse_expected_version("no_stream").unwrap(),
         ExpectedVersion::NoStream
     );
     assert_eq!(SubscribeStart::parse("end").unwrap(), SubscribeStart::End);

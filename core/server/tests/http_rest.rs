@@ -187,7 +187,7 @@ async fn lock_lifecycle() {
         )
         .await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
-    assert_error(&answer, StatusCode::CONFLICT, "lock_held");
+    assert_error(&answer, StatusCode::CONFLICT, "lock_timeout");
     assert_eq!(answer.1["details"]["holder"]["lease_id"], lease_id.as_str());
     assert_eq!(answer.1["details"]["key"], "jobs/nightly");
 
