@@ -5,8 +5,8 @@
 #
 #   scripts/schemathesis.sh                      (SCHEMATHESIS_MAX_EXAMPLES=N to change the bound)
 #
-# Starts one server on free ports with its data in a temporary directory and stops only that
-# process. A generated lock acquire waits at most 200 ms (scripts/schemathesis_hooks.py), so a
+# Starts one server on ephemeral ports (scripts/lib/syros.sh: it reports them in its ready file)
+# with its data in a temporary directory, and stops only that process. A generated lock acquire waits at most 200 ms (scripts/schemathesis_hooks.py), so a
 # request for a held key cannot block the run for minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,40 +19,13 @@ VENV="$ROOT/.venv"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 
 cargo build --quiet -p syros-server
-BIN="$CARGO_TARGET_DIR/debug/syros"
+export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 
-free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-GRPC_PORT=$(free_port); REST_PORT=$(free_port); WS_PORT=$(free_port)
-DATA=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-
-env -u DATABASE_URL -u REDIS_URL -u CORS_ORIGINS \
-  SERVER_HOST=127.0.0.1 GRPC_PORT="$GRPC_PORT" REST_PORT="$REST_PORT" WS_PORT="$WS_PORT" \
-  SYROS_DATA_DIR="$DATA" LOG_LEVEL=warn \
-  "$BIN" serve >"$DATA/server.log" 2>&1 &
-SERVER_PID=$!
-
-BASE="http://127.0.0.1:$REST_PORT"
-for _ in $(seq 300); do
-  "$VENV/bin/python" - "$BASE/health" <<'PY' && break
-import sys, urllib.request
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=1)
-except Exception:
-    sys.exit(1)
-PY
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/server.log"; echo "syros exited before serving" >&2; exit 1; }
-  sleep 0.2
-done
+source scripts/lib/syros.sh
+trap stop_syros EXIT
+start_syros LOG_LEVEL=warn
+BASE="http://$SYROS_REST_ADDR"
+DATA=$SYROS_DIR
 
 set +e
 # Run from the temporary directory: schemathesis keeps a .schemathesis/ cache in its working dir.
@@ -66,13 +39,13 @@ set +e
     --workers 1)
 status=$?
 set -e
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+if ! kill -0 "$SYROS_PID" 2>/dev/null; then
   echo "syros died during the run:" >&2
-  cat "$DATA/server.log" >&2
+  cat "$DATA/syros.log" >&2
   exit 1
 fi
 if [ "$status" -ne 0 ]; then
   echo "--- server log (warnings and errors) ---" >&2
-  tail -50 "$DATA/server.log" >&2
+  tail -50 "$DATA/syros.log" >&2
 fi
 exit "$status"

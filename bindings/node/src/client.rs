@@ -18,7 +18,7 @@ pub struct Client {
 
 fn expected_version(expected: Either<String, i64>) -> Result<api::ExpectedVersion> {
     match expected {
-        Either::A(name) => js(api::ExpectedVersion::parse(&name)),
+        Either::A(name) => js(api::parse_expected_version(&name)),
         Either::B(version) => Ok(api::ExpectedVersion::Exact(non_negative(
             "expectedVersion",
             version,

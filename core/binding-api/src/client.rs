@@ -243,10 +243,7 @@ impl Client {
     ) -> CoreTask<AppendResult> {
         self.call(move |client| async move {
             let events = events.into_iter().map(Into::into).collect();
-            Ok(client
-                .events()
-                .append(&stream, events, expected.into())
-                .await?)
+            Ok(client.events().append(&stream, events, expected).await?)
         })
     }
 

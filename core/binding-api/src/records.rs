@@ -3,13 +3,14 @@
 //!
 //! Records the client core already defines as plain data are re-exported as they are
 //! ([`LeaseInfo`], [`RecordedEvent`], [`AppendResult`], [`ReadResult`], [`CacheEntry`],
-//! [`SagaInfo`], [`StepInfo`], [`AttemptInfo`], [`SagaState`]).
+//! [`SagaInfo`], [`StepInfo`], [`AttemptInfo`]), and so are the vocabulary's ([`SagaState`],
+//! [`ExpectedVersion`], `syros-vocab`).
 
 use std::time::Duration;
 
 pub use syros_client::{
-    AppendResult, AttemptInfo, CacheEntry, LeaseInfo, ReadResult, RecordedEvent, SagaInfo,
-    SagaState, StepInfo,
+    AppendResult, AttemptInfo, CacheEntry, ExpectedVersion, LeaseInfo, ReadResult, RecordedEvent,
+    SagaInfo, SagaState, StepInfo,
 };
 
 use crate::error::{ErrorRecord, Result};
@@ -163,38 +164,14 @@ impl From<NewEvent> for syros_client::EventData {
     }
 }
 
-/// The version a stream must be at for an append to succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpectedVersion {
-    /// Any version, including no stream.
-    Any,
-    /// The stream must not exist yet.
-    NoStream,
-    /// The stream's last event has exactly this version.
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// `"any"` or `"no_stream"` (an exact version is a number: use [`ExpectedVersion::Exact`]).
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "any" => Ok(ExpectedVersion::Any),
-            "no_stream" => Ok(ExpectedVersion::NoStream),
-            other => Err(ErrorRecord::invalid(format!(
-                "expected_version must be a version number, \"any\" or \"no_stream\", not {other:?}"
-            ))),
-        }
-    }
-}
-
-impl From<ExpectedVersion> for syros_client::ExpectedVersion {
-    fn from(expected: ExpectedVersion) -> Self {
-        match expected {
-            ExpectedVersion::Any => syros_client::ExpectedVersion::Any,
-            ExpectedVersion::NoStream => syros_client::ExpectedVersion::NoStream,
-            ExpectedVersion::Exact(v) => syros_client::ExpectedVersion::Exact(v),
-        }
-    }
+/// The expected version of an append `"any"`, `"no_stream"` or a version number (`"3"`), as
+/// the vocabulary's [`ExpectedVersion`]; any other text is `invalid_argument`.
+pub fn parse_expected_version(text: &str) -> Result<ExpectedVersion> {
+    ExpectedVersion::parse(text).ok_or_else(|| {
+        ErrorRecord::invalid(format!(
+            "expected_version must be a version number, \"any\" or \"no_stream\", not {text:?}"
+        ))
+    })
 }
 
 /// A read of one stream or of all streams.
@@ -247,7 +224,7 @@ impl From<SubscribeStart> for syros_client::SubscribeFrom {
 /// The saga state named `name` (`pending`, `running`, `compensating`, `completed`,
 /// `compensated`, `compensation_failed`, `cancelled`).
 pub fn parse_saga_state(name: &str) -> Result<SagaState> {
-    SagaState::from_name(name).ok_or_else(|| {
+    SagaState::parse(name).ok_or_else(|| {
         ErrorRecord::invalid(format!(
             "unknown saga state {name:?} (one of: pending, running, compensating, completed, \
              compensated, compensation_failed, cancelled)"

@@ -1,4 +1,5 @@
 //! The binding API against a real `syros serve`: the surface every language binding stands on.
+//! The server runs on the backend `SYROS_TEST_BACKEND` names (scripts/test runs both).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test]
 async fn locks_through_the_surface_and_release_is_idempotent() {
-    let server = SyrosServer::start();
+    let server = SyrosServer::start_from_env();
     let client = connect(&server).await;
     let key = unique("orders");
     let lease = client
@@ -81,7 +82,7 @@ async fn locks_through_the_surface_and_release_is_idempotent() {
 
 #[tokio::test]
 async fn wait_end_reports_a_lost_lease_when_the_server_is_gone() {
-    let mut server = SyrosServer::start();
+    let mut server = SyrosServer::start_from_env();
     let mut config = config(&server);
     config.retry = Some(RetryConfig {
         initial_interval_ms: 20,
@@ -113,7 +114,7 @@ async fn wait_end_reports_a_lost_lease_when_the_server_is_gone() {
 
 #[tokio::test]
 async fn subscription_next_times_out_delivers_and_ends_on_close() {
-    let server = SyrosServer::start();
+    let server = SyrosServer::start_from_env();
     let client = connect(&server).await;
     let stream = unique("orders");
     let subscription = client
@@ -184,7 +185,7 @@ async fn subscription_next_times_out_delivers_and_ends_on_close() {
 
 #[tokio::test]
 async fn compute_tickets_are_single_flight_and_failures_reach_every_caller() {
-    let server = SyrosServer::start();
+    let server = SyrosServer::start_from_env();
     let client = connect(&server).await;
     let key = unique("price");
     let first = client
@@ -272,7 +273,7 @@ fn step(name: &str, service: &str, compensation: Option<&str>) -> StepDefinition
 
 #[tokio::test]
 async fn a_pulled_worker_runs_a_saga_and_the_core_times_out_forgotten_tasks() {
-    let server = SyrosServer::start();
+    let server = SyrosServer::start_from_env();
     let client = connect(&server).await;
     let service = unique("svc");
     let worker = client.worker(service.clone(), 4).await.unwrap();
@@ -388,7 +389,7 @@ async fn a_pulled_worker_runs_a_saga_and_the_core_times_out_forgotten_tasks() {
 
 #[tokio::test]
 async fn bad_input_and_closed_clients_get_their_codes() {
-    let server = SyrosServer::start();
+    let server = SyrosServer::start_from_env();
     let client = connect(&server).await;
     let cases: Vec<(&str, ErrorRecord)> = vec![
         (
@@ -407,7 +408,7 @@ async fn bad_input_and_closed_clients_get_their_codes() {
         ),
         (
             "invalid_argument",
-            ExpectedVersion::parse("latest").expect_err("not a name"),
+            parse_expected_version("latest").expect_err("not a name"),
         ),
         (
             "invalid_argument",
@@ -423,7 +424,7 @@ async fn bad_input_and_closed_clients_get_their_codes() {
         assert!(!err.retryable);
     }
     assert_eq!(
-        ExpectedVersion::parse("no_stream").unwrap(),
+        parse_expected_version("no_stream").unwrap(),
         ExpectedVersion::NoStream
     );
     assert_eq!(SubscribeStart::parse("end").unwrap(), SubscribeStart::End);
@@ -456,7 +457,7 @@ async fn bad_input_and_closed_clients_get_their_codes() {
 
 #[test]
 fn blocking_hosts_wait_with_a_limit_and_can_wait_again() {
-    let server = SyrosServer::start();
+    let server = SyrosServer::start_from_env();
     let client = Client::new(config(&server)).unwrap();
     let lease = rt::block_on({
         let client = client.clone();

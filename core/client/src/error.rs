@@ -2,122 +2,20 @@
 //! exception class, a JS `code`, a Java exception, a Go error value); nothing else decides what an
 //! error means.
 //!
-//! The kinds the server can report are the engine's (`syros_engine::ErrorKind`) and arrive in the
-//! `syros-error-code` gRPC metadata; the gRPC status code is only a fallback. A few kinds exist only
+//! The kinds are the shared vocabulary's (`syros_vocab::ErrorKind`, the table in docs/errors.md);
+//! the server's arrive in the `syros-error-code` gRPC metadata, the gRPC status code is only a
+//! fallback. A few kinds exist only
 //! in the client: [`ErrorKind::LockTimeout`], [`ErrorKind::DeadlineExceeded`],
 //! [`ErrorKind::Cancelled`], [`ErrorKind::Callback`] and the security kinds.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::fmt;
 
 use volo_grpc::{Code, Status};
 
-/// gRPC metadata key carrying the server's Syros error code (`lock_not_held`, ...).
-pub const ERROR_CODE_HEADER: &str = "syros-error-code";
-
-/// What went wrong, independent of transport and language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The request is malformed or out of range (bad name, TTL, JSON, address, ...).
-    InvalidArgument,
-    /// The named thing does not exist.
-    NotFound,
-    /// The lease is not (or no longer) held by the caller.
-    LockNotHeld,
-    /// Optimistic concurrency: the stream is not at the expected version.
-    VersionConflict,
-    /// A value or batch exceeds a configured size limit.
-    PayloadTooLarge,
-    /// The operation is not available (yet) on this server.
-    Unimplemented,
-    /// The server or its storage is unreachable; retrying later may succeed.
-    Unavailable,
-    /// A bug or an unexpected failure on the server.
-    Internal,
-    /// The request may or may not have been applied: the connection (client to server, or
-    /// server to its store) was lost after the request was sent and before its answer came back,
-    /// e.g. during or after a PostgreSQL COMMIT. Not retried blindly: the client retries it only
-    /// for calls that are safe to repeat (an append with event ids, an acquire with a request
-    /// id); for others (a force-release naming only a key) the caller must look before acting
-    /// again.
-    OutcomeUnknown,
-    /// The lock was still held by someone else when the wait for it ended.
-    LockTimeout,
-    /// The call (including its retries) did not finish before its deadline.
-    DeadlineExceeded,
-    /// The call was cancelled (e.g. the client runtime was shut down).
-    Cancelled,
-    /// Credentials are missing or invalid.
-    Unauthenticated,
-    /// The credentials do not allow this operation.
-    PermissionDenied,
-    /// Application code run by the client (e.g. a `get_or_compute` function) failed.
-    Callback,
-}
-
-impl ErrorKind {
-    /// Every kind, for bindings that generate one class per kind.
-    pub const ALL: [ErrorKind; 15] = [
-        ErrorKind::InvalidArgument,
-        ErrorKind::NotFound,
-        ErrorKind::LockNotHeld,
-        ErrorKind::VersionConflict,
-        ErrorKind::PayloadTooLarge,
-        ErrorKind::Unimplemented,
-        ErrorKind::Unavailable,
-        ErrorKind::Internal,
-        ErrorKind::OutcomeUnknown,
-        ErrorKind::LockTimeout,
-        ErrorKind::DeadlineExceeded,
-        ErrorKind::Cancelled,
-        ErrorKind::Unauthenticated,
-        ErrorKind::PermissionDenied,
-        ErrorKind::Callback,
-    ];
-
-    /// Stable snake_case code, identical to the server's `syros-error-code` values for the kinds
-    /// the server reports.
-    pub fn code(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::LockNotHeld => "lock_not_held",
-            ErrorKind::VersionConflict => "version_conflict",
-            ErrorKind::PayloadTooLarge => "payload_too_large",
-            ErrorKind::Unimplemented => "unimplemented",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Internal => "internal",
-            ErrorKind::OutcomeUnknown => "outcome_unknown",
-            ErrorKind::LockTimeout => "lock_timeout",
-            ErrorKind::DeadlineExceeded => "deadline_exceeded",
-            ErrorKind::Cancelled => "cancelled",
-            ErrorKind::Unauthenticated => "unauthenticated",
-            ErrorKind::PermissionDenied => "permission_denied",
-            ErrorKind::Callback => "callback_failed",
-        }
-    }
-
-    /// The kind with this [`code`](Self::code), if any.
-    pub fn from_code(code: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL.into_iter().find(|kind| kind.code() == code)
-    }
-
-    /// Whether the same request may succeed if simply sent again later. The client's own retry
-    /// logic retries these kinds (a call that is not idempotent only when the failed attempt
-    /// certainly never reached the server), and [`ErrorKind::OutcomeUnknown`] for idempotent
-    /// calls only.
-    pub fn retryable(self) -> bool {
-        matches!(self, ErrorKind::Unavailable | ErrorKind::DeadlineExceeded)
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+/// What went wrong, independent of transport and language, and the gRPC metadata key carrying
+/// the server's code: the one vocabulary (`syros-vocab`, docs/errors.md).
+pub use syros_vocab::{ErrorKind, ERROR_CODE_HEADER};
 
 /// Whether a failed request may have had an effect on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

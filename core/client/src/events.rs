@@ -88,18 +88,9 @@ impl From<pb::RecordedEvent> for RecordedEvent {
     }
 }
 
-/// The version a stream must be at for an append to succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExpectedVersion {
-    /// Any version, including a stream that does not exist yet. A repeat (a retry after a lost
-    /// answer) is recognised only while its events are still the stream's last.
-    #[default]
-    Any,
-    /// The stream must not exist yet.
-    NoStream,
-    /// The stream's last event must have exactly this version.
-    Exact(u64),
-}
+/// The version a stream must be at for an append to succeed, and the read direction: the one
+/// vocabulary (`syros-vocab`).
+pub use syros_vocab::{Direction, ExpectedVersion};
 
 /// What an append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,16 +101,6 @@ pub struct AppendResult {
     pub first_position: u64,
     /// Global position of the last event appended.
     pub last_position: u64,
-}
-
-/// Read direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    /// Oldest first.
-    #[default]
-    Forwards,
-    /// Newest first.
-    Backwards,
 }
 
 /// Where a read starts.

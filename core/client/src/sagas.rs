@@ -138,93 +138,36 @@ pub struct StartSaga {
     pub retry: Option<StepRetryPolicy>,
 }
 
-/// Where a saga is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SagaState {
-    /// Stored, not yet running.
-    Pending,
-    /// Steps are running.
-    Running,
-    /// A step failed for good (or the saga was cancelled): undoing completed steps.
-    Compensating,
-    /// Every step completed.
-    Completed,
-    /// A step failed and every completed step was undone.
-    Compensated,
-    /// A compensation failed for good: an operator must look.
-    CompensationFailed,
-    /// Cancelled, and what had completed was undone.
-    Cancelled,
+/// Where a saga is in its life: the one vocabulary (`syros-vocab`).
+pub use syros_vocab::SagaState;
+
+fn saga_state_from_pb(state: pb::SagaState) -> Result<SagaState> {
+    Ok(match state {
+        pb::SagaState::PENDING => SagaState::Pending,
+        pb::SagaState::RUNNING => SagaState::Running,
+        pb::SagaState::COMPENSATING => SagaState::Compensating,
+        pb::SagaState::COMPLETED => SagaState::Completed,
+        pb::SagaState::COMPENSATED => SagaState::Compensated,
+        pb::SagaState::COMPENSATION_FAILED => SagaState::CompensationFailed,
+        pb::SagaState::CANCELLED => SagaState::Cancelled,
+        other => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("unknown saga state {}", other.inner()),
+            ))
+        }
+    })
 }
 
-impl SagaState {
-    fn from_pb(state: pb::SagaState) -> Result<SagaState> {
-        Ok(match state {
-            pb::SagaState::PENDING => SagaState::Pending,
-            pb::SagaState::RUNNING => SagaState::Running,
-            pb::SagaState::COMPENSATING => SagaState::Compensating,
-            pb::SagaState::COMPLETED => SagaState::Completed,
-            pb::SagaState::COMPENSATED => SagaState::Compensated,
-            pb::SagaState::COMPENSATION_FAILED => SagaState::CompensationFailed,
-            pb::SagaState::CANCELLED => SagaState::Cancelled,
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Internal,
-                    format!("unknown saga state {}", other.inner()),
-                ))
-            }
-        })
-    }
-
-    fn to_pb(self) -> pb::SagaState {
-        match self {
-            SagaState::Pending => pb::SagaState::PENDING,
-            SagaState::Running => pb::SagaState::RUNNING,
-            SagaState::Compensating => pb::SagaState::COMPENSATING,
-            SagaState::Completed => pb::SagaState::COMPLETED,
-            SagaState::Compensated => pb::SagaState::COMPENSATED,
-            SagaState::CompensationFailed => pb::SagaState::COMPENSATION_FAILED,
-            SagaState::Cancelled => pb::SagaState::CANCELLED,
-        }
-    }
-
-    /// snake_case name, as in the API docs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SagaState::Pending => "pending",
-            SagaState::Running => "running",
-            SagaState::Compensating => "compensating",
-            SagaState::Completed => "completed",
-            SagaState::Compensated => "compensated",
-            SagaState::CompensationFailed => "compensation_failed",
-            SagaState::Cancelled => "cancelled",
-        }
-    }
-
-    /// The state named `name` ([`as_str`](Self::as_str)'s names).
-    pub fn from_name(name: &str) -> Option<SagaState> {
-        [
-            SagaState::Pending,
-            SagaState::Running,
-            SagaState::Compensating,
-            SagaState::Completed,
-            SagaState::Compensated,
-            SagaState::CompensationFailed,
-            SagaState::Cancelled,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == name)
-    }
-
-    /// Nothing more will happen to the saga.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            SagaState::Completed
-                | SagaState::Compensated
-                | SagaState::CompensationFailed
-                | SagaState::Cancelled
-        )
+fn saga_state_to_pb(state: SagaState) -> pb::SagaState {
+    match state {
+        SagaState::Pending => pb::SagaState::PENDING,
+        SagaState::Running => pb::SagaState::RUNNING,
+        SagaState::Compensating => pb::SagaState::COMPENSATING,
+        SagaState::Completed => pb::SagaState::COMPLETED,
+        SagaState::Compensated => pb::SagaState::COMPENSATED,
+        SagaState::CompensationFailed => pb::SagaState::COMPENSATION_FAILED,
+        SagaState::Cancelled => pb::SagaState::CANCELLED,
     }
 }
 
@@ -296,7 +239,7 @@ impl SagaInfo {
         Ok(SagaInfo {
             saga_id: saga.saga_id.to_string(),
             name: saga.name.to_string(),
-            state: SagaState::from_pb(saga.state)?,
+            state: saga_state_from_pb(saga.state)?,
             input_json: saga.input_json.to_string(),
             idempotency_key: non_empty(&saga.idempotency_key),
             steps: saga
@@ -446,7 +389,7 @@ impl Sagas {
         let inner = &self.inner;
         let spec = inner.spec("sagas.list", true);
         let request = pb::ListSagasRequest {
-            state: state.map_or(pb::SagaState::SAGA_STATE_UNSPECIFIED, SagaState::to_pb),
+            state: state.map_or(pb::SagaState::SAGA_STATE_UNSPECIFIED, saga_state_to_pb),
             name: name.unwrap_or_default().to_string().into(),
             limit,
             page_token: page_token.unwrap_or_default().to_string().into(),

@@ -171,13 +171,14 @@ fn postgres_addr(url: &str) -> std::net::SocketAddr {
 }
 
 /// `syros serve` with its events in PostgreSQL, reached through a proxy that can lose
-/// PostgreSQL's answers.
+/// PostgreSQL's answers. Backend-specific whatever `SYROS_TEST_BACKEND` says: locks and cache
+/// embedded, events in PostgreSQL behind the proxy.
 async fn server_over_postgres_proxy(dir: &std::path::Path) -> (Server, FaultProxy) {
     let url = database_url();
     let proxy = FaultProxy::start(postgres_addr(&url)).await;
-    let server = Server::start_with_env(
+    let server = Server::start_on(
         dir,
-        free_port(),
+        Backend::Embedded,
         &[("DATABASE_URL", via(&url, proxy.addr()).as_str())],
     );
     (server, proxy)

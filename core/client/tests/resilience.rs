@@ -145,7 +145,7 @@ async fn the_deadline_is_honoured() {
 async fn fails_over_to_the_next_address() {
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = unused_address();
     let mut a = Server::start(dir_a.path());
     let b = Server::start(dir_b.path());
     let client = Client::connect(options(&[dead, a.address(), b.address()]))

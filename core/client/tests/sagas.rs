@@ -196,11 +196,12 @@ async fn a_worker_survives_a_server_restart() {
 /// The server stores a transition, then appends its audit event; a crash in between leaves a
 /// final saga whose audit stream never says so. `wait` must still return, not hang to its
 /// timeout. The crash is a real kill -9; the store is then left exactly as a crash after the
-/// transition's commit leaves it (the saga final, no audit event for it).
+/// transition's commit leaves it (the saga final, no audit event for it). Embedded only: it
+/// edits the SQLite file while the server is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_returns_when_the_final_audit_event_was_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
+    let mut server = Server::start_on(dir.path(), Backend::Embedded, &[]);
     let client = connect(&server).await;
     let saga = client
         .sagas()

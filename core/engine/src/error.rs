@@ -4,53 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// What went wrong, independent of transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The request is malformed or out of range (bad name, TTL, JSON, ...).
-    InvalidArgument,
-    /// The named thing does not exist.
-    NotFound,
-    /// The lease is not (or no longer) held by the caller.
-    LockNotHeld,
-    /// Optimistic concurrency: the stream is not at the expected version.
-    VersionConflict,
-    /// A value or batch exceeds a configured size limit.
-    PayloadTooLarge,
-    /// The operation is not available (yet) on this server.
-    Unimplemented,
-    /// Storage or the server is temporarily unreachable; retrying may succeed.
-    Unavailable,
-    /// A bug or an unexpected storage failure.
-    Internal,
-    /// The write may or may not have been applied: the connection to the store was lost during
-    /// or after its COMMIT, so whether the store committed is unknown. Not retryable blindly;
-    /// an append is safe to repeat (a repeat of a committed append is acknowledged again, by
-    /// its event ids, not stored twice).
-    OutcomeUnknown,
-}
-
-impl ErrorKind {
-    /// Stable snake_case code used on the wire (gRPC message prefix, REST `code`).
-    pub fn code(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::LockNotHeld => "lock_not_held",
-            ErrorKind::VersionConflict => "version_conflict",
-            ErrorKind::PayloadTooLarge => "payload_too_large",
-            ErrorKind::Unimplemented => "unimplemented",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Internal => "internal",
-            ErrorKind::OutcomeUnknown => "outcome_unknown",
-        }
-    }
-
-    /// Whether the same request may succeed if simply retried later.
-    pub fn retryable(self) -> bool {
-        matches!(self, ErrorKind::Unavailable)
-    }
-}
+/// What went wrong, independent of transport: the one vocabulary (`syros-vocab`), with each
+/// kind's code, retryability, gRPC and HTTP status.
+pub use syros_vocab::{ErrorKind, ERROR_CODE_HEADER};
 
 /// An error with its kind, a human-readable message and structured details.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use cache::{CacheManager, CacheStats};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, ERROR_CODE_HEADER};
 pub use events::{EventInput, EventManager};
 pub use limits::Limits;
 pub use locks::{AcquireLock, AcquireOutcome, LockChange, LockChangeKind, LockManager, LockWatch};

@@ -46,27 +46,14 @@ pub struct RecordedEvent {
     pub created_at_ms: i64,
 }
 
-/// The version a stream must be at for an append to succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExpectedVersion {
-    #[default]
-    Any,
-    NoStream,
-    Exact(u64),
-}
+/// The version a stream must be at, and the read direction: the one vocabulary (`syros-vocab`).
+pub use syros_vocab::{Direction, ExpectedVersion};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {
     pub last_version: u64,
     pub first_position: u64,
     pub last_position: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    #[default]
-    Forwards,
-    Backwards,
 }
 
 /// Read one stream. `from` is inclusive; `None` means the start (forwards) or the end (backwards).

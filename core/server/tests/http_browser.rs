@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 async fn start(env: &[(&str, &str)]) -> (ServerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    let server = ServerProcess::start_with(dir.path(), free_port(), &env).await;
+    let server = ServerProcess::start_with(dir.path(), &env).await;
     (server, dir)
 }
 

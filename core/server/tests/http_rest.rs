@@ -22,7 +22,7 @@ impl Api {
     async fn start_with(env: &[(&str, &str)]) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        let server = ServerProcess::start_with(dir.path(), free_port(), &env).await;
+        let server = ServerProcess::start_with(dir.path(), &env).await;
         Api {
             server,
             http: reqwest::Client::new(),
@@ -187,7 +187,7 @@ async fn lock_lifecycle() {
         )
         .await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
-    assert_error(&answer, StatusCode::CONFLICT, "lock_held");
+    assert_error(&answer, StatusCode::CONFLICT, "lock_timeout");
     assert_eq!(answer.1["details"]["holder"]["lease_id"], lease_id.as_str());
     assert_eq!(answer.1["details"]["key"], "jobs/nightly");
 

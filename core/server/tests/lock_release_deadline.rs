@@ -67,7 +67,7 @@ async fn a_release_past_its_deadline_still_wakes_the_waiter() {
     let redis = OwnRedis::start().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port))];
-    let server = ServerProcess::start_with(dir.path(), free_port(), &env).await;
+    let server = ServerProcess::start_with(dir.path(), &env).await;
     let client = locks(server.addr);
     let holder = client
         .acquire(acquire_request("deadline/key", "holder", 30_000, 0))

@@ -61,8 +61,8 @@ async fn two_replicas_share_locks_and_events() {
     let ns = namespace();
     let env = production_env(required_env("SYROS_TEST_REDIS_URL"), &ns);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = ServerProcess::start_with(dir_a.path(), free_port(), &env).await;
-    let b = ServerProcess::start_with(dir_b.path(), free_port(), &env).await;
+    let a = ServerProcess::start_with(dir_a.path(), &env).await;
+    let b = ServerProcess::start_with(dir_b.path(), &env).await;
     let (locks_a, locks_b) = (locks(a.addr), locks(b.addr));
 
     let first = acquire(&locks_a, "shared/key", "on-a", 0).await;
@@ -212,8 +212,7 @@ async fn fencing_tokens_survive_an_empty_redis_restart() {
     let redis = OwnRedis::start(free_port(), tempfile::tempdir().unwrap());
     let ns = namespace();
     let dir = tempfile::tempdir().unwrap();
-    let server =
-        ServerProcess::start_with(dir.path(), free_port(), &production_env(redis.url(), &ns)).await;
+    let server = ServerProcess::start_with(dir.path(), &production_env(redis.url(), &ns)).await;
     let client = locks(server.addr);
     let mut highest = 0;
     for i in 0..5 {

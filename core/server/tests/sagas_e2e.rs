@@ -168,8 +168,7 @@ impl Lcg {
 
 async fn crash_recovery(env: Vec<(&'static str, String)>) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = ServerProcess::start_with(dir.path(), port, &env).await;
+    let mut server = ServerProcess::start_with(dir.path(), &env).await;
     let bank = Bank::open();
     let opening_total = bank.total();
     let workers: Vec<_> = (0..2)
@@ -230,7 +229,7 @@ async fn crash_recovery(env: Vec<(&'static str, String)>) {
         }
         server.kill9();
         println!("crash {crash}: killed");
-        server = ServerProcess::start_with(dir.path(), port, &env).await;
+        server.restart();
     }
 
     // Every saga reaches a final state, and money is neither made nor lost.

@@ -88,9 +88,17 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     namespace: Option<String>,
+    binary: Option<PathBuf>,
 }
 
 impl ServerBuilder {
+    /// Run this `syros` binary instead of `SYROS_BIN` (the server crate's own tests pass
+    /// `env!("CARGO_BIN_EXE_syros")`).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
     /// Use `backend` (default: [`Backend::Embedded`]).
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
@@ -150,6 +158,7 @@ impl ServerBuilder {
             starts: 0,
             backend: self.backend,
             namespace,
+            binary: self.binary.unwrap_or_else(syros_bin),
         };
         server.spawn();
         server
@@ -181,6 +190,7 @@ pub struct SyrosServer {
     starts: u32,
     backend: Backend,
     namespace: String,
+    binary: PathBuf,
 }
 
 impl SyrosServer {
@@ -191,6 +201,7 @@ impl SyrosServer {
             env: Vec::new(),
             data_dir: None,
             namespace: None,
+            binary: None,
         }
     }
 
@@ -222,8 +233,18 @@ impl SyrosServer {
             Some(ports) => (ports.grpc.port(), ports.rest.port(), ports.websocket.port()),
             None => (0, 0, 0),
         };
-        let child = Command::new(syros_bin())
+        std::fs::create_dir_all(&self.data_dir).expect("create the server's data directory");
+        // A clean environment: a developer's DATABASE_URL, REDIS_URL or CORS_ORIGINS must not
+        // leak into a test's server; only PATH and RUST_BACKTRACE pass through.
+        let inherited = ["PATH", "RUST_BACKTRACE"]
+            .into_iter()
+            .filter_map(|name| Some((name, std::env::var_os(name)?)));
+        let child = Command::new(&self.binary)
             .arg("serve")
+            .env_clear()
+            .envs(inherited)
+            .env("SERVER_HOST", "127.0.0.1")
+            .current_dir(self.temp.path())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("GRPC_PORT", grpc.to_string())
             .env("REST_PORT", rest.to_string())
@@ -233,7 +254,7 @@ impl SyrosServer {
             .stdout(log.try_clone().expect("clone the log file"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", syros_bin().display()));
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", self.binary.display()));
         self.child = Some(child);
         let ready = self.wait_ready(&ready_path);
         self.ports.get_or_insert(ready);
@@ -314,6 +335,22 @@ impl SyrosServer {
     /// The Redis/PostgreSQL namespace (start replicas with the same one).
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in /proc, Linux), in bytes.
+    ///
+    /// # Panics
+    /// When the server is not running or /proc cannot be read.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let pid = self.pid().expect("the server is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|err| panic!("read /proc/{pid}/status: {err}"));
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib * 1024
     }
 
     /// Whether the process is alive.

@@ -1,180 +1,90 @@
-//! Runs a real `syros serve` process for the client's end-to-end tests.
+//! Runs a real `syros serve` process for the client's end-to-end tests, through the one test
+//! launcher (`syros_launcher`): ephemeral ports read from the server's ready file.
 //!
-//! The binary comes from `SYROS_BIN` (scripts/test builds `syros-server` and exports it); a test
-//! without it fails with a clear message instead of skipping.
+//! The backend comes from `SYROS_TEST_BACKEND` (`embedded`, the default, or `redis-postgres`;
+//! scripts/test runs these tests once with each). A test that depends on one backend (it edits
+//! the embedded SQLite file, or puts a proxy in front of PostgreSQL) asks for it explicitly with
+//! [`Server::start_on`]. The binary comes from `SYROS_BIN`; a test without it fails, never skips.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use syros_client::{Client, ClientOptions, RetryPolicy};
+pub use syros_launcher::Backend;
+use syros_launcher::SyrosServer;
 
-/// The `syros` binary under test.
-pub fn syros_bin() -> PathBuf {
-    let path = std::env::var_os("SYROS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            panic!(
-            "SYROS_BIN is not set: build the server (`cargo build -p syros-server`) and export \
-             SYROS_BIN=<target dir>/debug/syros before running the syros-client tests \
-             (scripts/test does this)"
-        )
-        });
-    assert!(
-        path.is_file(),
-        "SYROS_BIN={} does not exist: run `cargo build -p syros-server` first",
-        path.display()
-    );
-    path
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// A `syros serve` child process on a loopback port; killed when dropped.
+/// A `syros serve` child process on loopback; killed when dropped.
 pub struct Server {
-    child: Option<Child>,
+    process: SyrosServer,
+    /// The gRPC port (the same after a restart).
     pub port: u16,
+    /// The embedded store's directory.
     pub data_dir: PathBuf,
-    log: PathBuf,
-    starts: u32,
-    /// Extra environment for the process (e.g. `DATABASE_URL`).
-    env: Vec<(String, String)>,
 }
 
 impl Server {
-    /// Start on a free port with its data in `data_dir`, and wait until it serves.
+    /// Start on the backend `SYROS_TEST_BACKEND` names, with its embedded data in `data_dir`.
     pub fn start(data_dir: &Path) -> Server {
-        Self::start_on(data_dir, free_port())
+        Self::start_on(data_dir, Backend::from_env(), &[])
     }
 
-    pub fn start_on(data_dir: &Path, port: u16) -> Server {
-        Self::start_with_env(data_dir, port, &[])
-    }
-
-    /// Like [`Server::start_on`], with extra environment variables (`DATABASE_URL`, ...).
-    pub fn start_with_env(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
-        let mut server = Server {
-            child: None,
-            port,
+    /// Start on `backend` with extra environment variables (`DATABASE_URL`, ...): for tests
+    /// that need one backend whatever `SYROS_TEST_BACKEND` says.
+    pub fn start_on(data_dir: &Path, backend: Backend, env: &[(&str, &str)]) -> Server {
+        let builder = env.iter().fold(
+            SyrosServer::builder().backend(backend).data_dir(data_dir),
+            |builder, (name, value)| builder.env(name, *value),
+        );
+        let process = builder.start();
+        Server {
+            port: process.grpc_addr().port(),
             data_dir: data_dir.to_path_buf(),
-            log: data_dir.join(format!("server-{port}.log")),
-            starts: 0,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        server.restart();
-        server
+            process,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
-        ([127, 0, 0, 1], self.port).into()
+        self.process.grpc_addr()
     }
 
     pub fn address(&self) -> String {
-        self.addr().to_string()
+        self.process.grpc_address()
     }
 
-    /// Start the process again (same port, same data) and wait until it accepts connections.
+    /// The backend it runs on.
+    pub fn backend(&self) -> &Backend {
+        self.process.backend()
+    }
+
+    /// Start the process again (same ports, same data) and wait until it is ready.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "server already running");
-        std::fs::create_dir_all(&self.data_dir).expect("data dir");
-        self.starts += 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(syros_bin())
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SERVER_HOST", "127.0.0.1")
-            .env("GRPC_PORT", self.port.to_string())
-            .env("REST_PORT", free_port().to_string())
-            .env("WS_PORT", free_port().to_string())
-            .env("SYROS_DATA_DIR", &self.data_dir)
-            .env("LOG_LEVEL", "info")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.data_dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn syros");
-        self.child = Some(child);
-        self.wait_listening();
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait().expect("try_wait") {
-                    panic!(
-                        "syros exited with {status} before serving:\n{}",
-                        self.log_text()
-                    );
-                }
-            }
-            if std::net::TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200))
-                .is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "syros did not listen within 60 s:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(!self.process.is_running(), "server already running");
+        self.process.restart();
     }
 
     /// SIGKILL: a crash, no chance to clean up.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill9();
     }
 
     /// SIGTERM and wait for the exit (graceful shutdown closes open streams).
     pub fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.terminate(Duration::from_secs(15));
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// A loopback address where nothing listens (for a dead entry in an address list).
+pub fn unused_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let address = listener.local_addr().expect("local addr").to_string();
+    drop(listener);
+    address
 }
 
 /// Options for tests: quick retries, bounded by a deadline.

@@ -53,56 +53,8 @@ pub struct StepDefinition {
     pub retry: Option<RetryPolicy>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SagaState {
-    Pending,
-    Running,
-    Compensating,
-    Completed,
-    Compensated,
-    CompensationFailed,
-    Cancelled,
-}
-
-impl SagaState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SagaState::Pending => "pending",
-            SagaState::Running => "running",
-            SagaState::Compensating => "compensating",
-            SagaState::Completed => "completed",
-            SagaState::Compensated => "compensated",
-            SagaState::CompensationFailed => "compensation_failed",
-            SagaState::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<SagaState> {
-        [
-            SagaState::Pending,
-            SagaState::Running,
-            SagaState::Compensating,
-            SagaState::Completed,
-            SagaState::Compensated,
-            SagaState::CompensationFailed,
-            SagaState::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-
-    /// No more transitions will happen.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            SagaState::Completed
-                | SagaState::Compensated
-                | SagaState::CompensationFailed
-                | SagaState::Cancelled
-        )
-    }
-}
+/// Where a saga is in its life: the one vocabulary (`syros-vocab`), stored by its snake_case name.
+pub use syros_vocab::SagaState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -13,21 +13,12 @@ use volo_grpc::{Code, Status};
 
 /// gRPC metadata key carrying the Syros error code (`lock_not_held`, `version_conflict`, ...),
 /// so clients can tell apart kinds that share a gRPC status code.
-pub const ERROR_CODE_HEADER: &str = "syros-error-code";
+pub use syros_engine::ERROR_CODE_HEADER;
 
-/// Map an engine error to a gRPC status, mechanically from its kind.
+/// Map an engine error to a gRPC status, mechanically from its kind (the vocabulary's
+/// `grpc_code`, docs/errors.md).
 pub fn status(err: Error) -> Status {
-    let code = match err.kind {
-        ErrorKind::InvalidArgument => Code::InvalidArgument,
-        ErrorKind::NotFound => Code::NotFound,
-        ErrorKind::LockNotHeld | ErrorKind::VersionConflict => Code::FailedPrecondition,
-        ErrorKind::PayloadTooLarge => Code::ResourceExhausted,
-        ErrorKind::Unimplemented => Code::Unimplemented,
-        ErrorKind::Unavailable => Code::Unavailable,
-        ErrorKind::Internal => Code::Internal,
-        // The store may have applied it; the syros-error-code header says which case it is.
-        ErrorKind::OutcomeUnknown => Code::Unknown,
-    };
+    let code = Code::from(err.kind.grpc_code().number());
     if err.kind == ErrorKind::Internal {
         tracing::error!(error = %err, "internal error");
     }

@@ -13,9 +13,10 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable snake_case code: `invalid_argument`, `not_found`, `lock_not_held`, `lock_held`,
-    /// `version_conflict`, `payload_too_large`, `unimplemented`, `unavailable` or `internal`;
-    /// and, from the HTTP gateway itself, `origin_not_allowed` (403), `host_not_allowed` (421).
+    /// Stable snake_case code, one of docs/errors.md (`invalid_argument`, `not_found`,
+    /// `lock_not_held`, `lock_timeout`, `version_conflict`, `payload_too_large`,
+    /// `unimplemented`, `unavailable`, `internal`, `outcome_unknown`, ...); and, from the HTTP
+    /// gateway itself, `origin_not_allowed` (403), `host_not_allowed` (421).
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
@@ -32,19 +33,10 @@ pub struct ApiError {
     pub body: ErrorBody,
 }
 
-/// The HTTP status of an engine error kind; the one place that decides it.
+/// The HTTP status of an error kind: the vocabulary's (`ErrorKind::http_status`,
+/// docs/errors.md).
 pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::LockNotHeld | ErrorKind::VersionConflict => StatusCode::CONFLICT,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        // The store's answer to COMMIT was lost: the write may or may not have been applied.
-        ErrorKind::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
-    }
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl ApiError {

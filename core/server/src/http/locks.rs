@@ -180,7 +180,7 @@ pub struct ListParams {
     request_body = AcquireLockBody,
     responses(
         (status = 201, description = "Acquired", body = LeaseBody),
-        (status = 409, description = "Held by someone else (`lock_held`); `details.holder` is the current lease", body = ErrorBody),
+        (status = 409, description = "Still held by someone else when the wait ended (`lock_timeout`); `details.holder` is the current lease", body = ErrorBody),
         (status = 400, description = "Invalid key, owner, TTL or wait", body = ErrorBody),
     )
 )]
@@ -213,12 +213,13 @@ pub async fn acquire(
         AcquireOutcome::Acquired(lease) => {
             Ok((StatusCode::CREATED, axum::Json(LeaseBody::from(lease))))
         }
-        AcquireOutcome::TimedOut { holder } => Err(lock_held(&key, holder)),
+        AcquireOutcome::TimedOut { holder } => Err(lock_timeout(&key, holder)),
     }
 }
 
-/// The 409 answer of an acquire that did not get the lock.
-pub fn lock_held(key: &str, holder: Option<Lease>) -> ApiError {
+/// The 409 `lock_timeout` answer of an acquire whose wait ended with the lock held by someone
+/// else: the same code as the client core's (docs/errors.md).
+pub fn lock_timeout(key: &str, holder: Option<Lease>) -> ApiError {
     let message = match &holder {
         Some(h) => format!("lock {key:?} is held by {:?}", h.owner),
         None => format!("lock {key:?} was not acquired in time"),
@@ -226,9 +227,12 @@ pub fn lock_held(key: &str, holder: Option<Lease>) -> ApiError {
     let holder = holder
         .map(|h| serde_json::to_value(LeaseBody::from(h)).unwrap_or_default())
         .unwrap_or_default();
-    ApiError::new(StatusCode::CONFLICT, "lock_held", message)
-        .with_detail("key", key)
-        .with_detail("holder", holder)
+    ApiError::from(syros_engine::Error::new(
+        syros_engine::ErrorKind::LockTimeout,
+        message,
+    ))
+    .with_detail("key", key)
+    .with_detail("holder", holder)
 }
 
 #[utoipa::path(

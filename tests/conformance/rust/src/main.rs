@@ -390,7 +390,7 @@ impl Run {
                 let expected = match &step["expected"] {
                     Value::Number(n) => ExpectedVersion::Exact(n.as_u64().unwrap_or_default()),
                     Value::String(name) => {
-                        ExpectedVersion::parse(name).map_err(|e| e.to_string())?
+                        parse_expected_version(name).map_err(|e| e.to_string())?
                     }
                     _ => ExpectedVersion::Any,
                 };
