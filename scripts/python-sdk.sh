@@ -38,6 +38,14 @@ log "cargo build -p syros-server"
 cargo build --quiet -p syros-server
 export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 
+log "fork safety: tokio without parking_lot (see the workspace Cargo.toml)"
+# With it, forked children inherit parking_lot's table of the parent's parked threads and crash or
+# hang (issue 11 item 15); a dependency enabling it again must fail here, not 1 run in 5.
+if cargo tree -p syros-python -e features -i tokio | grep -q 'tokio feature "parking_lot"'; then
+  cargo tree -p syros-python -e features -i tokio | grep -B1 -A6 'tokio feature "parking_lot"' >&2
+  fail "tokio's parking_lot feature is enabled for the Python binding (breaks fork safety)"
+fi
+
 log "maturin build (debug) and pip install the wheel"
 (cd sdks/python && "$VENV/bin/maturin" build --interpreter "$VENV/bin/python" --out "$WORK/wheels")
 wheel=$(ls "$WORK"/wheels/syros-*.whl)

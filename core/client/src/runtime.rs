@@ -8,6 +8,14 @@
 //! dropping it would wait for threads that do not exist in the child). Clients created before a
 //! fork must not be used in the child; connect again.
 //!
+//! Fork safety also needs the runtime to keep no process-wide state that names its threads: tokio
+//! is built without its `parking_lot` feature (see the workspace `Cargo.toml`). With it, the
+//! parent's parked workers sit in parking_lot's global table of parked threads; a child inherits
+//! those entries, the memory they point at (the dead threads' thread-locals) is freed and reused
+//! there, and the child's own runtime crashed or hung when it walked that table. The lock around
+//! the runtime slot is taken across `fork` (a `pthread_atfork` handler), so a fork while another
+//! thread looks up or creates the runtime cannot leave it locked in the child.
+//!
 //! Rust applications that already run inside tokio do not need this module: [`crate::Client`]
 //! uses the runtime it is connected from.
 
@@ -30,6 +38,48 @@ fn slot() -> MutexGuard<'static, Option<Owned>> {
     RUNTIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Holds the slot's lock across `fork`: a thread of the parent holding it at that instant would
+/// not exist in the child to release it, and the child's first call would wait forever.
+#[cfg(unix)]
+mod fork_guard {
+    use std::cell::RefCell;
+    use std::sync::{MutexGuard, Once};
+
+    use super::Owned;
+
+    thread_local! {
+        /// The forking thread's hold on the slot, from the prepare handler to the parent/child one.
+        static HELD: RefCell<Option<MutexGuard<'static, Option<Owned>>>> = const { RefCell::new(None) };
+    }
+
+    extern "C" fn take_before_fork() {
+        let guard = super::slot();
+        let _ = HELD.try_with(|held| *held.borrow_mut() = Some(guard));
+    }
+
+    extern "C" fn release_after_fork() {
+        let _ = HELD.try_with(|held| held.borrow_mut().take());
+    }
+
+    /// Registers the handlers once per process (a child inherits them).
+    pub(super) fn install() {
+        static INSTALLED: Once = Once::new();
+        INSTALLED.call_once(|| {
+            // SAFETY: the handlers only lock and unlock the slot's mutex on the forking thread.
+            let failed = unsafe {
+                libc::pthread_atfork(
+                    Some(take_before_fork),
+                    Some(release_after_fork),
+                    Some(release_after_fork),
+                )
+            };
+            if failed != 0 {
+                tracing::warn!(code = failed, "pthread_atfork failed; fork is less safe");
+            }
+        });
+    }
 }
 
 fn build() -> std::io::Result<Runtime> {
@@ -55,6 +105,8 @@ pub fn runtime() -> Handle {
 
 /// Like [`runtime`], but reports a failure to start the runtime instead of panicking.
 pub fn try_runtime() -> std::io::Result<Handle> {
+    #[cfg(unix)]
+    fork_guard::install();
     let pid = std::process::id();
     let mut slot = slot();
     if let Some(owned) = slot.as_ref() {

@@ -10,9 +10,11 @@ import sys
 import threading
 import time
 
+import pytest
+
 import syros
 from syros import _syros
-from conftest import HERE, client_options
+from conftest import HERE, client_options, python_script
 
 
 def test_forked_child_can_use_a_new_client(client: syros.Client, address: str, name: str) -> None:
@@ -53,6 +55,30 @@ def test_forked_child_can_use_a_new_client(client: syros.Client, address: str, n
     assert client.events.read(f"{name}-child").events[0].type == "ForkedChild"
     assert held.held and not held.lost
     held.release()
+
+
+#: Fork-after-use parents (fresh interpreters), rounds per parent, workers per round, increments
+#: per worker: 20 rounds of 4 workers in all (issue 11, item 15). Fresh parents matter: whether an
+#: inherited corruption crashes a child depended on the parent's memory layout, so one parent could
+#: pass every round while the next failed most of them.
+FORK_PARENTS, FORK_ROUNDS, FORK_WORKERS, FORK_INCREMENTS = 10, 2, 4, 10
+
+
+@pytest.mark.timeout(FORK_PARENTS * FORK_ROUNDS * 70 + 60)
+def test_multiprocessing_fork_workers_after_use(address: str, name: str) -> None:
+    """The way users run it: a parent that used the SDK (and holds a lease being renewed while it
+    forks) starts ``multiprocessing`` workers with the fork start method; each creates its own
+    client and increments a shared counter under a Syros lock. Every round must be exact, with no
+    worker crashing or hanging (helpers/fork_workers.py kills a worker hung past its deadline)."""
+    script = HERE / "helpers" / "fork_workers.py"
+    failed = []
+    for parent in range(FORK_PARENTS):
+        args = [address, f"{name}-{parent}", str(FORK_ROUNDS), str(FORK_WORKERS), str(FORK_INCREMENTS)]
+        result = python_script(script, *args, timeout=FORK_ROUNDS * 70 + 30)
+        summary = f"{FORK_ROUNDS} of {FORK_ROUNDS} rounds exact"
+        if result.returncode != 0 or summary not in result.stdout:
+            failed.append(f"parent {parent} (exit {result.returncode}):\n{result.stdout}{result.stderr[-2000:]}")
+    assert not failed, f"{len(failed)} of {FORK_PARENTS} parents had a round that was not exact:\n" + "\n".join(failed)
 
 
 def test_shutdown_and_restart_in_a_subprocess(address: str) -> None:
