@@ -5,6 +5,7 @@
 mod config;
 mod grpc;
 mod http;
+mod security;
 mod server;
 
 use std::process::ExitCode;

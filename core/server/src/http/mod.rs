@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Becomes `true` when the server shuts down (WebSocket connections close on it).
     pub stopping: watch::Receiver<bool>,
+    /// Authentication, permissions and rate limits (docs/security.md).
+    pub security: Arc<crate::security::Security>,
 }
 
 /// Largest request body: the gRPC limit (16 MiB), or more when the configured cache value limit
@@ -160,11 +162,20 @@ pub fn rest_router(state: AppState, settings: RouterSettings) -> Router {
     let protected = Router::new()
         .nest("/api/v1", api_routes())
         .merge(graphql::routes(schema))
-        .route_layer(middleware::from_fn(auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            auth::authenticate,
+        ));
+    let metrics = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            auth::protect_metrics,
+        ));
     let routes = protected
+        .merge(metrics)
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi));
     finish(routes, state, settings)
 }
@@ -174,7 +185,10 @@ pub fn ws_router(state: AppState, settings: RouterSettings) -> Router {
     let routes = Router::new()
         .route("/", get(ws::upgrade))
         .route("/ws", get(ws::upgrade))
-        .route_layer(middleware::from_fn(auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            auth::authenticate,
+        ))
         .route("/health", get(health::health));
     finish(routes, state, settings)
 }
@@ -202,7 +216,11 @@ impl StopHandle {
 
 impl Gateways {
     /// Bind `REST_PORT` and `WS_PORT` on the configured host and start serving.
-    pub async fn start(config: &Config, engine: Arc<Engine>) -> anyhow::Result<Gateways> {
+    pub async fn start(
+        config: &Config,
+        engine: Arc<Engine>,
+        security: Arc<crate::security::Security>,
+    ) -> anyhow::Result<Gateways> {
         let settings = RouterSettings {
             body_limit: body_limit(config.cache_max_value_bytes),
             cors: cors(&config.cors_origins)?,
@@ -229,6 +247,7 @@ impl Gateways {
             engine,
             metrics: metrics::handle(),
             stopping: stopping.clone(),
+            security,
         };
         let mut tasks = Vec::new();
         for (name, listener, router) in [
@@ -237,6 +256,8 @@ impl Gateways {
         ] {
             let mut stopping = stopping.clone();
             tasks.push(tokio::spawn(async move {
+                // The peer address feeds the per-IP rate limit.
+                let router = router.into_make_service_with_connect_info::<SocketAddr>();
                 let served = axum::serve(listener, router)
                     .with_graceful_shutdown(async move {
                         let _ = stopping.wait_for(|stop| *stop).await;
