@@ -6,6 +6,8 @@ use syros_engine::Engine;
 use syros_proto::syros::v1 as pb;
 use volo_grpc::{Request, Response, Status};
 
+use crate::security::grpc::require;
+use crate::security::Permission;
 use super::status;
 
 pub struct CacheApi {
@@ -17,6 +19,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheGetRequest>,
     ) -> Result<Response<pb::CacheGetResponse>, Status> {
+        require(&req, Permission::CacheRead, Some(&req.get_ref().key))?;
         let entry = self
             .engine
             .cache
@@ -38,6 +41,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheSetRequest>,
     ) -> Result<Response<pb::CacheSetResponse>, Status> {
+        require(&req, Permission::CacheWrite, Some(&req.get_ref().key))?;
         let req = req.into_inner();
         let tags = req.tags.into_iter().map(|t| t.to_string()).collect();
         let entry = self
@@ -55,6 +59,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheDeleteRequest>,
     ) -> Result<Response<pb::CacheDeleteResponse>, Status> {
+        require(&req, Permission::CacheWrite, Some(&req.get_ref().key))?;
         let deleted = self
             .engine
             .cache
@@ -68,6 +73,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheInvalidateTagRequest>,
     ) -> Result<Response<pb::CacheInvalidateTagResponse>, Status> {
+        require(&req, Permission::CacheWrite, Some(&req.get_ref().tag))?;
         let removed = self
             .engine
             .cache

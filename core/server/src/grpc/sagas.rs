@@ -11,6 +11,8 @@ use syros_proto::syros::v1 as pb;
 use tokio_stream::wrappers::ReceiverStream;
 use volo_grpc::{BoxStream, Request, Response, Status};
 
+use crate::security::grpc::require;
+use crate::security::Permission;
 use super::{limit, status};
 
 pub struct SagaApi {
@@ -183,6 +185,7 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::StartSagaRequest>,
     ) -> Result<Response<pb::Saga>, Status> {
+        require(&req, Permission::SagasStart, Some(&req.get_ref().name))?;
         let started = self
             .engine
             .sagas
@@ -206,6 +209,7 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::ListSagasRequest>,
     ) -> Result<Response<pb::ListSagasResponse>, Status> {
+        require(&req, Permission::SagasRead, Some(&req.get_ref().name))?;
         let req = req.into_inner();
         let created_before_ms = match req.page_token.as_str() {
             "" => None,
@@ -235,6 +239,8 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::CancelSagaRequest>,
     ) -> Result<Response<pb::Saga>, Status> {
+        let principal = require(&req, Permission::SagasCancel, None)?;
+        crate::security::audit(&principal.id, "saga_cancel", &req.get_ref().saga_id);
         let cancelled = self
             .engine
             .sagas
@@ -248,6 +254,7 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::PollTasksRequest>,
     ) -> Result<Response<BoxStream<'static, Result<pb::StepTask, Status>>>, Status> {
+        require(&req, Permission::SagasWork, Some(&req.get_ref().service))?;
         let req = req.into_inner();
         let max = usize::try_from(req.max_concurrent).unwrap_or(1).max(1);
         let feed = self

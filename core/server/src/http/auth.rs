@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use crate::security::{Denied, Permission, Principal, Security};
+use crate::security::{Denied, Permission, Security};
 
 impl From<Denied> for ApiError {
     fn from(denied: Denied) -> Self {
@@ -118,6 +118,23 @@ pub async fn authenticate(
     next.run(request).await
 }
 
+/// The WebSocket API's middleware: like [`authenticate`], except that a handshake with no
+/// credential at all is let through without a principal, and the connection then must send
+/// `{"type": "authenticate", "token": ...}` first (see `ws::upgrade`).
+pub async fn authenticate_or_defer(
+    State(security): State<Arc<Security>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let has_credential = request.headers().contains_key(header::AUTHORIZATION)
+        || query_token(&request).is_some();
+    let is_upgrade = request.headers().contains_key(header::UPGRADE);
+    if security.enabled() && !has_credential && is_upgrade {
+        return next.run(request).await;
+    }
+    authenticate(State(security), request, next).await
+}
+
 /// `/metrics` when `METRICS_REQUIRE_AUTH` is set: a credential with `metrics:read`.
 pub async fn protect_metrics(
     State(security): State<Arc<Security>>,
@@ -138,16 +155,4 @@ pub async fn protect_metrics(
         }
     }
     next.run(request).await
-}
-
-/// The caller, as the middleware found it (handlers run behind it only).
-pub fn principal_of(extensions: &axum::http::Extensions) -> Principal {
-    extensions
-        .get::<Principal>()
-        .cloned()
-        .unwrap_or_else(|| {
-            // Unreachable behind the middleware; fail closed all the same.
-            tracing::error!("an API handler ran without a principal");
-            Principal::nobody()
-        })
 }

@@ -187,7 +187,7 @@ pub fn ws_router(state: AppState, settings: RouterSettings) -> Router {
         .route("/ws", get(ws::upgrade))
         .route_layer(middleware::from_fn_with_state(
             state.security.clone(),
-            auth::authenticate,
+            auth::authenticate_or_defer,
         ))
         .route("/health", get(health::health));
     finish(routes, state, settings)

@@ -35,7 +35,6 @@ const API_KEY_CACHE_ENTRIES: usize = 10_000;
 pub struct Principal {
     /// `sub` of a JWT, `apikey:<id>` for an API key, `anonymous` when authentication is off.
     pub id: String,
-    pub roles: Vec<String>,
     grants: Arc<Vec<Grant>>,
 }
 
@@ -94,7 +93,6 @@ impl Principal {
     pub fn anonymous() -> Principal {
         Principal {
             id: "anonymous".into(),
-            roles: vec!["admin".into()],
             grants: Arc::new(roles::parse_grant("*").unwrap_or_default()),
         }
     }
@@ -103,7 +101,6 @@ impl Principal {
     pub fn nobody() -> Principal {
         Principal {
             id: "nobody".into(),
-            roles: Vec::new(),
             grants: Arc::default(),
         }
     }
@@ -206,7 +203,6 @@ impl Security {
             Ok(claims) => Ok(Principal {
                 grants: Arc::new(self.settings.roles.grants_of(&claims.roles)),
                 id: claims.sub,
-                roles: claims.roles,
             }),
             Err(why) => {
                 tracing::debug!(reason = %why, "JWT refused");
@@ -228,7 +224,6 @@ impl Security {
         let principal = found.map(|k| Principal {
             id: format!("apikey:{}", k.key_id),
             grants: Arc::new(self.settings.roles.grants_of(&k.roles)),
-            roles: k.roles,
         });
         let mut cache = self.cache();
         if cache.len() >= API_KEY_CACHE_ENTRIES {
