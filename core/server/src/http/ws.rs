@@ -258,7 +258,18 @@ async fn writer(
             _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
                 break Some(close(CLOSE_AWAY, "server shutting down"))
             }
-            request = closing.recv() => break request.map(|(code, reason)| close(code, &reason)),
+            request = closing.recv() => {
+                // Deliver what was queued before the close request (such as the error that
+                // explains it), within the write timeout.
+                while let Ok(text) = rx.try_recv() {
+                    state.queued_bytes.fetch_sub(text.len(), Ordering::SeqCst);
+                    let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                break request.map(|(code, reason)| close(code, &reason))
+            }
             _ = ping.tick() => {
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
