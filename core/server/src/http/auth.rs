@@ -102,16 +102,19 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| query_token(&request));
-    let principal = match security.authenticate(credential.as_deref()).await {
-        Ok(principal) => principal,
-        Err(denied) => return refusal(denied),
-    };
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    if let Err(denied) = security.rate_check_ip(ip) {
+        return refusal(denied);
+    }
+    let principal = match security.authenticate(credential.as_deref()).await {
+        Ok(principal) => principal,
+        Err(denied) => return refusal(denied),
+    };
     let family = family_of(request.uri().path());
-    if let Err(denied) = security.rate_check(&principal, ip, family) {
+    if let Err(denied) = security.rate_check(&principal, family) {
         return refusal(denied);
     }
     request.extensions_mut().insert(principal);

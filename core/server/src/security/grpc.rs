@@ -125,6 +125,7 @@ where
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        self.security.rate_check_ip(ip).map_err(status)?;
         let principal = self
             .security
             .authenticate(credential.as_deref())
@@ -132,7 +133,7 @@ where
             .map_err(status)?;
         let permission = method_permission(&method);
         self.security
-            .rate_check(&principal, ip, permission.map(Permission::family))
+            .rate_check(&principal, permission.map(Permission::family))
             .map_err(status)?;
         if let Some(permission) = permission {
             principal.require(permission, None).map_err(status)?;

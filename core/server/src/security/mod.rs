@@ -239,14 +239,14 @@ impl Security {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Count one request of `principal` from `ip` for `family`; refused past a limit.
-    pub fn rate_check(
-        &self,
-        principal: &Principal,
-        ip: Option<IpAddr>,
-        family: Option<&str>,
-    ) -> Result<(), Denied> {
-        self.limits.check(&principal.id, ip, family)
+    /// Count one request from `ip` (before authentication); refused past the per-IP limit.
+    pub fn rate_check_ip(&self, ip: Option<IpAddr>) -> Result<(), Denied> {
+        self.limits.check_ip(ip)
+    }
+
+    /// Count one request of `principal` for `family`; refused past a per-principal limit.
+    pub fn rate_check(&self, principal: &Principal, family: Option<&str>) -> Result<(), Denied> {
+        self.limits.check_principal(&principal.id, family)
     }
 
     /// Forget rate-limit state of idle callers (call now and then).

@@ -58,19 +58,27 @@ impl RateLimits {
         }
     }
 
-    /// Count one request; the wait before the next allowed one when over a limit.
-    pub fn check(
-        &self,
-        principal: &str,
-        ip: Option<IpAddr>,
-        family: Option<&str>,
-    ) -> Result<(), Denied> {
-        let refused = |not_until: governor::NotUntil<_>| {
-            Denied::RateLimited(not_until.wait_time_from(self.clock.now()).max(Duration::from_millis(1)))
-        };
+    fn refused(&self, not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Denied {
+        Denied::RateLimited(
+            not_until
+                .wait_time_from(self.clock.now())
+                .max(Duration::from_millis(1)),
+        )
+    }
+
+    /// Count one request from `ip`, before authentication (so that floods of bad credentials
+    /// are limited too).
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), Denied> {
         if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
-            limiter.check_key(&ip).map_err(refused)?;
+            limiter.check_key(&ip).map_err(|n| self.refused(n))?;
         }
+        Ok(())
+    }
+
+    /// Count one request of `principal` (for `family`); the wait before the next allowed one
+    /// when over a limit.
+    pub fn check_principal(&self, principal: &str, family: Option<&str>) -> Result<(), Denied> {
+        let refused = |n| self.refused(n);
         let principal = principal.to_string();
         if let Some(limiter) = &self.per_principal {
             limiter.check_key(&principal).map_err(refused)?;
