@@ -327,7 +327,10 @@ fn resolve_security(
     let families = ["locks", "cache", "events", "sagas"];
     for family in file.rate_limits.keys() {
         if !families.contains(&family.as_str()) {
-            bail!("[rate_limits] {family:?}: families are {}", families.join(", "));
+            bail!(
+                "[rate_limits] {family:?}: families are {}",
+                families.join(", ")
+            );
         }
     }
     Ok(crate::security::SecuritySettings {
@@ -352,7 +355,10 @@ fn resolve_security(
                 .rate_limit_per_principal
                 .or(file.rate_limit_per_principal)
                 .unwrap_or(0),
-            per_ip: args.rate_limit_per_ip.or(file.rate_limit_per_ip).unwrap_or(0),
+            per_ip: args
+                .rate_limit_per_ip
+                .or(file.rate_limit_per_ip)
+                .unwrap_or(0),
             burst: args.rate_limit_burst.or(file.rate_limit_burst),
             per_family: file.rate_limits.clone(),
         },
@@ -493,6 +499,44 @@ mod tests {
             PathBuf::from("syros-data/syros.db")
         );
         assert!(config.storage.postgres_url.is_none() && config.storage.redis_url.is_none());
+    }
+
+    #[test]
+    fn security_settings_turn_auth_on_and_refuse_weak_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("syros.toml");
+        std::fs::write(&file, "").unwrap();
+        let args = |secret: Option<&str>, host: [u8; 4]| ServeArgs {
+            config: Some(file.clone()),
+            jwt_secret: secret.map(str::to_string),
+            server_host: Some(host.into()),
+            ..Default::default()
+        };
+        let message = Config::resolve(args(Some("syros-secret-key-change-me"), [127, 0, 0, 1]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("example value"), "{message}");
+        assert!(Config::resolve(args(Some("short"), [127, 0, 0, 1])).is_err());
+        let off = Config::resolve(args(None, [127, 0, 0, 1])).unwrap();
+        assert!(!off.security.enabled);
+        // A non-loopback bind is allowed once authentication is on.
+        let public =
+            Config::resolve(args(Some("a-long-enough-test-secret"), [0, 0, 0, 0])).unwrap();
+        assert!(public.security.enabled);
+        let keys_only = ServeArgs {
+            config: Some(file.clone()),
+            auth_required: Some(true),
+            server_host: Some([0, 0, 0, 0].into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(keys_only).unwrap().security.enabled);
+        std::fs::write(&file, "[roles.orders]\ngrants = [\"locks:steal\"]\n").unwrap();
+        let message = Config::resolve(args(None, [127, 0, 0, 1]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("locks:steal"), "{message}");
+        std::fs::write(&file, "[rate_limits]\nlockz = 5\n").unwrap();
+        assert!(Config::resolve(args(None, [127, 0, 0, 1])).is_err());
     }
 
     #[test]

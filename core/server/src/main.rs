@@ -86,7 +86,11 @@ async fn api_key_command(action: ApiKeyAction, config: config::Config) -> anyhow
         ApiKeyAction::List => {
             println!("{:<18} {:<10} {:<24} NAME", "KEY ID", "STATE", "ROLES");
             for key in keys.list().await? {
-                let state = if key.revoked_at_ms.is_some() { "revoked" } else { "active" };
+                let state = if key.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!(
                     "{:<18} {:<10} {:<24} {}",
                     key.key_id,

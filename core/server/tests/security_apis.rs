@@ -114,7 +114,11 @@ async fn rest_acquire(
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    (status, response.json().await.unwrap_or(Value::Null), headers)
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
 }
 
 #[tokio::test]
@@ -169,7 +173,11 @@ async fn rest_refuses_bad_credentials_and_enforces_permissions() {
         .send()
         .await
         .unwrap();
-    assert_eq!(force.status().as_u16(), 403, "a writer API key cannot force-release");
+    assert_eq!(
+        force.status().as_u16(),
+        403,
+        "a writer API key cannot force-release"
+    );
 
     // The prefix-restricted role (ES256 through the JWKS file) locks inside its prefix only.
     let orders = secured.orders();
@@ -307,7 +315,10 @@ async fn grpc_refuses_bad_credentials_and_enforces_permissions() {
         .into_inner();
     assert!(lease.acquired);
     let err = locks
-        .acquire(with_credential(acquire_message("payments/7"), Some(&orders)))
+        .acquire(with_credential(
+            acquire_message("payments/7"),
+            Some(&orders),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -407,7 +418,10 @@ async fn graphql_refuses_bad_credentials_and_enforces_permissions() {
     assert_eq!(status, 200);
     let error = &body["errors"][0];
     assert_eq!(error["extensions"]["code"], "permission_denied", "{body}");
-    assert_eq!(error["extensions"]["details"]["permission"], "locks:acquire");
+    assert_eq!(
+        error["extensions"]["details"]["permission"],
+        "locks:acquire"
+    );
     // Per field: the reader may read in the same operation in which it may not write.
     let (_, body) = graphql(
         &http,
@@ -421,7 +435,13 @@ async fn graphql_refuses_bad_credentials_and_enforces_permissions() {
     let orders = secured.orders();
     let (_, body) = graphql(&http, server, Some(&orders), &acquire_mutation("orders/2")).await;
     assert_eq!(body["data"]["acquireLock"]["acquired"], true, "{body}");
-    let (_, body) = graphql(&http, server, Some(&orders), &acquire_mutation("payments/2")).await;
+    let (_, body) = graphql(
+        &http,
+        server,
+        Some(&orders),
+        &acquire_mutation("payments/2"),
+    )
+    .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "permission_denied");
     // The playground page holds no data and stays reachable for a browser.
     let page = http.get(server.rest_url("/graphql")).send().await.unwrap();
@@ -430,15 +450,10 @@ async fn graphql_refuses_bad_credentials_and_enforces_permissions() {
 
 // ----------------------------------------------------------------------------------- WebSocket
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn ws_connect(
-    server: &SyrosServer,
-    path: &str,
-    header: Option<&str>,
-) -> Result<Socket, u16> {
+async fn ws_connect(server: &SyrosServer, path: &str, header: Option<&str>) -> Result<Socket, u16> {
     // GraphQL subscriptions live on the REST port, the WebSocket API on its own.
     let url = if path.starts_with("/graphql") {
         server.rest_url(path).replacen("http://", "ws://", 1)
@@ -493,49 +508,84 @@ async fn websocket_refuses_bad_credentials_and_enforces_permissions() {
         let by_query = ws_connect(server, &format!("/ws?token={credential}"), None).await;
         assert_eq!(by_query.err(), Some(401), "{what} (token parameter)");
         let graphql_ws = ws_connect(server, "/graphql/ws", Some(&credential)).await;
-        assert_eq!(graphql_ws.err(), Some(401), "{what} (GraphQL subscriptions)");
+        assert_eq!(
+            graphql_ws.err(),
+            Some(401),
+            "{what} (GraphQL subscriptions)"
+        );
         // First-message authentication refuses it too, and closes the connection.
         let mut socket = ws_connect(server, "/ws", None).await.unwrap();
-        send(&mut socket, json!({"type": "authenticate", "token": credential})).await;
+        send(
+            &mut socket,
+            json!({"type": "authenticate", "token": credential}),
+        )
+        .await;
         let reply = next_json(&mut socket).await.expect("an error message");
         assert_eq!(reply["code"], "unauthenticated", "{what}: {reply}");
         assert!(next_json(&mut socket).await.is_none(), "{what}: closed");
     }
     // No credential: anything but `authenticate` first is refused and closes the connection.
     let mut socket = ws_connect(server, "/ws", None).await.unwrap();
-    send(&mut socket, json!({"type": "subscribe", "id": "s", "stream": "guarded"})).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "id": "s", "stream": "guarded"}),
+    )
+    .await;
     let reply = next_json(&mut socket).await.unwrap();
     assert_eq!(reply["code"], "unauthenticated", "{reply}");
     assert!(next_json(&mut socket).await.is_none());
     let no_credential = ws_connect(server, "/graphql/ws", None).await;
-    assert_eq!(no_credential.err(), Some(401), "GraphQL subscriptions need a credential");
+    assert_eq!(
+        no_credential.err(),
+        Some(401),
+        "GraphQL subscriptions need a credential"
+    );
 
     // A valid credential without events:read (a worker) cannot subscribe to a stream.
     let worker = token("worker-1", &["worker"]);
     let mut socket = ws_connect(server, &format!("/ws?token={worker}"), None)
         .await
         .unwrap();
-    send(&mut socket, json!({"type": "subscribe", "id": "s", "stream": "orders"})).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "id": "s", "stream": "orders"}),
+    )
+    .await;
     let reply = next_json(&mut socket).await.unwrap();
     assert_eq!(reply["code"], "permission_denied", "{reply}");
     assert_eq!(reply["details"]["permission"], "events:read");
 
     // The orders role follows lock changes inside its prefix only; first-message auth works.
     let mut socket = ws_connect(server, "/ws", None).await.unwrap();
-    send(&mut socket, json!({"type": "authenticate", "token": secured.orders()})).await;
+    send(
+        &mut socket,
+        json!({"type": "authenticate", "token": secured.orders()}),
+    )
+    .await;
     let reply = next_json(&mut socket).await.unwrap();
     assert_eq!(reply["type"], "authenticated", "{reply}");
     assert_eq!(reply["principal"], "orders-service");
-    send(&mut socket, json!({"type": "subscribe_locks", "id": "mine", "prefix": "orders/"})).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe_locks", "id": "mine", "prefix": "orders/"}),
+    )
+    .await;
     assert_eq!(next_json(&mut socket).await.unwrap()["type"], "subscribed");
-    send(&mut socket, json!({"type": "subscribe_locks", "id": "theirs", "prefix": "payments/"}))
-        .await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe_locks", "id": "theirs", "prefix": "payments/"}),
+    )
+    .await;
     let reply = next_json(&mut socket).await.unwrap();
     assert_eq!(reply["code"], "permission_denied", "{reply}");
     assert_eq!(reply["id"], "theirs");
     // A reader key subscribes to a stream through the header.
     let reader = token("reader-user", &["reader"]);
     let mut socket = ws_connect(server, "/ws", Some(&reader)).await.unwrap();
-    send(&mut socket, json!({"type": "subscribe", "id": "s", "stream": "orders"})).await;
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "id": "s", "stream": "orders"}),
+    )
+    .await;
     assert_eq!(next_json(&mut socket).await.unwrap()["type"], "subscribed");
 }

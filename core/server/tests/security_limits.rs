@@ -10,7 +10,11 @@ use syros_launcher::SyrosServer;
 use syros_proto::syros::v1 as pb;
 use volo_grpc::Code;
 
-async fn rest_status(http: &reqwest::Client, server: &SyrosServer, token: &str) -> reqwest::Response {
+async fn rest_status(
+    http: &reqwest::Client,
+    server: &SyrosServer,
+    token: &str,
+) -> reqwest::Response {
     http.get(server.rest_url("/api/v1/locks/status?key=limited"))
         .header("authorization", format!("Bearer {token}"))
         .send()
@@ -38,7 +42,10 @@ async fn rate_limit_answers_429_and_resource_exhausted_then_recovers() {
     let http = reqwest::Client::new();
 
     // REST: past the burst, 429 with Retry-After, then allowed again after waiting that long.
-    let rest_user = hs256(SECRET, &json!({"sub": "rest-user", "roles": ["reader"], "exp": now() + 3600}));
+    let rest_user = hs256(
+        SECRET,
+        &json!({"sub": "rest-user", "roles": ["reader"], "exp": now() + 3600}),
+    );
     let mut limited = None;
     for _ in 0..20 {
         let response = rest_status(&http, &server, &rest_user).await;
@@ -58,11 +65,20 @@ async fn rate_limit_answers_429_and_resource_exhausted_then_recovers() {
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited", "{body}");
     // Another principal is not affected.
-    let other = hs256(SECRET, &json!({"sub": "other-user", "roles": ["reader"], "exp": now() + 3600}));
-    assert_eq!(rest_status(&http, &server, &other).await.status().as_u16(), 200);
+    let other = hs256(
+        SECRET,
+        &json!({"sub": "other-user", "roles": ["reader"], "exp": now() + 3600}),
+    );
+    assert_eq!(
+        rest_status(&http, &server, &other).await.status().as_u16(),
+        200
+    );
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(
-        rest_status(&http, &server, &rest_user).await.status().as_u16(),
+        rest_status(&http, &server, &rest_user)
+            .await
+            .status()
+            .as_u16(),
         200,
         "recovered after Retry-After"
     );
@@ -71,7 +87,10 @@ async fn rate_limit_answers_429_and_resource_exhausted_then_recovers() {
     let locks = pb::LockServiceClientBuilder::new("syros")
         .address(server.grpc_addr())
         .build();
-    let grpc_user = hs256(SECRET, &json!({"sub": "grpc-user", "roles": ["reader"], "exp": now() + 3600}));
+    let grpc_user = hs256(
+        SECRET,
+        &json!({"sub": "grpc-user", "roles": ["reader"], "exp": now() + 3600}),
+    );
     let mut refused = None;
     for _ in 0..20 {
         match locks.status(status_request(&grpc_user)).await {
@@ -85,7 +104,12 @@ async fn rate_limit_answers_429_and_resource_exhausted_then_recovers() {
     let refused = refused.expect("20 calls at once go past the limit");
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert_eq!(
-        refused.metadata().get("syros-error-code").unwrap().to_str().unwrap(),
+        refused
+            .metadata()
+            .get("syros-error-code")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         "rate_limited"
     );
     let started = Instant::now();
@@ -109,7 +133,10 @@ async fn rate_limit_per_client_ip_counts_every_principal_of_that_address() {
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for i in 0..12 {
-        let token = hs256(SECRET, &json!({"sub": format!("user-{i}"), "roles": ["reader"], "exp": now() + 3600}));
+        let token = hs256(
+            SECRET,
+            &json!({"sub": format!("user-{i}"), "roles": ["reader"], "exp": now() + 3600}),
+        );
         statuses.push(rest_status(&http, &server, &token).await.status().as_u16());
     }
     assert!(
@@ -130,7 +157,11 @@ async fn rate_limit_per_client_ip_counts_every_principal_of_that_address() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 401, "recovered: now refused for its missing credential");
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "recovered: now refused for its missing credential"
+    );
 }
 
 #[tokio::test]
@@ -145,31 +176,52 @@ async fn jwks_file_is_reloaded_when_it_changes() {
         .start();
     let http = reqwest::Client::new();
     let claims = json!({"sub": "rotating", "roles": ["reader"], "exp": now() + 3600});
-    assert_eq!(rest_status(&http, &server, &first.sign(&claims)).await.status().as_u16(), 200);
     assert_eq!(
-        rest_status(&http, &server, &second.sign(&claims)).await.status().as_u16(),
+        rest_status(&http, &server, &first.sign(&claims))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        rest_status(&http, &server, &second.sign(&claims))
+            .await
+            .status()
+            .as_u16(),
         401,
         "a key not in the file yet"
     );
     // HS256 is refused outright: no secret is configured, and JWKS keys are never secrets.
     assert_eq!(
-        rest_status(&http, &server, &hs256("x".repeat(32).as_str(), &claims)).await.status().as_u16(),
+        rest_status(&http, &server, &hs256("x".repeat(32).as_str(), &claims))
+            .await
+            .status()
+            .as_u16(),
         401
     );
     // Rotate: the file now holds only the second key.
     write_jwks(&jwks, &[&second]);
     let started = Instant::now();
     loop {
-        let status = rest_status(&http, &server, &second.sign(&claims)).await.status().as_u16();
+        let status = rest_status(&http, &server, &second.sign(&claims))
+            .await
+            .status()
+            .as_u16();
         if status == 200 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "JWKS not reloaded within 10 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "JWKS not reloaded within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("JWKS change seen after {:?}", started.elapsed());
     assert_eq!(
-        rest_status(&http, &server, &first.sign(&claims)).await.status().as_u16(),
+        rest_status(&http, &server, &first.sign(&claims))
+            .await
+            .status()
+            .as_u16(),
         401,
         "the removed key no longer works"
     );

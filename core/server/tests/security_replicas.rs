@@ -28,10 +28,17 @@ async fn revoked_api_key_stops_working_on_every_replica() {
             .header("authorization", format!("Bearer {key}"));
         async move { request.send().await.unwrap().status().as_u16() }
     };
-    assert_eq!(status(&first).await, 200, "the key works on the first replica");
+    assert_eq!(
+        status(&first).await,
+        200,
+        "the key works on the first replica"
+    );
     assert_eq!(status(&second).await, 200, "and on the second");
     let listed = apikey(&second, &["list"]);
-    assert!(listed.contains(&key_id) && listed.contains("active"), "{listed}");
+    assert!(
+        listed.contains(&key_id) && listed.contains("active"),
+        "{listed}"
+    );
 
     apikey(&first, &["revoke", &key_id]);
     let revoked_at = Instant::now();
@@ -48,7 +55,10 @@ async fn revoked_api_key_stops_working_on_every_replica() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        eprintln!("{name} replica refuses the revoked key {:?} after revocation", revoked_at.elapsed());
+        eprintln!(
+            "{name} replica refuses the revoked key {:?} after revocation",
+            revoked_at.elapsed()
+        );
     }
     assert!(apikey(&first, &["list"]).contains("revoked"));
 }

@@ -6,9 +6,9 @@ use syros_engine::Engine;
 use syros_proto::syros::v1 as pb;
 use volo_grpc::{Request, Response, Status};
 
+use super::status;
 use crate::security::grpc::require;
 use crate::security::Permission;
-use super::status;
 
 pub struct CacheApi {
     pub engine: Arc<Engine>,

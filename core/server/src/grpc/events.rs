@@ -10,9 +10,9 @@ use syros_proto::syros::v1 as pb;
 use tokio_stream::wrappers::ReceiverStream;
 use volo_grpc::{BoxStream, Request, Response, Status};
 
+use super::{limit, status};
 use crate::security::grpc::require;
 use crate::security::Permission;
-use super::{limit, status};
 
 pub struct EventApi {
     pub engine: Arc<Engine>,

@@ -6,9 +6,9 @@ use syros_engine::{AcquireLock, AcquireOutcome, Engine};
 use syros_proto::syros::v1 as pb;
 use volo_grpc::{Request, Response, Status};
 
+use super::{limit, status};
 use crate::security::grpc::require;
 use crate::security::Permission;
-use super::{limit, status};
 
 pub struct LockApi {
     pub engine: Arc<Engine>,

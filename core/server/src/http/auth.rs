@@ -67,7 +67,12 @@ fn query_token(request: &Request) -> Option<String> {
     request.uri().query()?.split('&').find_map(|pair| {
         let value = pair.strip_prefix("token=")?;
         // Tokens and API keys are URL-safe; decode the few escapes a client might still send.
-        Some(value.replace("%2B", "+").replace("%2F", "/").replace("%3D", "="))
+        Some(
+            value
+                .replace("%2B", "+")
+                .replace("%2F", "/")
+                .replace("%3D", "="),
+        )
     })
 }
 
@@ -129,8 +134,8 @@ pub async fn authenticate_or_defer(
     request: Request,
     next: Next,
 ) -> Response {
-    let has_credential = request.headers().contains_key(header::AUTHORIZATION)
-        || query_token(&request).is_some();
+    let has_credential =
+        request.headers().contains_key(header::AUTHORIZATION) || query_token(&request).is_some();
     let is_upgrade = request.headers().contains_key(header::UPGRADE);
     if security.enabled() && !has_credential && is_upgrade {
         return next.run(request).await;

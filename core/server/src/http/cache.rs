@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 
 use axum::Extension;
 
-use crate::security::{Permission, Principal};
 use super::error::{ApiError, ErrorBody, Json, Path};
 use super::{duration_ms, rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// A cache entry.
 #[derive(Debug, Serialize, ToSchema)]

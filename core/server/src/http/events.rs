@@ -16,9 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use axum::Extension;
 
-use crate::security::{Permission, Principal};
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::{rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// One event to append.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -79,11 +79,9 @@ pub fn routes(schema: SyrosSchema) -> Router<AppState> {
     Router::new()
         .route(
             "/graphql",
-            get(playground).post(
-                move |Extension(principal): Extension<Principal>, request| {
-                    execute(executor.clone(), principal, request)
-                },
-            ),
+            get(playground).post(move |Extension(principal): Extension<Principal>, request| {
+                execute(executor.clone(), principal, request)
+            }),
         )
         .route(
             "/graphql/ws",
@@ -212,15 +210,16 @@ fn require(
         .data_opt::<Principal>()
         .cloned()
         .unwrap_or_else(Principal::nobody);
-    principal
-        .require(permission, resource)
-        .map_err(|denied| {
-            let code = denied.code();
-            async_graphql::Error::new(denied.message()).extend_with(move |_, ext| {
-                ext.set("code", code);
-                ext.set("details", async_graphql::value!({ "permission": permission.name() }));
-            })
-        })?;
+    principal.require(permission, resource).map_err(|denied| {
+        let code = denied.code();
+        async_graphql::Error::new(denied.message()).extend_with(move |_, ext| {
+            ext.set("code", code);
+            ext.set(
+                "details",
+                async_graphql::value!({ "permission": permission.name() }),
+            );
+        })
+    })?;
     Ok(principal)
 }
 
@@ -745,7 +744,11 @@ impl QueryRoot {
         name: Option<String>,
         #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<Vec<Saga>> {
-        require(ctx, Permission::SagasRead, Some(name.as_deref().unwrap_or("")))?;
+        require(
+            ctx,
+            Permission::SagasRead,
+            Some(name.as_deref().unwrap_or("")),
+        )?;
         let state = match state.as_deref() {
             None | Some("") => None,
             Some(text) => Some(
@@ -994,7 +997,11 @@ impl SubscriptionRoot {
         from: Option<u64>,
         #[graphql(default)] from_end: bool,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>>> {
-        require(ctx, Permission::EventsRead, Some(stream.as_deref().unwrap_or("")))?;
+        require(
+            ctx,
+            Permission::EventsRead,
+            Some(stream.as_deref().unwrap_or("")),
+        )?;
         let target = match stream {
             Some(stream) => SubscriptionTarget::Stream(stream),
             None => SubscriptionTarget::All,

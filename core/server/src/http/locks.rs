@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use axum::Extension;
 
-use crate::security::{Permission, Principal};
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::{duration_ms, rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// A held lock.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -316,7 +316,10 @@ pub async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<LockListBody>, ApiError> {
-    who.require(Permission::LocksRead, Some(params.prefix.as_deref().unwrap_or("")))?;
+    who.require(
+        Permission::LocksRead,
+        Some(params.prefix.as_deref().unwrap_or("")),
+    )?;
     let leases = state
         .engine
         .locks

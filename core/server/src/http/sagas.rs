@@ -13,9 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use axum::Extension;
 
-use crate::security::{Permission, Principal};
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::{duration_ms, rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// A retry policy. Absent fields take the defaults: 1000 ms initial interval, coefficient 2,
 /// 60000 ms maximum interval, 3 attempts in total.
@@ -302,7 +302,10 @@ pub async fn list(
     Extension(who): Extension<Principal>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<SagaListBody>, ApiError> {
-    who.require(Permission::SagasRead, Some(params.name.as_deref().unwrap_or("")))?;
+    who.require(
+        Permission::SagasRead,
+        Some(params.name.as_deref().unwrap_or("")),
+    )?;
     let wanted_state = match params.state.as_deref() {
         None | Some("") => None,
         Some(text) => Some(SagaState::parse(text).ok_or_else(|| {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::Extension;
 use axum::response::Response;
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -81,7 +81,9 @@ enum ClientMessage {
     },
     /// The credential, as the first message of a connection whose handshake carried none
     /// (browsers cannot set headers on a WebSocket).
-    Authenticate { token: String },
+    Authenticate {
+        token: String,
+    },
     /// Application-level ping for clients that cannot send WebSocket pings.
     Ping {
         #[serde(default)]

@@ -45,7 +45,10 @@ pub fn status(denied: Denied) -> Status {
         MetadataValue::from_static(denied.code()),
     );
     if let Denied::RateLimited(after) = denied {
-        if let Ok(value) = super::retry_after_seconds(after).to_string().parse::<MetadataValue<_>>() {
+        if let Ok(value) = super::retry_after_seconds(after)
+            .to_string()
+            .parse::<MetadataValue<_>>()
+        {
             status.metadata_mut().insert("retry-after", value);
         }
     }

@@ -116,11 +116,15 @@ impl JwtVerifier {
                     .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
                     .collect();
                 if candidates.is_empty() {
-                    return Err(format!("no JWKS key for {:?} kid {:?}", header.alg, header.kid));
+                    return Err(format!(
+                        "no JWKS key for {:?} kid {:?}",
+                        header.alg, header.kid
+                    ));
                 }
                 let mut last = String::new();
                 for jwk in candidates {
-                    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("bad JWKS key: {e}"))?;
+                    let key =
+                        DecodingKey::from_jwk(jwk).map_err(|e| format!("bad JWKS key: {e}"))?;
                     match check(&key) {
                         Ok(claims) => return Ok(claims),
                         Err(e) => last = e,

@@ -234,9 +234,7 @@ impl Security {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Principal>)>> {
-        self.api_key_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.api_key_cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Count one request from `ip` (before authentication); refused past the per-IP limit.

@@ -52,7 +52,9 @@ impl RateLimits {
             per_family: settings
                 .per_family
                 .iter()
-                .filter_map(|(family, rate)| Some((family.clone(), limiter(*rate, settings.burst)?)))
+                .filter_map(|(family, rate)| {
+                    Some((family.clone(), limiter(*rate, settings.burst)?))
+                })
                 .collect(),
             clock: DefaultClock::default(),
         }

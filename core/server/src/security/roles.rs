@@ -106,7 +106,10 @@ impl Grant {
 
 /// Parse one grant (`locks:acquire`, `locks:*`, `*`, each with an optional `:PREFIX*`).
 pub fn parse_grant(text: &str) -> anyhow::Result<Vec<Grant>> {
-    let (pattern, prefix) = match text.split_once(':').map(|(f, rest)| (f, rest.split_once(':'))) {
+    let (pattern, prefix) = match text
+        .split_once(':')
+        .map(|(f, rest)| (f, rest.split_once(':')))
+    {
         Some((family, Some((action, prefix)))) => (format!("{family}:{action}"), Some(prefix)),
         _ => (text.to_string(), None),
     };
@@ -120,9 +123,7 @@ pub fn parse_grant(text: &str) -> anyhow::Result<Vec<Grant>> {
     let matching: Vec<Permission> = Permission::ALL
         .into_iter()
         .filter(|p| {
-            pattern == "*"
-                || p.name() == pattern
-                || pattern.strip_suffix(":*") == Some(p.family())
+            pattern == "*" || p.name() == pattern || pattern.strip_suffix(":*") == Some(p.family())
         })
         .collect();
     if matching.is_empty() {
@@ -229,8 +230,12 @@ mod tests {
         assert!(parse_grant("locks:acquire:orders/").is_err());
         let roles = Roles::new(&BTreeMap::new()).unwrap();
         let reader = roles.grants_of(&["reader".into()]);
-        assert!(reader.iter().any(|g| g.allows(Permission::CacheRead, Some("k"))));
-        assert!(!reader.iter().any(|g| g.allows(Permission::CacheWrite, Some("k"))));
+        assert!(reader
+            .iter()
+            .any(|g| g.allows(Permission::CacheRead, Some("k"))));
+        assert!(!reader
+            .iter()
+            .any(|g| g.allows(Permission::CacheWrite, Some("k"))));
         assert!(roles.grants_of(&["nobody".into()]).is_empty());
     }
 }

@@ -62,7 +62,11 @@ pub fn token(sub: &str, roles: &[&str]) -> String {
 /// An unsigned token (`alg: none`).
 pub fn alg_none(claims: &Value) -> String {
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(claims))
+    format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
 }
 
 /// A P-256 signing key with its public JWK (`kid`), generated now.
@@ -120,7 +124,10 @@ pub fn apikey(server: &SyrosServer, args: &[&str]) -> String {
         .env("SYROS_DATA_DIR", server.data_dir());
     if *server.backend() == syros_launcher::Backend::RedisPostgres {
         command
-            .env("DATABASE_URL", std::env::var("SYROS_TEST_DATABASE_URL").unwrap())
+            .env(
+                "DATABASE_URL",
+                std::env::var("SYROS_TEST_DATABASE_URL").unwrap(),
+            )
             .env("SYROS_NAMESPACE", server.namespace());
     }
     let out = command.output().expect("run syros apikey");

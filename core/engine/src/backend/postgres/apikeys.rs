@@ -60,7 +60,9 @@ impl ApiKeyStore for PostgresStore {
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| key_from_row(r).map(|(k, _)| k)).collect()
+        rows.iter()
+            .map(|r| key_from_row(r).map(|(k, _)| k))
+            .collect()
     }
 
     async fn revoke_api_key(&self, key_id: &str, now_ms: i64) -> Result<bool> {

@@ -29,7 +29,8 @@ fn key_from_row(row: &SqliteRow) -> Result<(ApiKey, String)> {
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
     async fn insert_api_key(&self, key: &ApiKey, key_hash: &str) -> Result<()> {
-        let roles = serde_json::to_string(&key.roles).map_err(|e| Error::internal(e.to_string()))?;
+        let roles =
+            serde_json::to_string(&key.roles).map_err(|e| Error::internal(e.to_string()))?;
         sqlx::query(
             "INSERT INTO api_keys (key_id, name, roles, key_hash, created_at_ms) \
              VALUES (?, ?, ?, ?, ?)",
@@ -58,7 +59,9 @@ impl ApiKeyStore for SqliteStore {
         ))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(|r| key_from_row(r).map(|(k, _)| k)).collect()
+        rows.iter()
+            .map(|r| key_from_row(r).map(|(k, _)| k))
+            .collect()
     }
 
     async fn revoke_api_key(&self, key_id: &str, now_ms: i64) -> Result<bool> {
