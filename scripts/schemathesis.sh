@@ -8,11 +8,16 @@
 # Starts one server on free ports with its data in a temporary directory and stops only that
 # process. A generated lock acquire waits at most 200 ms (scripts/schemathesis_hooks.py), so a
 # request for a held key cannot block the run for minutes.
+#
+# Authentication is on (JWT_SECRET set, as the OpenAPI document's bearer scheme declares) and
+# every request carries an admin token minted here; SCHEMATHESIS_AUTH=off runs the server with
+# authentication off instead. Refusals (401/403/429) are covered by core/server/tests/security_*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
+AUTH="${SCHEMATHESIS_AUTH:-on}"
 
 VENV="$ROOT/.venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -35,7 +40,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-env -u DATABASE_URL -u REDIS_URL -u CORS_ORIGINS \
+AUTH_ENV=()
+AUTH_HEADER=()
+if [ "$AUTH" != "off" ]; then
+  SECRET=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))')
+  # An HS256 admin token valid for two hours, made with the standard library only.
+  TOKEN=$("$VENV/bin/python" - "$SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+claims = b64(json.dumps({"sub": "schemathesis", "roles": ["admin"], "exp": int(time.time()) + 7200}).encode())
+signature = hmac.new(sys.argv[1].encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+print(f"{header}.{claims}.{b64(signature)}")
+PY
+)
+  AUTH_ENV=(JWT_SECRET="$SECRET")
+  AUTH_HEADER=(--header "Authorization: Bearer $TOKEN")
+fi
+
+env -u DATABASE_URL -u REDIS_URL -u CORS_ORIGINS -u JWT_SECRET -u JWT_JWKS_FILE -u AUTH_REQUIRED \
+  ${AUTH_ENV[@]+"${AUTH_ENV[@]}"} \
   SERVER_HOST=127.0.0.1 GRPC_PORT="$GRPC_PORT" REST_PORT="$REST_PORT" WS_PORT="$WS_PORT" \
   SYROS_DATA_DIR="$DATA" LOG_LEVEL=warn \
   "$BIN" serve >"$DATA/server.log" 2>&1 &
@@ -63,6 +87,7 @@ set +e
     --max-examples "$MAX_EXAMPLES" \
     --phases examples,coverage,fuzzing \
     --request-timeout 30 \
+    ${AUTH_HEADER[@]+"${AUTH_HEADER[@]}"} \
     --workers 1)
 status=$?
 set -e
