@@ -226,3 +226,24 @@ async fn jwks_file_is_reloaded_when_it_changes() {
         "the removed key no longer works"
     );
 }
+
+#[tokio::test]
+async fn metrics_can_be_protected() {
+    let server = SyrosServer::builder()
+        .env("JWT_SECRET", SECRET)
+        .env("METRICS_REQUIRE_AUTH", "true")
+        .start();
+    let http = reqwest::Client::new();
+    let metrics = |token: Option<String>| {
+        let mut request = http.get(server.rest_url("/metrics"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(metrics(None).await, 401);
+    assert_eq!(metrics(Some(token("reader-user", &["reader"]))).await, 403);
+    assert_eq!(metrics(Some(token("admin-user", &["admin"]))).await, 200);
+    let health = http.get(server.rest_url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "health stays open");
+}
