@@ -45,6 +45,7 @@ mod locks;
 mod retry;
 pub mod runtime;
 mod sagas;
+mod tls;
 
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheEntry, SetOptions};
@@ -61,3 +62,4 @@ pub use sagas::{
     AttemptInfo, Handler, HandlerResult, SagaInfo, SagaState, Sagas, StartSaga, StepDefinition,
     StepInfo, StepRetryPolicy, Task, TaskFailure, TaskPoller, Worker, WorkerBuilder,
 };
+pub use tls::TlsOptions;

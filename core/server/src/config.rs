@@ -87,6 +87,16 @@ pub struct ServeArgs {
     /// Requests allowed at once above a steady rate limit [default: the rate].
     #[arg(long, env = "RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// PEM certificate chain: serve TLS on every port (with TLS_KEY_FILE) [default: plaintext].
+    #[arg(long, env = "TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_FILE.
+    #[arg(long, env = "TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA of client certificates: with TLS on, every client must present a certificate it
+    /// signed (mutual TLS).
+    #[arg(long, env = "TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
     /// Once serving, write the bound addresses here as JSON (`{"grpc": "127.0.0.1:9090",
     /// "rest": ..., "websocket": ..., "pid": ...}`, written atomically): how tests and
     /// supervisors learn the ports picked for port 0.
@@ -140,6 +150,9 @@ struct FileConfig {
     rate_limit_per_principal: Option<u32>,
     rate_limit_per_ip: Option<u32>,
     rate_limit_burst: Option<u32>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
     /// Roles beside (or replacing) the built-in ones: `[roles.NAME] grants = [...]`.
     #[serde(default)]
     roles: std::collections::BTreeMap<String, crate::security::roles::RoleConfig>,
@@ -177,6 +190,8 @@ pub struct Config {
     pub grpc_max_lock_waiters_per_connection: usize,
     /// Authentication, roles and rate limits.
     pub security: crate::security::SecuritySettings,
+    /// TLS on every port, when configured.
+    pub tls: Option<crate::security::tls::TlsSettings>,
 }
 
 impl Config {
@@ -192,6 +207,25 @@ impl Config {
             .or(file.allow_unauthenticated)
             .unwrap_or(false);
         let security = resolve_security(&args, &file)?;
+        let tls = match (
+            args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+            args.tls_key_file.clone().or(file.tls_key_file.clone()),
+            args.tls_client_ca_file
+                .clone()
+                .or(file.tls_client_ca_file.clone()),
+        ) {
+            (Some(cert_file), Some(key_file), client_ca_file) => {
+                Some(crate::security::tls::TlsSettings {
+                    cert_file,
+                    key_file,
+                    client_ca_file,
+                })
+            }
+            (None, None, None) => None,
+            _ => bail!(
+                "TLS needs both TLS_CERT_FILE and TLS_KEY_FILE (TLS_CLIENT_CA_FILE adds mTLS)"
+            ),
+        };
         if !host.is_loopback() && !allow_unauthenticated && !security.enabled {
             bail!(
                 "refusing to listen on {host} without authentication: Syros would accept \
@@ -290,6 +324,7 @@ impl Config {
             grpc_max_concurrent_streams,
             grpc_max_lock_waiters_per_connection,
             security,
+            tls,
         })
     }
 }

@@ -136,7 +136,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grpc_addr = listener.local_addr()?;
 
     let (serving_tx, serving_rx) = watch::channel(false);
-    let server = Server::new()
+    let mut server = Server::new();
+    if let Some(tls) = &config.tls {
+        let rustls = crate::security::tls::server_config(tls, &[b"h2"])?;
+        server = server.tls_config(volo::net::tls::ServerTlsConfig {
+            acceptor: rustls.into(),
+        });
+        tracing::info!(mtls = tls.client_ca_file.is_some(), "TLS on every port");
+    }
+    let server = server
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Duration::from_secs(10))
         // Each stream may be a lock waiter or a subscription: bound them per connection.

@@ -193,6 +193,24 @@ pub fn ws_router(state: AppState, settings: RouterSettings) -> Router {
     finish(routes, state, settings)
 }
 
+/// Serve `router` on `listener` until `stopping`.
+async fn serve<L>(name: &str, listener: L, router: Router, mut stopping: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::serve::ListenerExt;
+    // The peer address feeds the per-IP rate limit (`tap_io` gives any listener connect info).
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener.tap_io(|_| {}), router)
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+        .await;
+    if let Err(err) = served {
+        tracing::error!(error = %err, "{name} server failed");
+    }
+}
+
 /// The running HTTP servers.
 pub struct Gateways {
     stop: Arc<watch::Sender<bool>>,
@@ -249,24 +267,26 @@ impl Gateways {
             stopping: stopping.clone(),
             security,
         };
+        let tls = match &config.tls {
+            Some(tls) => Some(crate::security::tls::server_config(
+                tls,
+                &[b"h2", b"http/1.1"],
+            )?),
+            None => None,
+        };
         let mut tasks = Vec::new();
         for (name, listener, router) in [
             ("REST", rest, rest_router(state.clone(), settings.clone())),
             ("WebSocket", ws, ws_router(state, settings)),
         ] {
-            let mut stopping = stopping.clone();
-            tasks.push(tokio::spawn(async move {
-                // The peer address feeds the per-IP rate limit.
-                let router = router.into_make_service_with_connect_info::<SocketAddr>();
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopping.wait_for(|stop| *stop).await;
-                    })
-                    .await;
-                if let Err(err) = served {
-                    tracing::error!(error = %err, "{name} server failed");
+            let stopping = stopping.clone();
+            tasks.push(match &tls {
+                Some(tls) => {
+                    let listener = crate::security::tls::TlsListener::new(listener, tls.clone())?;
+                    tokio::spawn(serve(name, listener, router, stopping))
                 }
-            }));
+                None => tokio::spawn(serve(name, listener, router, stopping)),
+            });
         }
         tracing::info!(rest = %rest_addr, websocket = %ws_addr, "HTTP gateways listening");
         Ok(Gateways {

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod jwt;
 pub mod ratelimit;
 pub mod roles;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
