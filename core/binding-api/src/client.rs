@@ -48,6 +48,17 @@ impl Client {
         options.keepalive_interval = config
             .keepalive_interval_ms
             .map(std::time::Duration::from_millis);
+        if let Some(ca_file) = &config.tls_ca_file {
+            options.tls = Some(syros_client::TlsOptions {
+                ca_file: ca_file.into(),
+                server_name: config.tls_server_name.clone(),
+                client_cert: config
+                    .tls_client_cert_file
+                    .clone()
+                    .zip(config.tls_client_key_file.clone())
+                    .map(|(cert, key)| (cert.into(), key.into())),
+            });
+        }
         let token = Arc::new(RwLock::new(config.auth_token));
         let source = token.clone();
         options.auth_token = Some(Arc::new(move || {

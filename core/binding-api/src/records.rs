@@ -65,6 +65,15 @@ pub struct ClientConfig {
     pub auth_token: Option<String>,
     /// HTTP/2 keepalive interval; `None` = off (default 20000).
     pub keepalive_interval_ms: Option<u64>,
+    /// PEM CA file: connect over TLS and check the server's certificate against it; `None` =
+    /// plaintext.
+    pub tls_ca_file: Option<String>,
+    /// The name the server's certificate must carry; `None` = the host of each address.
+    pub tls_server_name: Option<String>,
+    /// PEM client certificate file, for servers that require one (mTLS; with the key file).
+    pub tls_client_cert_file: Option<String>,
+    /// PEM private key of the client certificate.
+    pub tls_client_key_file: Option<String>,
 }
 
 impl ClientConfig {
@@ -80,6 +89,10 @@ impl ClientConfig {
             owner: None,
             auth_token: None,
             keepalive_interval_ms: defaults.keepalive_interval.map(millis),
+            tls_ca_file: None,
+            tls_server_name: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct ClientOptions {
     pub keepalive_interval: Option<Duration>,
     /// Default lock owner; by default `syros-<pid>-<random>`, one per client.
     pub owner: Option<String>,
+    /// Connect over TLS (`None`: plaintext).
+    pub tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for ClientOptions {
@@ -62,6 +64,7 @@ impl Default for ClientOptions {
             auth_token: None,
             keepalive_interval: Some(Duration::from_secs(20)),
             owner: None,
+            tls: None,
         }
     }
 }
@@ -87,6 +90,7 @@ impl fmt::Debug for ClientOptions {
             .field("auth_token", &self.auth_token.as_ref().map(|_| "<hook>"))
             .field("keepalive_interval", &self.keepalive_interval)
             .field("owner", &self.owner)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -115,7 +119,11 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr, options: &ClientOptions) -> Endpoint {
+    fn new(
+        addr: SocketAddr,
+        options: &ClientOptions,
+        tls: Option<&volo::net::tls::ClientTlsConfig>,
+    ) -> Endpoint {
         macro_rules! build {
             ($builder:ty) => {{
                 let mut b = <$builder>::new("syros")
@@ -126,6 +134,9 @@ impl Endpoint {
                         .http2_keepalive_interval(Some(interval))
                         .http2_keepalive_timeout(Duration::from_secs(10))
                         .http2_keepalive_while_idle(true);
+                }
+                if let Some(tls) = tls {
+                    b = b.tls_config(tls.clone());
                 }
                 b.build()
             }};
@@ -200,6 +211,7 @@ fn parse_address(raw: &str) -> Result<&str> {
     let trimmed = raw.trim();
     let bare = trimmed
         .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
         .or_else(|| trimmed.strip_prefix("grpc://"))
         .unwrap_or(trimmed)
         .trim_end_matches('/');
@@ -243,7 +255,11 @@ impl Client {
         let mut endpoints = Vec::with_capacity(options.addresses.len());
         for raw in &options.addresses {
             let addr = resolve(raw).await?;
-            endpoints.push(Arc::new(Endpoint::new(addr, &options)));
+            let tls = match &options.tls {
+                Some(tls) => Some(tls.client_config(raw)?),
+                None => None,
+            };
+            endpoints.push(Arc::new(Endpoint::new(addr, &options, tls.as_ref())));
         }
         let handle = match Handle::try_current() {
             Ok(handle) => handle,

@@ -45,6 +45,7 @@ mod locks;
 mod retry;
 pub mod runtime;
 mod sagas;
+mod tls;
 
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheEntry, SetOptions};
@@ -62,3 +63,4 @@ pub use sagas::{
     StepDefinition, StepInfo, StepRetryPolicy, Task, TaskFailure, TaskPoller, Worker,
     WorkerBuilder,
 };
+pub use tls::TlsOptions;

@@ -4,6 +4,7 @@
 //! Transports (gRPC, REST, ...) call exactly one engine method per operation; every rule about
 //! validation, waiting and ordering lives here so that every transport and backend behaves alike.
 
+pub mod apikeys;
 pub mod backend;
 pub mod cache;
 pub mod error;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use apikeys::{ApiKey, ApiKeyStore, ApiKeys};
 pub use cache::{CacheManager, CacheStats};
 pub use error::{Error, ErrorKind, Result, ERROR_CODE_HEADER};
 pub use events::{EventInput, EventManager};
@@ -42,6 +44,8 @@ pub struct Stores {
     pub cache: Arc<dyn CacheStore>,
     pub events: Arc<dyn EventStore>,
     pub sagas: Arc<dyn SagaStore>,
+    /// API keys live with the durable data (PostgreSQL, else the embedded file).
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 /// Which storage to use. Locks and cache go to Redis when `redis_url` is set, events to
@@ -67,7 +71,8 @@ impl Stores {
             locks: sqlite.clone(),
             cache: sqlite.clone(),
             events: sqlite.clone(),
-            sagas: sqlite,
+            sagas: sqlite.clone(),
+            api_keys: sqlite,
         })
     }
 
@@ -88,10 +93,16 @@ impl Stores {
             Arc<dyn EventStore>,
             Arc<dyn SagaStore>,
             Arc<dyn FenceEpochs>,
+            Arc<dyn ApiKeyStore>,
         );
-        let (events, sagas, epochs): Durable = match (&postgres, &sqlite) {
-            (Some(pg), _) => (pg.clone(), pg.clone(), pg.clone()),
-            (None, Some(sqlite)) => (sqlite.clone(), sqlite.clone(), sqlite.clone()),
+        let (events, sagas, epochs, api_keys): Durable = match (&postgres, &sqlite) {
+            (Some(pg), _) => (pg.clone(), pg.clone(), pg.clone(), pg.clone()),
+            (None, Some(sqlite)) => (
+                sqlite.clone(),
+                sqlite.clone(),
+                sqlite.clone(),
+                sqlite.clone(),
+            ),
             (None, None) => unreachable!("SQLite is opened whenever PostgreSQL is not"),
         };
         let (locks, cache): (Arc<dyn LockStore>, Arc<dyn CacheStore>) =
@@ -109,6 +120,17 @@ impl Stores {
             cache,
             events,
             sagas,
+            api_keys,
+        })
+    }
+
+    /// Only the API key store `config` names (PostgreSQL, else the embedded file), for the
+    /// `syros apikey` commands, which need no lock or cache store.
+    pub async fn open_api_keys(config: &StoreConfig) -> Result<Arc<dyn ApiKeyStore>> {
+        let schema = (config.namespace != "public").then_some(config.namespace.as_str());
+        Ok(match &config.postgres_url {
+            Some(url) => Arc::new(PostgresStore::connect(url, 2, schema).await?),
+            None => Arc::new(SqliteStore::open(&config.embedded_path).await?),
         })
     }
 }

@@ -15,7 +15,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SYROS_CONFIG")]
     pub config: Option<PathBuf>,
     /// Interface to bind [default: 127.0.0.1]. A non-loopback address needs authentication
-    /// (not available yet) or SYROS_ALLOW_UNAUTHENTICATED=true.
+    /// (JWT_SECRET, JWT_JWKS_FILE or AUTH_REQUIRED) or SYROS_ALLOW_UNAUTHENTICATED=true.
     #[arg(long, env = "SERVER_HOST")]
     pub server_host: Option<IpAddr>,
     /// gRPC port [default: 9090]; 0 picks a free port (logged at start).
@@ -53,9 +53,50 @@ pub struct ServeArgs {
     /// Directory of the embedded database [default: ./syros-data].
     #[arg(long, env = "SYROS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Secret for JWT authentication (reserved for the security layer).
+    /// HS256 secret for JWT bearer tokens; setting it turns authentication on
+    /// (docs/security.md).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// JWKS file of RS256/ES256 public keys for JWT bearer tokens, re-read when it changes;
+    /// setting it turns authentication on.
+    #[arg(long, env = "JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// Accepted JWT issuers (`iss`), comma-separated [default: any].
+    #[arg(long, env = "JWT_ISSUER", value_delimiter = ',')]
+    pub jwt_issuer: Option<Vec<String>>,
+    /// Accepted JWT audiences (`aud`), comma-separated; when set, a token must name one
+    /// [default: not checked].
+    #[arg(long, env = "JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Option<Vec<String>>,
+    /// Clock skew allowed on JWT `exp` and `nbf`, in seconds [default: 30].
+    #[arg(long, env = "JWT_LEEWAY_SECONDS")]
+    pub jwt_leeway_seconds: Option<u64>,
+    /// Require authentication even without JWT settings (API keys only) [default: false].
+    #[arg(long, env = "AUTH_REQUIRED")]
+    pub auth_required: Option<bool>,
+    /// With authentication on, `GET /metrics` needs a credential with `metrics:read`
+    /// [default: false].
+    #[arg(long, env = "METRICS_REQUIRE_AUTH")]
+    pub metrics_require_auth: Option<bool>,
+    /// Requests per second allowed per principal, over every API (0: no limit) [default: 0].
+    #[arg(long, env = "RATE_LIMIT_PER_PRINCIPAL")]
+    pub rate_limit_per_principal: Option<u32>,
+    /// Requests per second allowed per client IP address (0: no limit) [default: 0].
+    #[arg(long, env = "RATE_LIMIT_PER_IP")]
+    pub rate_limit_per_ip: Option<u32>,
+    /// Requests allowed at once above a steady rate limit [default: the rate].
+    #[arg(long, env = "RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+    /// PEM certificate chain: serve TLS on every port (with TLS_KEY_FILE) [default: plaintext].
+    #[arg(long, env = "TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_FILE.
+    #[arg(long, env = "TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA of client certificates: with TLS on, every client must present a certificate it
+    /// signed (mutual TLS).
+    #[arg(long, env = "TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
     /// Once serving, write the bound addresses here as JSON (`{"grpc": "127.0.0.1:9090",
     /// "rest": ..., "websocket": ..., "pid": ...}`, written atomically): how tests and
     /// supervisors learn the ports picked for port 0.
@@ -100,6 +141,24 @@ struct FileConfig {
     namespace: Option<String>,
     data_dir: Option<PathBuf>,
     jwt_secret: Option<String>,
+    jwt_jwks_file: Option<PathBuf>,
+    jwt_issuer: Option<Vec<String>>,
+    jwt_audience: Option<Vec<String>>,
+    jwt_leeway_seconds: Option<u64>,
+    auth_required: Option<bool>,
+    metrics_require_auth: Option<bool>,
+    rate_limit_per_principal: Option<u32>,
+    rate_limit_per_ip: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
+    /// Roles beside (or replacing) the built-in ones: `[roles.NAME] grants = [...]`.
+    #[serde(default)]
+    roles: std::collections::BTreeMap<String, crate::security::roles::RoleConfig>,
+    /// Requests per second per principal and operation family: `[rate_limits] locks = 100`.
+    #[serde(default)]
+    rate_limits: std::collections::BTreeMap<String, u32>,
     log_level: Option<String>,
     log_format: Option<String>,
     cache_max_value_bytes: Option<usize>,
@@ -129,6 +188,10 @@ pub struct Config {
     pub grpc_max_concurrent_streams: u32,
     /// Lock acquisitions in progress allowed per gRPC connection.
     pub grpc_max_lock_waiters_per_connection: usize,
+    /// Authentication, roles and rate limits.
+    pub security: crate::security::SecuritySettings,
+    /// TLS on every port, when configured.
+    pub tls: Option<crate::security::tls::TlsSettings>,
 }
 
 impl Config {
@@ -143,10 +206,31 @@ impl Config {
             .allow_unauthenticated
             .or(file.allow_unauthenticated)
             .unwrap_or(false);
-        if !host.is_loopback() && !allow_unauthenticated {
+        let security = resolve_security(&args, &file)?;
+        let tls = match (
+            args.tls_cert_file.clone().or(file.tls_cert_file.clone()),
+            args.tls_key_file.clone().or(file.tls_key_file.clone()),
+            args.tls_client_ca_file
+                .clone()
+                .or(file.tls_client_ca_file.clone()),
+        ) {
+            (Some(cert_file), Some(key_file), client_ca_file) => {
+                Some(crate::security::tls::TlsSettings {
+                    cert_file,
+                    key_file,
+                    client_ca_file,
+                })
+            }
+            (None, None, None) => None,
+            _ => bail!(
+                "TLS needs both TLS_CERT_FILE and TLS_KEY_FILE (TLS_CLIENT_CA_FILE adds mTLS)"
+            ),
+        };
+        if !host.is_loopback() && !allow_unauthenticated && !security.enabled {
             bail!(
                 "refusing to listen on {host} without authentication: Syros would accept \
-                 requests from anyone who can reach it. Bind 127.0.0.1, or set \
+                 requests from anyone who can reach it. Configure JWT_SECRET, JWT_JWKS_FILE or \
+                 AUTH_REQUIRED=true (docs/security.md), bind 127.0.0.1, or set \
                  SYROS_ALLOW_UNAUTHENTICATED=true on a trusted network"
             );
         }
@@ -222,7 +306,6 @@ impl Config {
             512,
         )?;
         let allowed_hosts = check_allowed_hosts(args.allowed_hosts.or(file.allowed_hosts))?;
-        let _reserved = args.jwt_secret.or(file.jwt_secret);
         Ok(Config {
             host,
             grpc_port: args.grpc_port.or(file.grpc_port).unwrap_or(9090),
@@ -240,8 +323,81 @@ impl Config {
             ready_file: args.ready_file,
             grpc_max_concurrent_streams,
             grpc_max_lock_waiters_per_connection,
+            security,
+            tls,
         })
     }
+}
+
+/// The security settings: authentication is on as soon as a JWT secret or JWKS file is set, or
+/// AUTH_REQUIRED=true.
+fn resolve_security(
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> anyhow::Result<crate::security::SecuritySettings> {
+    use crate::security::{jwt::JwtSettings, ratelimit::RateLimitSettings, Roles};
+    let secret = args.jwt_secret.clone().or(file.jwt_secret.clone());
+    if let Some(secret) = &secret {
+        if secret == crate::security::SEED_DEFAULT_SECRET {
+            bail!(
+                "JWT_SECRET is the published example value {:?}: choose a secret of your own \
+                 (e.g. `openssl rand -hex 32`)",
+                crate::security::SEED_DEFAULT_SECRET
+            );
+        }
+        if secret.len() < 16 {
+            bail!("JWT_SECRET must be at least 16 characters (32 random bytes are better)");
+        }
+    }
+    let jwks_file = args.jwt_jwks_file.clone().or(file.jwt_jwks_file.clone());
+    let required = args.auth_required.or(file.auth_required).unwrap_or(false);
+    let enabled = required || secret.is_some() || jwks_file.is_some();
+    let list = |v: Option<Vec<String>>| -> Vec<String> {
+        v.unwrap_or_default()
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let families = ["locks", "cache", "events", "sagas"];
+    for family in file.rate_limits.keys() {
+        if !families.contains(&family.as_str()) {
+            bail!(
+                "[rate_limits] {family:?}: families are {}",
+                families.join(", ")
+            );
+        }
+    }
+    Ok(crate::security::SecuritySettings {
+        enabled,
+        jwt: JwtSettings {
+            secret,
+            jwks_file,
+            issuers: list(args.jwt_issuer.clone().or(file.jwt_issuer.clone())),
+            audiences: list(args.jwt_audience.clone().or(file.jwt_audience.clone())),
+            leeway_seconds: args
+                .jwt_leeway_seconds
+                .or(file.jwt_leeway_seconds)
+                .unwrap_or(30),
+        },
+        roles: Roles::new(&file.roles)?,
+        protect_metrics: args
+            .metrics_require_auth
+            .or(file.metrics_require_auth)
+            .unwrap_or(false),
+        rate_limits: RateLimitSettings {
+            per_principal: args
+                .rate_limit_per_principal
+                .or(file.rate_limit_per_principal)
+                .unwrap_or(0),
+            per_ip: args
+                .rate_limit_per_ip
+                .or(file.rate_limit_per_ip)
+                .unwrap_or(0),
+            burst: args.rate_limit_burst.or(file.rate_limit_burst),
+            per_family: file.rate_limits.clone(),
+        },
+    })
 }
 
 /// CORS origins: `*`, or `http(s)://host[:port]` each, without a path.
@@ -378,6 +534,44 @@ mod tests {
             PathBuf::from("syros-data/syros.db")
         );
         assert!(config.storage.postgres_url.is_none() && config.storage.redis_url.is_none());
+    }
+
+    #[test]
+    fn security_settings_turn_auth_on_and_refuse_weak_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("syros.toml");
+        std::fs::write(&file, "").unwrap();
+        let args = |secret: Option<&str>, host: [u8; 4]| ServeArgs {
+            config: Some(file.clone()),
+            jwt_secret: secret.map(str::to_string),
+            server_host: Some(host.into()),
+            ..Default::default()
+        };
+        let message = Config::resolve(args(Some("syros-secret-key-change-me"), [127, 0, 0, 1]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("example value"), "{message}");
+        assert!(Config::resolve(args(Some("short"), [127, 0, 0, 1])).is_err());
+        let off = Config::resolve(args(None, [127, 0, 0, 1])).unwrap();
+        assert!(!off.security.enabled);
+        // A non-loopback bind is allowed once authentication is on.
+        let public =
+            Config::resolve(args(Some("a-long-enough-test-secret"), [0, 0, 0, 0])).unwrap();
+        assert!(public.security.enabled);
+        let keys_only = ServeArgs {
+            config: Some(file.clone()),
+            auth_required: Some(true),
+            server_host: Some([0, 0, 0, 0].into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(keys_only).unwrap().security.enabled);
+        std::fs::write(&file, "[roles.orders]\ngrants = [\"locks:steal\"]\n").unwrap();
+        let message = Config::resolve(args(None, [127, 0, 0, 1]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("locks:steal"), "{message}");
+        std::fs::write(&file, "[rate_limits]\nlockz = 5\n").unwrap();
+        assert!(Config::resolve(args(None, [127, 0, 0, 1])).is_err());
     }
 
     #[test]

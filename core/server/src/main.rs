@@ -5,6 +5,7 @@
 mod config;
 mod grpc;
 mod http;
+mod security;
 mod server;
 
 use std::process::ExitCode;
@@ -29,6 +30,83 @@ enum Command {
     /// Run the server (gRPC on GRPC_PORT, REST and GraphQL on REST_PORT, WebSocket on WS_PORT)
     /// until SIGINT or SIGTERM.
     Serve(config::ServeArgs),
+    /// Manage API keys in the configured storage (the same DATABASE_URL / SYROS_DATA_DIR as
+    /// `serve`): every replica sharing it sees the change within seconds.
+    Apikey {
+        #[command(subcommand)]
+        action: ApiKeyAction,
+        #[command(flatten)]
+        storage: config::ServeArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyAction {
+    /// Create a key and print it once (only its hash is stored).
+    Create {
+        /// What the key is for (e.g. the service using it).
+        #[arg(long)]
+        name: String,
+        /// A role granted to the key (repeat for several): admin, writer, reader, worker or
+        /// a role of syros.toml.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id (the part after `syk_`, as `apikey list` shows).
+    Revoke { key_id: String },
+}
+
+/// Run an `apikey` command.
+async fn api_key_command(action: ApiKeyAction, config: config::Config) -> anyhow::Result<()> {
+    if config.storage.postgres_url.is_none() {
+        if let Some(dir) = config.storage.embedded_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let store = syros_engine::Stores::open_api_keys(&config.storage).await?;
+    let keys = syros_engine::ApiKeys::new(store);
+    let operator = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    match action {
+        ApiKeyAction::Create { name, roles } => {
+            if let Some(unknown) = roles.iter().find(|r| !config.security.roles.contains(r)) {
+                anyhow::bail!("unknown role {unknown:?} (built-in: admin, writer, reader, worker)");
+            }
+            let (key, secret) = keys.create(&name, &roles).await?;
+            security::audit(&format!("cli:{operator}"), "apikey_create", &key.key_id);
+            eprintln!(
+                "API key {} ({}) created with roles {}; it is shown only once:",
+                key.key_id,
+                key.name,
+                key.roles.join(", ")
+            );
+            println!("{secret}");
+        }
+        ApiKeyAction::List => {
+            println!("{:<18} {:<10} {:<24} NAME", "KEY ID", "STATE", "ROLES");
+            for key in keys.list().await? {
+                let state = if key.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<18} {:<10} {:<24} {}",
+                    key.key_id,
+                    state,
+                    key.roles.join(","),
+                    key.name
+                );
+            }
+        }
+        ApiKeyAction::Revoke { key_id } => {
+            keys.revoke(&key_id).await?;
+            security::audit(&format!("cli:{operator}"), "apikey_revoke", &key_id);
+            eprintln!("API key {key_id} revoked");
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(config: &config::Config) -> anyhow::Result<()> {
@@ -75,6 +153,29 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");
+                    eprintln!("syros: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Apikey { action, storage } => {
+            let config = match config::Config::resolve(storage) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("syros: {err:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            // Audit lines go to stderr like the server's log.
+            let _ = init_logging(&config);
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(api_key_command(action, config)));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
                     eprintln!("syros: {err:#}");
                     ExitCode::FAILURE
                 }

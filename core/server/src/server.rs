@@ -114,7 +114,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         cache_max_value_bytes: config.cache_max_value_bytes,
         ..Limits::default()
     };
+    let api_keys = syros_engine::ApiKeys::new(stores.api_keys.clone());
     let engine = Engine::new(stores, limits);
+    let security = crate::security::Security::new(config.security.clone(), api_keys)?;
+    if !security.enabled() {
+        tracing::warn!("authentication is off: every caller may do everything (docs/security.md)");
+    }
+    tokio::spawn({
+        let security = security.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                security.housekeeping();
+            }
+        }
+    });
 
     let listener = tokio::net::TcpListener::bind((config.host, config.grpc_port))
         .await
@@ -122,7 +136,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grpc_addr = listener.local_addr()?;
 
     let (serving_tx, serving_rx) = watch::channel(false);
-    let server = Server::new()
+    let mut server = Server::new();
+    if let Some(tls) = &config.tls {
+        let rustls = crate::security::tls::server_config(tls, &[b"h2"])?;
+        server = server.tls_config(volo::net::tls::ServerTlsConfig {
+            acceptor: rustls.into(),
+        });
+        tracing::info!(mtls = tls.client_ca_file.is_some(), "TLS on every port");
+    }
+    let server = server
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Duration::from_secs(10))
         // Each stream may be a lock waiter or a subscription: bound them per connection.
@@ -133,6 +155,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .layer(layers::LockWaiterLimitLayer::new(
             config.grpc_max_lock_waiters_per_connection,
         ))
+        .layer(crate::security::grpc::AuthLayer(security.clone()))
         .add_service(
             ServiceBuilder::new(LockServiceServer::new(grpc::locks::LockApi {
                 engine: engine.clone(),
@@ -164,7 +187,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .build(),
         );
 
-    let gateways = http::Gateways::start(&config, engine.clone()).await?;
+    let gateways = http::Gateways::start(&config, engine.clone(), security).await?;
     let stop_http = gateways.stop_handle();
 
     // Storage is open and the port bound (connections wait in the backlog until the loop below

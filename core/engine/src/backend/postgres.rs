@@ -19,6 +19,8 @@ use crate::model::*;
 use crate::sagas::model::*;
 use crate::store::*;
 
+mod apikeys;
+
 /// Events and epochs in PostgreSQL.
 pub struct PostgresStore {
     pool: PgPool,

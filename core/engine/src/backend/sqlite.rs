@@ -25,6 +25,8 @@ use crate::model::*;
 use crate::sagas::model::*;
 use crate::store::*;
 
+mod apikeys;
+
 /// The embedded store. Implements every store trait over one database file.
 pub struct SqliteStore {
     writer: SqlitePool,

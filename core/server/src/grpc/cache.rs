@@ -7,6 +7,8 @@ use syros_proto::syros::v1 as pb;
 use volo_grpc::{Request, Response, Status};
 
 use super::status;
+use crate::security::grpc::require;
+use crate::security::Permission;
 
 pub struct CacheApi {
     pub engine: Arc<Engine>,
@@ -17,6 +19,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheGetRequest>,
     ) -> Result<Response<pb::CacheGetResponse>, Status> {
+        require(&req, Permission::CacheRead, Some(&req.get_ref().key))?;
         let entry = self
             .engine
             .cache
@@ -38,6 +41,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheSetRequest>,
     ) -> Result<Response<pb::CacheSetResponse>, Status> {
+        require(&req, Permission::CacheWrite, Some(&req.get_ref().key))?;
         let req = req.into_inner();
         let tags = req.tags.into_iter().map(|t| t.to_string()).collect();
         let entry = self
@@ -61,6 +65,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheDeleteRequest>,
     ) -> Result<Response<pb::CacheDeleteResponse>, Status> {
+        require(&req, Permission::CacheWrite, Some(&req.get_ref().key))?;
         let deleted = self
             .engine
             .cache
@@ -74,6 +79,7 @@ impl pb::CacheService for CacheApi {
         &self,
         req: Request<pb::CacheInvalidateTagRequest>,
     ) -> Result<Response<pb::CacheInvalidateTagResponse>, Status> {
+        require(&req, Permission::CacheWrite, Some(&req.get_ref().tag))?;
         let removed = self
             .engine
             .cache

@@ -11,6 +11,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use volo_grpc::{BoxStream, Request, Response, Status};
 
 use super::{limit, status};
+use crate::security::grpc::require;
+use crate::security::Permission;
 
 pub struct EventApi {
     pub engine: Arc<Engine>,
@@ -66,6 +68,7 @@ impl pb::EventService for EventApi {
         &self,
         req: Request<pb::AppendEventsRequest>,
     ) -> Result<Response<pb::AppendEventsResponse>, Status> {
+        require(&req, Permission::EventsAppend, Some(&req.get_ref().stream))?;
         let req = req.into_inner();
         let expected = expected_version(req.expected_version)?;
         let events = req
@@ -95,6 +98,7 @@ impl pb::EventService for EventApi {
         &self,
         req: Request<pb::ReadStreamRequest>,
     ) -> Result<Response<pb::ReadEventsResponse>, Status> {
+        require(&req, Permission::EventsRead, Some(&req.get_ref().stream))?;
         let req = req.into_inner();
         let (direction, from) = read_from(req.direction, req.from_version, req.from_end)?;
         let slice = self
@@ -114,6 +118,7 @@ impl pb::EventService for EventApi {
         &self,
         req: Request<pb::ReadAllRequest>,
     ) -> Result<Response<pb::ReadEventsResponse>, Status> {
+        require(&req, Permission::EventsRead, Some(""))?;
         let req = req.into_inner();
         let (direction, from) = read_from(req.direction, req.from_position, req.from_end)?;
         let slice = self
@@ -133,6 +138,7 @@ impl pb::EventService for EventApi {
         &self,
         req: Request<pb::SubscribeRequest>,
     ) -> Result<Response<BoxStream<'static, Result<pb::RecordedEvent, Status>>>, Status> {
+        require(&req, Permission::EventsRead, Some(&req.get_ref().stream))?;
         let req = req.into_inner();
         let target = if req.stream.is_empty() {
             SubscriptionTarget::All

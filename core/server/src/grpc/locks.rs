@@ -7,6 +7,8 @@ use syros_proto::syros::v1 as pb;
 use volo_grpc::{Request, Response, Status};
 
 use super::{limit, status};
+use crate::security::grpc::require;
+use crate::security::Permission;
 
 pub struct LockApi {
     pub engine: Arc<Engine>,
@@ -28,6 +30,7 @@ impl pb::LockService for LockApi {
         &self,
         req: Request<pb::AcquireLockRequest>,
     ) -> Result<Response<pb::AcquireLockResponse>, Status> {
+        require(&req, Permission::LocksAcquire, Some(&req.get_ref().key))?;
         let req = req.into_inner();
         let outcome = self
             .engine
@@ -89,6 +92,7 @@ impl pb::LockService for LockApi {
         &self,
         req: Request<pb::LockStatusRequest>,
     ) -> Result<Response<pb::LockStatusResponse>, Status> {
+        require(&req, Permission::LocksRead, Some(&req.get_ref().key))?;
         let holder = self
             .engine
             .locks
@@ -105,6 +109,7 @@ impl pb::LockService for LockApi {
         &self,
         req: Request<pb::ListLocksRequest>,
     ) -> Result<Response<pb::ListLocksResponse>, Status> {
+        require(&req, Permission::LocksRead, Some(&req.get_ref().prefix))?;
         let req = req.into_inner();
         let leases = self
             .engine
@@ -121,6 +126,8 @@ impl pb::LockService for LockApi {
         &self,
         req: Request<pb::ForceReleaseLockRequest>,
     ) -> Result<Response<pb::ForceReleaseLockResponse>, Status> {
+        let principal = require(&req, Permission::LocksAdmin, Some(&req.get_ref().key))?;
+        crate::security::audit(&principal.id, "force_release", &req.get_ref().key);
         let dropped = self
             .engine
             .locks

@@ -12,6 +12,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use volo_grpc::{BoxStream, Request, Response, Status};
 
 use super::{limit, status};
+use crate::security::grpc::require;
+use crate::security::Permission;
 
 pub struct SagaApi {
     pub engine: Arc<Engine>,
@@ -183,6 +185,7 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::StartSagaRequest>,
     ) -> Result<Response<pb::Saga>, Status> {
+        require(&req, Permission::SagasStart, Some(&req.get_ref().name))?;
         let started = self
             .engine
             .sagas
@@ -206,6 +209,7 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::ListSagasRequest>,
     ) -> Result<Response<pb::ListSagasResponse>, Status> {
+        require(&req, Permission::SagasRead, Some(&req.get_ref().name))?;
         let req = req.into_inner();
         let filter = SagaFilter {
             state: state_filter(req.state)?,
@@ -224,6 +228,8 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::CancelSagaRequest>,
     ) -> Result<Response<pb::Saga>, Status> {
+        let principal = require(&req, Permission::SagasCancel, None)?;
+        crate::security::audit(&principal.id, "saga_cancel", &req.get_ref().saga_id);
         let cancelled = self
             .engine
             .sagas
@@ -237,6 +243,7 @@ impl pb::SagaService for SagaApi {
         &self,
         req: Request<pb::PollTasksRequest>,
     ) -> Result<Response<BoxStream<'static, Result<pb::StepTask, Status>>>, Status> {
+        require(&req, Permission::SagasWork, Some(&req.get_ref().service))?;
         let req = req.into_inner();
         let max = usize::try_from(req.max_concurrent).unwrap_or(1).max(1);
         let feed = self

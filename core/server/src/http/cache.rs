@@ -10,8 +10,11 @@ use serde_json::Value;
 use syros_engine::CacheEntry;
 use utoipa::ToSchema;
 
+use axum::Extension;
+
 use super::error::{ApiError, ErrorBody, Json, Path};
 use super::{duration_ms, rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// A cache entry.
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,8 +99,10 @@ pub struct TagInvalidatedBody {
 /// Read a key.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<axum::Json<CacheEntryBody>, ApiError> {
+    who.require(Permission::CacheRead, Some(&key))?;
     let entry = state.engine.cache.get(&key).await?;
     match entry {
         Some(entry) => Ok(axum::Json(entry.into())),
@@ -122,9 +127,11 @@ pub async fn get(
 /// Store a value with an optional TTL and tags, replacing any earlier value and tags.
 pub async fn put(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(key): Path<String>,
     Json(body): Json<CachePutBody>,
 ) -> Result<axum::Json<CacheEntryBody>, ApiError> {
+    who.require(Permission::CacheWrite, Some(&key))?;
     let bytes = match (body.value, body.value_base64) {
         (Some(value), None) => serde_json::to_vec(&value)
             .map_err(|e| ApiError::invalid(format!("value cannot be stored: {e}")))?,
@@ -156,8 +163,10 @@ pub async fn put(
 /// Remove a key.
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<axum::Json<CacheDeletedBody>, ApiError> {
+    who.require(Permission::CacheWrite, Some(&key))?;
     let deleted = state.engine.cache.delete(&key).await?;
     Ok(axum::Json(CacheDeletedBody { key, deleted }))
 }
@@ -173,8 +182,10 @@ pub async fn delete(
 /// Remove every key carrying a tag, atomically.
 pub async fn invalidate_tag(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(tag): Path<String>,
 ) -> Result<axum::Json<TagInvalidatedBody>, ApiError> {
+    who.require(Permission::CacheWrite, Some(&tag))?;
     let removed = state.engine.cache.invalidate_tag(&tag).await?;
     Ok(axum::Json(TagInvalidatedBody { tag, removed }))
 }

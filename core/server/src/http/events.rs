@@ -14,8 +14,11 @@ use serde_json::Value;
 use syros_engine::{Direction, EventInput, ExpectedVersion, RecordedEvent};
 use utoipa::{IntoParams, ToSchema};
 
+use axum::Extension;
+
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::{rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// One event to append.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -325,9 +328,11 @@ pub struct AllReadParams {
 /// Append one event or a batch to a stream, atomically.
 pub async fn append(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(stream): Path<String>,
     Json(body): Json<AppendBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    who.require(Permission::EventsAppend, Some(&stream))?;
     let expected = body.expected_version.0;
     let events: Vec<EventInput> = body
         .into_events()?
@@ -368,9 +373,11 @@ pub async fn append(
 /// Read a stream forwards or backwards from a version.
 pub async fn read_stream(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(stream): Path<String>,
     Query(params): Query<StreamReadParams>,
 ) -> Result<axum::Json<StreamEventsBody>, ApiError> {
+    who.require(Permission::EventsRead, Some(&stream))?;
     let direction = params.direction.unwrap_or_default();
     let slice = state
         .engine
@@ -407,8 +414,10 @@ pub async fn read_stream(
 /// Read every stream in global order.
 pub async fn read_all(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(params): Query<AllReadParams>,
 ) -> Result<axum::Json<AllEventsBody>, ApiError> {
+    who.require(Permission::EventsRead, Some(""))?;
     let direction = params.direction.unwrap_or_default();
     let slice = state
         .engine

@@ -23,6 +23,7 @@ use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, 
 use axum::extract::WebSocketUpgrade;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use base64::Engine as _;
 use futures::{Stream, StreamExt};
@@ -34,6 +35,7 @@ use syros_engine::{
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// The executable schema.
 pub type SyrosSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -77,17 +79,24 @@ pub fn routes(schema: SyrosSchema) -> Router<AppState> {
     Router::new()
         .route(
             "/graphql",
-            get(playground).post(move |request| execute(executor.clone(), request)),
+            get(playground).post(move |Extension(principal): Extension<Principal>, request| {
+                execute(executor.clone(), principal, request)
+            }),
         )
         .route(
             "/graphql/ws",
-            get(move |protocol, upgrade| subscriptions(schema.clone(), protocol, upgrade)),
+            get(
+                move |Extension(principal): Extension<Principal>, protocol, upgrade| {
+                    subscriptions(schema.clone(), principal, protocol, upgrade)
+                },
+            ),
         )
 }
 
 /// `GET /graphql/ws`: a subscription connection, with its own subscription count.
 async fn subscriptions(
     schema: SyrosSchema,
+    principal: Principal,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -98,6 +107,7 @@ async fn subscriptions(
         .on_upgrade(move |socket| {
             let mut data = async_graphql::Data::default();
             data.insert(SubscriptionCount::default());
+            data.insert(principal);
             GraphQLWebSocket::new(socket, schema, protocol)
                 .with_data(data)
                 .serve()
@@ -138,6 +148,7 @@ fn subscription_slot(ctx: &Context<'_>) -> async_graphql::Result<Option<Subscrip
 /// GraphQL request, or a batch over the cap, gets the JSON error shape of the REST API.
 async fn execute(
     schema: SyrosSchema,
+    principal: Principal,
     request: Result<GraphQLBatchRequest, GraphQLRejection>,
 ) -> Response {
     match request {
@@ -153,6 +164,7 @@ async fn execute(
                     .into_response();
                 }
             }
+            let request = request.data(principal);
             GraphQLResponse::from(schema.execute_batch(request).await).into_response()
         }
         Err(rejection) => {
@@ -185,6 +197,30 @@ fn gql(err: syros_engine::Error) -> async_graphql::Error {
 
 fn invalid(message: &str) -> async_graphql::Error {
     gql(syros_engine::Error::invalid(message))
+}
+
+/// Check that the caller has `permission` on `resource` (see [`Principal::require`]); the
+/// principal comes from the HTTP middleware through the request data.
+fn require(
+    ctx: &Context<'_>,
+    permission: Permission,
+    resource: Option<&str>,
+) -> async_graphql::Result<Principal> {
+    let principal = ctx
+        .data_opt::<Principal>()
+        .cloned()
+        .unwrap_or_else(Principal::nobody);
+    principal.require(permission, resource).map_err(|denied| {
+        let code = denied.code();
+        async_graphql::Error::new(denied.message()).extend_with(move |_, ext| {
+            ext.set("code", code);
+            ext.set(
+                "details",
+                async_graphql::value!({ "permission": permission.name() }),
+            );
+        })
+    })?;
+    Ok(principal)
 }
 
 fn engine<'a>(ctx: &Context<'a>) -> &'a Arc<Engine> {
@@ -610,6 +646,7 @@ impl QueryRoot {
     /// Who holds `key`.
     #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn lock(&self, ctx: &Context<'_>, key: String) -> async_graphql::Result<LockStatus> {
+        require(ctx, Permission::LocksRead, Some(&key))?;
         let lease = engine(ctx).locks.status(&key).await.map_err(gql)?;
         Ok(LockStatus {
             key,
@@ -626,6 +663,7 @@ impl QueryRoot {
         #[graphql(default)] prefix: String,
         #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<Vec<Lease>> {
+        require(ctx, Permission::LocksRead, Some(&prefix))?;
         let leases = engine(ctx)
             .locks
             .list(&prefix, limit as usize)
@@ -635,8 +673,9 @@ impl QueryRoot {
     }
 
     /// Cache operation counts of this server since it started.
-    async fn cache_stats(&self, ctx: &Context<'_>) -> CacheStats {
-        engine(ctx).cache.stats().into()
+    async fn cache_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<CacheStats> {
+        require(ctx, Permission::CacheRead, None)?;
+        Ok(engine(ctx).cache.stats().into())
     }
 
     /// A cache entry, `null` when absent.
@@ -646,6 +685,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         key: String,
     ) -> async_graphql::Result<Option<CacheEntry>> {
+        require(ctx, Permission::CacheRead, Some(&key))?;
         let entry = engine(ctx).cache.get(&key).await.map_err(gql)?;
         Ok(entry.map(Into::into))
     }
@@ -660,6 +700,7 @@ impl QueryRoot {
         #[graphql(default)] direction: ReadDirection,
         #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<StreamEvents> {
+        require(ctx, Permission::EventsRead, Some(&stream))?;
         let slice = engine(ctx)
             .events
             .read_stream(&stream, from, direction.into(), limit as usize)
@@ -682,6 +723,7 @@ impl QueryRoot {
         #[graphql(default)] direction: ReadDirection,
         #[graphql(default, validator(maximum = 10000))] limit: u32,
     ) -> async_graphql::Result<AllEvents> {
+        require(ctx, Permission::EventsRead, Some(""))?;
         let slice = engine(ctx)
             .events
             .read_all(from, direction.into(), limit as usize)
@@ -696,6 +738,7 @@ impl QueryRoot {
     /// A saga with its steps and attempts.
     #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn saga(&self, ctx: &Context<'_>, saga_id: String) -> async_graphql::Result<Saga> {
+        require(ctx, Permission::SagasRead, None)?;
         let saga = engine(ctx).sagas.get(&saga_id).await.map_err(gql)?;
         Ok(saga.into())
     }
@@ -723,6 +766,11 @@ impl QueryRoot {
         #[graphql(default, validator(maximum = 10000))] limit: u32,
         page_token: Option<String>,
     ) -> async_graphql::Result<SagaPage> {
+        require(
+            ctx,
+            Permission::SagasRead,
+            Some(name.as_deref().unwrap_or("")),
+        )?;
         let state = match state.as_deref() {
             None | Some("") => None,
             Some(text) => Some(
@@ -759,6 +807,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: AcquireLockInput,
     ) -> async_graphql::Result<AcquireResult> {
+        require(ctx, Permission::LocksAcquire, Some(&input.key))?;
         let outcome = engine(ctx)
             .locks
             .acquire(AcquireLock {
@@ -791,6 +840,7 @@ impl MutationRoot {
         lease_id: String,
         ttl_ms: u64,
     ) -> async_graphql::Result<Lease> {
+        require(ctx, Permission::LocksAcquire, None)?;
         let lease = engine(ctx)
             .locks
             .renew(&lease_id, ttl_ms)
@@ -806,6 +856,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         lease_id: String,
     ) -> async_graphql::Result<Lease> {
+        require(ctx, Permission::LocksAcquire, None)?;
         let lease = engine(ctx).locks.release(&lease_id).await.map_err(gql)?;
         Ok(lease.into())
     }
@@ -817,6 +868,8 @@ impl MutationRoot {
         ctx: &Context<'_>,
         key: String,
     ) -> async_graphql::Result<ForceReleaseResult> {
+        let who = require(ctx, Permission::LocksAdmin, Some(&key))?;
+        crate::security::audit(&who.id, "force_release", &key);
         let dropped = engine(ctx).locks.force_release(&key).await.map_err(gql)?;
         Ok(ForceReleaseResult {
             released: dropped.is_some(),
@@ -836,6 +889,7 @@ impl MutationRoot {
         #[graphql(default)] ttl_ms: u64,
         #[graphql(default, validator(max_items = 32))] tags: Vec<String>,
     ) -> async_graphql::Result<CacheEntry> {
+        require(ctx, Permission::CacheWrite, Some(&key))?;
         let bytes = match (value, value_base64) {
             (Some(Json(value)), None) => serde_json::to_vec(&value)
                 .map_err(|e| invalid(&format!("value cannot be stored: {e}")))?,
@@ -855,6 +909,7 @@ impl MutationRoot {
     /// Remove a key; true if it existed.
     #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn cache_delete(&self, ctx: &Context<'_>, key: String) -> async_graphql::Result<bool> {
+        require(ctx, Permission::CacheWrite, Some(&key))?;
         engine(ctx).cache.delete(&key).await.map_err(gql)
     }
 
@@ -865,6 +920,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         tag: String,
     ) -> async_graphql::Result<u64> {
+        require(ctx, Permission::CacheWrite, Some(&tag))?;
         engine(ctx).cache.invalidate_tag(&tag).await.map_err(gql)
     }
 
@@ -879,6 +935,7 @@ impl MutationRoot {
         expected_version: Option<u64>,
         #[graphql(default)] no_stream: bool,
     ) -> async_graphql::Result<AppendResult> {
+        require(ctx, Permission::EventsAppend, Some(&stream))?;
         let expected = match (expected_version, no_stream) {
             (Some(_), true) => return Err(invalid("give expectedVersion or noStream, not both")),
             (Some(v), false) => ExpectedVersion::Exact(v),
@@ -917,6 +974,7 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: StartSagaInput,
     ) -> async_graphql::Result<Saga> {
+        require(ctx, Permission::SagasStart, Some(&input.name))?;
         let request = syros_engine::sagas::StartSaga {
             name: input.name,
             steps: input
@@ -942,6 +1000,8 @@ impl MutationRoot {
     /// Cancel a saga: queued work is withdrawn, completed steps are compensated.
     #[graphql(complexity = "STORAGE_CALL_COST + child_complexity")]
     async fn cancel_saga(&self, ctx: &Context<'_>, saga_id: String) -> async_graphql::Result<Saga> {
+        let who = require(ctx, Permission::SagasCancel, None)?;
+        crate::security::audit(&who.id, "saga_cancel", &saga_id);
         let saga = engine(ctx).sagas.cancel(&saga_id).await.map_err(gql)?;
         Ok(saga.into())
     }
@@ -962,6 +1022,11 @@ impl SubscriptionRoot {
         from: Option<u64>,
         #[graphql(default)] from_end: bool,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Event>>> {
+        require(
+            ctx,
+            Permission::EventsRead,
+            Some(stream.as_deref().unwrap_or("")),
+        )?;
         let target = match stream {
             Some(stream) => SubscriptionTarget::Stream(stream),
             None => SubscriptionTarget::All,
@@ -992,6 +1057,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         #[graphql(default)] prefix: String,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LockChangeValue>>> {
+        require(ctx, Permission::LocksRead, Some(&prefix))?;
         let slot = subscription_slot(ctx)?;
         let watch = engine(ctx).locks.watch(&prefix).map_err(gql)?;
         Ok(futures::stream::unfold(

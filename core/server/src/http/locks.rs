@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use syros_engine::{AcquireLock, AcquireOutcome, Lease, LockChange};
 use utoipa::{IntoParams, ToSchema};
 
+use axum::Extension;
+
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::{duration_ms, rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// A held lock.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -187,8 +190,10 @@ pub struct ListParams {
 /// Acquire a lock, waiting up to the wait timeout in FIFO order.
 pub async fn acquire(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Json(body): Json<AcquireLockBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    who.require(Permission::LocksAcquire, Some(&body.key))?;
     let ttl_ms = duration_ms("ttl", body.ttl_ms, body.ttl_seconds)?
         .ok_or_else(|| ApiError::invalid("ttl_seconds or ttl_ms is required"))?;
     let wait_timeout_ms = duration_ms(
@@ -248,9 +253,11 @@ pub fn lock_timeout(key: &str, holder: Option<Lease>) -> ApiError {
 /// Extend a held lease to the given TTL from now.
 pub async fn renew(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(lease_id): Path<String>,
     Json(body): Json<RenewLockBody>,
 ) -> Result<axum::Json<LeaseBody>, ApiError> {
+    who.require(Permission::LocksAcquire, None)?;
     let ttl_ms = duration_ms("ttl", body.ttl_ms, body.ttl_seconds)?
         .ok_or_else(|| ApiError::invalid("ttl_seconds or ttl_ms is required"))?;
     let lease = state.engine.locks.renew(&lease_id, ttl_ms).await?;
@@ -268,8 +275,10 @@ pub async fn renew(
 /// Release a held lease; the next waiter gets the lock at once.
 pub async fn release(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(lease_id): Path<String>,
 ) -> Result<axum::Json<LeaseBody>, ApiError> {
+    who.require(Permission::LocksAcquire, None)?;
     let lease = state.engine.locks.release(&lease_id).await?;
     Ok(axum::Json(lease.into()))
 }
@@ -285,8 +294,10 @@ pub async fn release(
 /// Who holds a key.
 pub async fn status(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(params): Query<StatusParams>,
 ) -> Result<axum::Json<LockStatusBody>, ApiError> {
+    who.require(Permission::LocksRead, Some(&params.key))?;
     let lease = state.engine.locks.status(&params.key).await?;
     Ok(axum::Json(LockStatusBody {
         key: params.key,
@@ -306,8 +317,13 @@ pub async fn status(
 /// List held locks whose key starts with a prefix.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<LockListBody>, ApiError> {
+    who.require(
+        Permission::LocksRead,
+        Some(params.prefix.as_deref().unwrap_or("")),
+    )?;
     let leases = state
         .engine
         .locks
@@ -332,8 +348,11 @@ pub async fn list(
 /// Admin: drop whatever lease holds a key, whoever owns it.
 pub async fn force_release(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Json(body): Json<ForceReleaseBody>,
 ) -> Result<axum::Json<ForceReleasedBody>, ApiError> {
+    who.require(Permission::LocksAdmin, Some(&body.key))?;
+    crate::security::audit(&who.id, "force_release", &body.key);
     let dropped = state.engine.locks.force_release(&body.key).await?;
     if let Some(lease) = &dropped {
         tracing::info!(key = %lease.key, owner = %lease.owner, "lock force-released over REST");

@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Becomes `true` when the server shuts down (WebSocket connections close on it).
     pub stopping: watch::Receiver<bool>,
+    /// Authentication, permissions and rate limits (docs/security.md).
+    pub security: Arc<crate::security::Security>,
 }
 
 /// Largest request body: the gRPC limit (16 MiB), or more when the configured cache value limit
@@ -160,11 +162,20 @@ pub fn rest_router(state: AppState, settings: RouterSettings) -> Router {
     let protected = Router::new()
         .nest("/api/v1", api_routes())
         .merge(graphql::routes(schema))
-        .route_layer(middleware::from_fn(auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            auth::authenticate,
+        ));
+    let metrics = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            auth::protect_metrics,
+        ));
     let routes = protected
+        .merge(metrics)
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi));
     finish(routes, state, settings)
 }
@@ -174,9 +185,30 @@ pub fn ws_router(state: AppState, settings: RouterSettings) -> Router {
     let routes = Router::new()
         .route("/", get(ws::upgrade))
         .route("/ws", get(ws::upgrade))
-        .route_layer(middleware::from_fn(auth::authenticate))
+        .route_layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            auth::authenticate_or_defer,
+        ))
         .route("/health", get(health::health));
     finish(routes, state, settings)
+}
+
+/// Serve `router` on `listener` until `stopping`.
+async fn serve<L>(name: &str, listener: L, router: Router, mut stopping: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::serve::ListenerExt;
+    // The peer address feeds the per-IP rate limit (`tap_io` gives any listener connect info).
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener.tap_io(|_| {}), router)
+        .with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+        .await;
+    if let Err(err) = served {
+        tracing::error!(error = %err, "{name} server failed");
+    }
 }
 
 /// The running HTTP servers.
@@ -202,7 +234,11 @@ impl StopHandle {
 
 impl Gateways {
     /// Bind `REST_PORT` and `WS_PORT` on the configured host and start serving.
-    pub async fn start(config: &Config, engine: Arc<Engine>) -> anyhow::Result<Gateways> {
+    pub async fn start(
+        config: &Config,
+        engine: Arc<Engine>,
+        security: Arc<crate::security::Security>,
+    ) -> anyhow::Result<Gateways> {
         let settings = RouterSettings {
             body_limit: body_limit(config.cache_max_value_bytes),
             cors: cors(&config.cors_origins)?,
@@ -229,23 +265,28 @@ impl Gateways {
             engine,
             metrics: metrics::handle(),
             stopping: stopping.clone(),
+            security,
+        };
+        let tls = match &config.tls {
+            Some(tls) => Some(crate::security::tls::server_config(
+                tls,
+                &[b"h2", b"http/1.1"],
+            )?),
+            None => None,
         };
         let mut tasks = Vec::new();
         for (name, listener, router) in [
             ("REST", rest, rest_router(state.clone(), settings.clone())),
             ("WebSocket", ws, ws_router(state, settings)),
         ] {
-            let mut stopping = stopping.clone();
-            tasks.push(tokio::spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopping.wait_for(|stop| *stop).await;
-                    })
-                    .await;
-                if let Err(err) = served {
-                    tracing::error!(error = %err, "{name} server failed");
+            let stopping = stopping.clone();
+            tasks.push(match &tls {
+                Some(tls) => {
+                    let listener = crate::security::tls::TlsListener::new(listener, tls.clone())?;
+                    tokio::spawn(serve(name, listener, router, stopping))
                 }
-            }));
+                None => tokio::spawn(serve(name, listener, router, stopping)),
+            });
         }
         tracing::info!(rest = %rest_addr, websocket = %ws_addr, "HTTP gateways listening");
         Ok(Gateways {

@@ -24,7 +24,7 @@ use super::{cache, error, events, health, locks, sagas};
         health::health, health::ready, health::metrics,
     ),
     components(schemas(error::ErrorBody, events::DirectionParam)),
-    modifiers(&DefaultErrors),
+    modifiers(&DefaultErrors, &BearerSecurity),
     tags(
         (name = "locks", description = "Distributed locks with fencing tokens"),
         (name = "admin", description = "Operator actions"),
@@ -64,6 +64,74 @@ impl utoipa::Modify for DefaultErrors {
                         .build()
                         .into(),
                 );
+            }
+        }
+    }
+}
+
+/// Declares the bearer credential (a JWT or an API key, docs/security.md) on every operation
+/// except the open ones (`/health`, `/ready`, `/metrics`), and the answers a refusal gets.
+struct BearerSecurity;
+
+/// Name of the security scheme in the document.
+const BEARER_SCHEME: &str = "bearerAuth";
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT (HS256, or RS256/ES256 from the JWKS file) or an API key \
+                         (`syk_...`). Required when authentication is on; 401 without a valid \
+                         one, 403 without the permission, 429 past a rate limit.",
+                    ))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            BEARER_SCHEME,
+            Vec::<String>::new(),
+        )]);
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let open = matches!(path.as_str(), "/health" | "/ready" | "/metrics");
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if open {
+                    // An empty requirement list: no credential needed.
+                    operation.security = Some(Vec::new());
+                    continue;
+                }
+                for (status, description) in [
+                    ("401", "No valid credential (`unauthenticated`)"),
+                    ("403", "The credential lacks the permission named in `details.permission` (`permission_denied`)"),
+                    ("429", "Over a rate limit (`rate_limited`); `Retry-After` says when to retry"),
+                ] {
+                    operation.responses.responses.entry(status.to_string()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content(
+                                "application/json",
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                    .build(),
+                            )
+                            .build()
+                            .into()
+                    });
+                }
             }
         }
     }

@@ -11,8 +11,11 @@ use syros_engine::sagas::{RetryPolicy, Saga, SagaFilter, SagaState, StartSaga, S
 use syros_engine::Error;
 use utoipa::{IntoParams, ToSchema};
 
+use axum::Extension;
+
 use super::error::{ApiError, ErrorBody, Json, Path, Query};
 use super::{duration_ms, rfc3339, AppState};
+use crate::security::{Permission, Principal};
 
 /// A retry policy. Absent fields take the defaults: 1000 ms initial interval, coefficient 2,
 /// 60000 ms maximum interval, 3 attempts in total.
@@ -277,8 +280,10 @@ fn start_request(body: StartSagaBody) -> Result<StartSaga, ApiError> {
 /// Start a saga; its steps run on step runners in order, compensated in reverse on failure.
 pub async fn start(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Json(body): Json<StartSagaBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    who.require(Permission::SagasStart, Some(&body.name))?;
     let saga = state.engine.sagas.start(start_request(body)?).await?;
     Ok((StatusCode::CREATED, axum::Json(SagaBody::from(saga))))
 }
@@ -294,8 +299,13 @@ pub async fn start(
 /// List sagas, newest first, optionally by state and name.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<SagaListBody>, ApiError> {
+    who.require(
+        Permission::SagasRead,
+        Some(params.name.as_deref().unwrap_or("")),
+    )?;
     let wanted_state = match params.state.as_deref() {
         None | Some("") => None,
         Some(text) => Some(SagaState::parse(text).ok_or_else(|| {
@@ -326,8 +336,10 @@ pub async fn list(
 /// A saga with its steps and attempts.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(saga_id): Path<String>,
 ) -> Result<axum::Json<SagaBody>, ApiError> {
+    who.require(Permission::SagasRead, None)?;
     let saga = state.engine.sagas.get(&saga_id).await?;
     Ok(axum::Json(saga.into()))
 }
@@ -343,8 +355,11 @@ pub async fn get(
 /// Cancel a saga: queued work is withdrawn, completed steps are compensated.
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(saga_id): Path<String>,
 ) -> Result<axum::Json<SagaBody>, ApiError> {
+    who.require(Permission::SagasCancel, None)?;
+    crate::security::audit(&who.id, "saga_cancel", &saga_id);
     let saga = state.engine.sagas.cancel(&saga_id).await?;
     Ok(axum::Json(saga.into()))
 }

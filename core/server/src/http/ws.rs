@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -27,6 +28,12 @@ use tokio::task::JoinHandle;
 use super::events::RecordedEventBody;
 use super::locks::LockChangeBody;
 use super::{metrics, AppState};
+use crate::security::{Denied, Permission, Principal};
+
+/// The principal of an authenticated connection (only authenticated ones get this far).
+fn who(principal: &Option<Principal>) -> Principal {
+    principal.clone().unwrap_or_else(Principal::nobody)
+}
 
 /// Most messages waiting to be written to one connection.
 pub const OUTBOX_MESSAGES: usize = 1024;
@@ -72,6 +79,11 @@ enum ClientMessage {
     Unsubscribe {
         id: String,
     },
+    /// The credential, as the first message of a connection whose handshake carried none
+    /// (browsers cannot set headers on a WebSocket).
+    Authenticate {
+        token: String,
+    },
     /// Application-level ping for clients that cannot send WebSocket pings.
     Ping {
         #[serde(default)]
@@ -101,6 +113,10 @@ enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         nonce: Option<Value>,
     },
+    /// The credential of the first message was accepted.
+    Authenticated {
+        principal: String,
+    },
     Error {
         /// The subscription concerned, `null` for a connection-level error.
         id: Option<String>,
@@ -120,7 +136,20 @@ impl ServerMessage {
             details: body.details,
         }
     }
+
+    fn denied(id: Option<String>, denied: Denied) -> Self {
+        let body = super::error::ApiError::from(denied).body;
+        ServerMessage::Error {
+            id,
+            code: body.code,
+            message: body.message,
+            details: body.details,
+        }
+    }
 }
+
+/// How long a connection without a credential in its handshake has to send `authenticate`.
+pub const AUTHENTICATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the subscriptions and the socket writer of one connection share about its outbox.
 #[derive(Default)]
@@ -190,10 +219,16 @@ fn slow_consumer(slow: &AtomicBool) {
 }
 
 /// `GET /` or `/ws` on `WS_PORT`: upgrade to the event WebSocket API.
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// Without a principal from the handshake (see `auth::authenticate_or_defer`), the first
+/// message must be `authenticate`.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+) -> Response {
     ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| connection(socket, state))
+        .on_upgrade(move |socket| connection(socket, state, principal.map(|p| p.0)))
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -225,7 +260,18 @@ async fn writer(
             _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
                 break Some(close(CLOSE_AWAY, "server shutting down"))
             }
-            request = closing.recv() => break request.map(|(code, reason)| close(code, &reason)),
+            request = closing.recv() => {
+                // Deliver what was queued before the close request (such as the error that
+                // explains it), within the write timeout.
+                while let Ok(text) = rx.try_recv() {
+                    state.queued_bytes.fetch_sub(text.len(), Ordering::SeqCst);
+                    let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+                break request.map(|(code, reason)| close(code, &reason))
+            }
             _ = ping.tick() => {
                 match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
                     Ok(Ok(())) => {}
@@ -349,7 +395,7 @@ fn subscription_problem(
 }
 
 /// Serves one connection: reads client messages, runs subscriptions, hands output to the writer.
-async fn connection(socket: WebSocket, state: AppState) {
+async fn connection(socket: WebSocket, state: AppState, mut principal: Option<Principal>) {
     metrics::ws_connections(1.0);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
@@ -368,7 +414,10 @@ async fn connection(socket: WebSocket, state: AppState) {
     let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
         let received = tokio::select! {
-            received = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => received,
+            received = tokio::time::timeout(
+                if principal.is_some() { IDLE_TIMEOUT } else { AUTHENTICATE_TIMEOUT },
+                stream.next(),
+            ) => received,
             _ = &mut writer_task => break,
         };
         let message = match received {
@@ -398,6 +447,41 @@ async fn connection(socket: WebSocket, state: AppState) {
                 None,
                 syros_engine::Error::invalid(format!("not a valid message: {err}")),
             )),
+            Ok(ClientMessage::Authenticate { token }) if principal.is_none() => {
+                match state.security.authenticate(Some(&token)).await {
+                    Ok(who) => {
+                        let reply = ServerMessage::Authenticated {
+                            principal: who.id.clone(),
+                        };
+                        principal = Some(who);
+                        Some(reply)
+                    }
+                    Err(denied) => {
+                        outbox.push(&ServerMessage::denied(None, denied));
+                        let _ = close_tx
+                            .send((CLOSE_POLICY, "authentication failed".into()))
+                            .await;
+                        break;
+                    }
+                }
+            }
+            Ok(_) if principal.is_none() => {
+                outbox.push(&ServerMessage::denied(
+                    None,
+                    Denied::Unauthenticated(
+                        "authentication required: send {\"type\": \"authenticate\", \"token\": ...} first"
+                            .into(),
+                    ),
+                ));
+                let _ = close_tx
+                    .send((CLOSE_POLICY, "authentication required".into()))
+                    .await;
+                break;
+            }
+            Ok(ClientMessage::Authenticate { .. }) => Some(ServerMessage::error(
+                None,
+                syros_engine::Error::invalid("this connection is already authenticated"),
+            )),
             Ok(ClientMessage::Ping { nonce }) => Some(ServerMessage::Pong { nonce }),
             Ok(ClientMessage::Unsubscribe { id }) => match subscriptions.remove(&id) {
                 Some(task) => {
@@ -422,7 +506,14 @@ async fn connection(socket: WebSocket, state: AppState) {
                     (from_end && from.is_some())
                         .then(|| "give from or from_end, not both".to_string())
                 });
+                let allowed = who(&principal).require(
+                    Permission::EventsRead,
+                    Some(stream.as_deref().unwrap_or("")),
+                );
                 match problem {
+                    _ if allowed.is_err() => allowed
+                        .err()
+                        .map(|denied| ServerMessage::denied(Some(id), denied)),
                     Some(problem) => Some(ServerMessage::error(
                         Some(id),
                         syros_engine::Error::invalid(problem),
@@ -450,7 +541,11 @@ async fn connection(socket: WebSocket, state: AppState) {
                 }
             }
             Ok(ClientMessage::SubscribeLocks { id, prefix }) => {
+                let allowed = who(&principal).require(Permission::LocksRead, Some(&prefix));
                 match subscription_problem(&id, &subscriptions) {
+                    _ if allowed.is_err() => allowed
+                        .err()
+                        .map(|denied| ServerMessage::denied(Some(id), denied)),
                     Some(problem) => Some(ServerMessage::error(
                         Some(id),
                         syros_engine::Error::invalid(problem),
