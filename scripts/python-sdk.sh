@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The Python SDK end to end: builds the wheel (maturin, debug profile, the shared CARGO_TARGET_DIR)
-# in the repo's .venv, installs it, runs pytest on sdks/python/tests against `syros serve`
-# (SYROS_BIN), then runs every program in examples/python against a server this script starts and
-# stops by PID. Prints pytest's summary line; fails when a test fails or none ran. The last line
-# is a one-line summary for scripts/test.
+# in the repo's .venv, installs it, runs pytest on sdks/python/tests and the Python conformance
+# runner against `syros serve` (SYROS_BIN; on the embedded store, and on Redis + PostgreSQL too
+# when SYROS_TEST_REDIS_URL and SYROS_TEST_DATABASE_URL are set), then runs every program in
+# examples/python against a server this script starts (the shell form of the one test launcher,
+# scripts/lib/syros.sh) and stops by PID. Prints pytest's summary lines; fails when a test fails
+# or none ran. The last line is a one-line summary for scripts/test.
 #
 #   scripts/python-sdk.sh                  everything
 #   scripts/python-sdk.sh -k locks         extra arguments go to pytest
@@ -14,15 +16,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 VENV="$ROOT/.venv"
 WORK=$(mktemp -d)
-SERVER_PID=""
+# shellcheck source=lib/syros.sh
+source scripts/lib/syros.sh
 
 log() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_syros
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -52,20 +52,26 @@ wheel=$(ls "$WORK"/wheels/syros-*.whl)
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 "$VENV/bin/python" -c 'import syros; print("syros", syros.__version__, "from", syros.__file__)'
 
-log "pytest sdks/python/tests"
-out="$WORK/pytest.out"
-set +e
-(cd sdks/python && "$VENV/bin/python" -m pytest -p no:cacheprovider -q tests "$@") 2>&1 | tee "$out"
-status=${PIPESTATUS[0]}
-set -e
-summary=$(grep -E '^=*[ ]*[0-9]+ (passed|failed|deselected)' "$out" | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)
-[ "$status" -eq 0 ] || fail "pytest sdks/python/tests (exit $status): ${summary:-no summary}"
-echo "$summary" | grep -qE '[0-9]+ passed' || fail "pytest ran no test"
-
-log "conformance (tests/conformance/python/runner.py)"
-# On the embedded store, and on Redis + PostgreSQL when scripts/test started them.
+# pytest and the conformance runner run on the embedded store, and on Redis + PostgreSQL when
+# scripts/test started them (SYROS_TEST_REDIS_URL / SYROS_TEST_DATABASE_URL).
 backends=(embedded)
 [ -n "${SYROS_TEST_REDIS_URL:-}" ] && [ -n "${SYROS_TEST_DATABASE_URL:-}" ] && backends+=(redis-postgres)
+
+summary=""
+for backend in "${backends[@]}"; do
+  log "pytest sdks/python/tests ($backend)"
+  out="$WORK/pytest-$backend.out"
+  set +e
+  (cd sdks/python && SYROS_TEST_BACKEND=$backend "$VENV/bin/python" -m pytest -p no:cacheprovider -q tests "$@") 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E '^=*[ ]*[0-9]+ (passed|failed|deselected)' "$out" | tail -1 | sed -E 's/^=+ //; s/ =+$//' || true)
+  [ "$status" -eq 0 ] || fail "pytest sdks/python/tests on $backend (exit $status): ${line:-no summary}"
+  echo "$line" | grep -qE '[0-9]+ passed' || fail "pytest ran no test on $backend"
+  summary="${summary:+$summary, }$backend $line"
+done
+
+log "conformance (tests/conformance/python/runner.py)"
 conformance=""
 for backend in "${backends[@]}"; do
   conf="$WORK/conformance-$backend.out"
@@ -79,26 +85,14 @@ for backend in "${backends[@]}"; do
 done
 
 log "examples/python against syros serve"
-free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-port=$(free_port)
-mkdir -p "$WORK/data"
-(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=$port REST_PORT=$(free_port) WS_PORT=$(free_port) \
-   SYROS_DATA_DIR="$WORK/data" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
-SERVER_PID=$!
-for _ in $(seq 1 150); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
-  sleep 0.2
-done
+start_syros
 ran=0
 for example in examples/python/*.py; do
   echo "--- $example"
-  "$VENV/bin/python" "$example" "127.0.0.1:$port" || { tail -50 "$WORK/syros.log"; fail "example $example"; }
+  "$VENV/bin/python" "$example" "$SYROS_GRPC_ADDR" || { tail -50 "$SYROS_DIR/syros.log"; fail "example $example"; }
   ran=$((ran + 1))
 done
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_syros
 [ "$ran" -gt 0 ] || fail "no example ran"
 
 echo

@@ -2,29 +2,28 @@
 
 The client side is built from nothing but the .proto files in <repo>/proto: they are compiled
 with grpc_tools.protoc into a temporary directory at the start of the session. The server side is
-the real `syros` binary named by SYROS_BIN, started once per session on free local ports with an
-empty data directory and no external databases.
+the real `syros` binary named by SYROS_BIN, started once per session through the one test
+launcher (tests/launcher/syros_launcher.py: ephemeral ports read from its ready file, written once
+the server reports SERVING; an empty data directory; the backend SYROS_TEST_BACKEND names,
+embedded by default).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import types
-import warnings
 from pathlib import Path
 
 import grpc
 import pytest
 
 PROTO_DIR = (Path(__file__).resolve().parent / ".." / ".." / "proto").resolve()
+sys.path.insert(0, str(PROTO_DIR.parent / "tests" / "launcher"))
 
-STARTUP_TIMEOUT_S = 30.0
+from syros_launcher import SyrosServer  # noqa: E402
+
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
@@ -92,122 +91,19 @@ def protos(tmp_path_factory) -> types.SimpleNamespace:
     return generate_protos(tmp_path_factory.mktemp("gen"))
 
 
-def _free_ports(n: int) -> list[int]:
-    """`n` distinct free TCP ports on 127.0.0.1 (all held open until all are chosen)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _tail(path: Path, limit: int = 8000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as e:
-        return f"<could not read {path}: {e}>"
-    return text if len(text) <= limit else "...\n" + text[-limit:]
-
-
-def _health_status(protos, address: str):
-    """One health check on a fresh channel (a fresh channel avoids grpcio's reconnect backoff)."""
-    with grpc.insecure_channel(address) as channel:
-        stub = protos.health_pb2_grpc.HealthStub(channel)
-        return stub.Check(protos.health_pb2.HealthCheckRequest(service=""), timeout=1.0).status
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        warnings.warn(f"syros did not exit within {SHUTDOWN_TIMEOUT_S:.0f} s of SIGTERM; killing it")
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="session")
-def server(protos, tmp_path_factory) -> str:
+def server(protos) -> str:
     """Start `$SYROS_BIN serve` and yield its gRPC address, "127.0.0.1:PORT"."""
-    binary = os.environ.get("SYROS_BIN")
-    if not binary:
-        pytest.fail(
-            "SYROS_BIN is not set: point it at the syros server binary, "
-            "e.g. SYROS_BIN=target/debug/syros pytest tests/interop",
-            pytrace=False,
-        )
-    binary_path = Path(binary).resolve()
-    if not binary_path.is_file() or not os.access(binary_path, os.X_OK):
-        pytest.fail(f"SYROS_BIN={binary!r} ({binary_path}) is not an executable file", pytrace=False)
-
-    tmp = tmp_path_factory.mktemp("syros")
-    data_dir = tmp / "data"
-    data_dir.mkdir()
-    grpc_port, rest_port, ws_port = _free_ports(3)
-
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    env.update(
-        SERVER_HOST="127.0.0.1",
-        GRPC_PORT=str(grpc_port),
-        REST_PORT=str(rest_port),
-        WS_PORT=str(ws_port),
-        SYROS_DATA_DIR=str(data_dir),
-        LOG_LEVEL="info",
-    )
-    address = f"127.0.0.1:{grpc_port}"
-    stdout_path, stderr_path = tmp / "stdout.log", tmp / "stderr.log"
-
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(
-            [str(binary_path), "serve"], env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
-        )
-
-    def logs() -> str:
-        return (
-            f"--- stderr ({stderr_path}) ---\n{_tail(stderr_path)}\n"
-            f"--- stdout ({stdout_path}) ---\n{_tail(stdout_path)}"
-        )
-
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        last = "no attempt yet"
-        while True:
-            code = proc.poll()
-            if code is not None:
-                pytest.fail(f"syros exited with code {code} during startup (last health check: {last})\n{logs()}",
-                            pytrace=False)
-            try:
-                status = _health_status(protos, address)
-                if status == protos.health_pb2.HealthCheckResponse.SERVING:
-                    break
-                last = protos.health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-            except grpc.RpcError as e:
-                last = f"{e.code()}: {e.details()}"
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"syros did not report SERVING on {address} within {STARTUP_TIMEOUT_S:.0f} s "
-                    f"(last health check: {last})\n{logs()}",
-                    pytrace=False,
-                )
-            time.sleep(0.1)
-    except BaseException:
-        _stop(proc)
-        raise
-
+        srv = SyrosServer().start()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
     try:
-        yield address
+        yield srv.address
     finally:
-        _stop(proc)
-        print(f"\nsyros exited with code {proc.returncode}; logs: {stdout_path}, {stderr_path}")
+        code = srv.stop(timeout=SHUTDOWN_TIMEOUT_S)
+        print(f"\nsyros exited with code {code}; log:\n{srv.log()[-2000:]}")
+        srv.close()
 
 
 @pytest.fixture

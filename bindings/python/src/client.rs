@@ -1,57 +1,21 @@
-//! `syros._syros.Client`: every client-core operation, each either blocking (`blocking=True`, the
-//! GIL released while waiting) or returning an asyncio awaitable (`blocking=False`). The Python
-//! package (`syros.Client`, `syros.AsyncClient`) is the idiomatic API over it.
+//! `syros._syros.Client`: every binding-API operation, each either blocking (`blocking=True`,
+//! the GIL released while waiting) or returning an asyncio awaitable (`blocking=False`). The
+//! Python package (`syros.Client`, `syros.AsyncClient`) is the idiomatic API over it.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures::future::{BoxFuture, Shared};
-use futures::FutureExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::PyBytes;
 use pyo3::IntoPyObjectExt;
-use syros_client::{
-    Client as CoreClient, ClientOptions, Direction, Error, ErrorKind, EventData, ExpectedVersion,
-    ReadFrom, RetryPolicy, SagaState, SetOptions, StartSaga, StepDefinition, StepRetryPolicy,
-    SubscribeFrom, TokenProvider,
-};
+use syros_binding_api as api;
 
-use crate::callback;
-use crate::errors::{of_kind, to_py, with_cause};
-use crate::handles::{seconds, Lease, Subscription, Worker};
-use crate::rt;
+use crate::errors::to_py;
+use crate::handles::{ComputeTicket, Lease, Subscription, Worker};
+use crate::millis;
+use crate::rt::{finish, with_gil};
 use crate::types::{AppendResult, CacheEntry, LeaseInfo, ReadResult, Saga};
 
-type Connection = Shared<BoxFuture<'static, Result<CoreClient, Error>>>;
-
-/// A value built with the GIL when it is handed to Python (for results holding Python objects).
-struct WithGil<F>(F);
-
-fn with_gil<F>(build: F) -> WithGil<F>
-where
-    F: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
-{
-    WithGil(build)
-}
-
-impl<'py, F> IntoPyObject<'py> for WithGil<F>
-where
-    F: FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
-{
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        (self.0)(py)
-    }
-}
-
-fn invalid(message: impl Into<String>) -> PyErr {
-    of_kind(ErrorKind::InvalidArgument, message)
-}
-
-/// `syros.RetryPolicy` (read by attribute).
+/// `syros.RetryPolicy` (read by attribute; seconds).
 #[derive(FromPyObject)]
 struct RetryArg {
     initial_interval: f64,
@@ -62,18 +26,18 @@ struct RetryArg {
 }
 
 impl RetryArg {
-    fn policy(&self) -> PyResult<RetryPolicy> {
-        Ok(RetryPolicy {
-            initial_interval: seconds("initial_interval", self.initial_interval)?,
+    fn record(&self) -> PyResult<api::RetryConfig> {
+        Ok(api::RetryConfig {
+            initial_interval_ms: millis("initial_interval", self.initial_interval)?,
             multiplier: self.multiplier,
-            max_interval: seconds("max_interval", self.max_interval)?,
+            max_interval_ms: millis("max_interval", self.max_interval)?,
             max_attempts: self.max_attempts,
-            deadline: self.deadline.map(|d| seconds("deadline", d)).transpose()?,
+            deadline_ms: self.deadline.map(|d| millis("deadline", d)).transpose()?,
         })
     }
 }
 
-/// `syros.StepRetryPolicy` (read by attribute).
+/// `syros.StepRetryPolicy` (read by attribute; seconds).
 #[derive(FromPyObject)]
 struct StepRetryArg {
     initial_interval: f64,
@@ -84,11 +48,11 @@ struct StepRetryArg {
 }
 
 impl StepRetryArg {
-    fn policy(&self) -> PyResult<StepRetryPolicy> {
-        Ok(StepRetryPolicy {
-            initial_interval: seconds("initial_interval", self.initial_interval)?,
+    fn record(&self) -> PyResult<api::StepRetry> {
+        Ok(api::StepRetry {
+            initial_interval_ms: millis("initial_interval", self.initial_interval)?,
             backoff_coefficient: self.backoff_coefficient,
-            maximum_interval: seconds("maximum_interval", self.maximum_interval)?,
+            maximum_interval_ms: millis("maximum_interval", self.maximum_interval)?,
             maximum_attempts: self.maximum_attempts,
             non_retryable_errors: self.non_retryable_errors.clone(),
         })
@@ -106,74 +70,46 @@ struct StepArg {
     retry: Option<StepRetryArg>,
 }
 
-/// An expected stream version: an int, "any" or "no_stream".
+impl StepArg {
+    fn record(self) -> PyResult<api::StepDefinition> {
+        Ok(api::StepDefinition {
+            timeout_ms: self.timeout.map_or(Ok(0), |t| millis("timeout", t))?,
+            retry: self.retry.as_ref().map(StepRetryArg::record).transpose()?,
+            name: self.name,
+            service: self.service,
+            action: self.action,
+            compensation: self.compensation,
+        })
+    }
+}
+
+/// A version number, or a name the binding API parses ("any", "no_stream").
 #[derive(FromPyObject)]
 enum ExpectedArg {
     Exact(u64),
     Named(String),
 }
 
-/// Where a subscription starts: an int, "start" or "end".
+/// A position, or a name the binding API parses ("start", "end").
 #[derive(FromPyObject)]
-enum FromArg {
+enum StartArg {
     At(u64),
     Named(String),
 }
 
-fn saga_state(name: &str) -> PyResult<SagaState> {
-    Ok(match name {
-        "pending" => SagaState::Pending,
-        "running" => SagaState::Running,
-        "compensating" => SagaState::Compensating,
-        "completed" => SagaState::Completed,
-        "compensated" => SagaState::Compensated,
-        "compensation_failed" => SagaState::CompensationFailed,
-        "cancelled" => SagaState::Cancelled,
-        other => return Err(invalid(format!("unknown saga state {other:?}"))),
-    })
+fn saga_object(py: Python<'_>, saga: api::SagaInfo) -> PyResult<Bound<'_, PyAny>> {
+    Bound::new(py, Saga::new(py, saga)?).map(Bound::into_any)
 }
 
-fn saga_object(py: Python<'_>, saga: syros_client::SagaInfo) -> PyResult<Bound<'_, PyAny>> {
-    Bound::new(py, Saga::new(py, saga)?).map(Bound::into_any)
+fn lease_object(lease: Arc<api::Lease>) -> Lease {
+    Lease { inner: lease }
 }
 
 /// A connection to Syros. Connecting starts when it is created and runs on the core runtime; every
 /// operation first waits for it.
 #[pyclass(frozen, module = "syros._syros", name = "Client")]
 pub struct Client {
-    conn: Connection,
-    /// The process the client was created in: its connections do not survive a fork.
-    pid: u32,
-}
-
-impl Client {
-    fn same_process(&self) -> PyResult<()> {
-        if std::process::id() == self.pid {
-            Ok(())
-        } else {
-            Err(invalid(
-                "this client was created in another process (before a fork): create a new \
-                 client in this process",
-            ))
-        }
-    }
-
-    fn conn(&self) -> PyResult<Connection> {
-        self.same_process()?;
-        Ok(self.conn.clone())
-    }
-
-    fn connected(&self) -> PyResult<CoreClient> {
-        self.same_process()?;
-        match self.conn.peek() {
-            Some(Ok(client)) => Ok(client.clone()),
-            Some(Err(err)) => Err(to_py(err.clone())),
-            None => Err(of_kind(
-                ErrorKind::Unavailable,
-                "the client is still connecting: await connect() first",
-            )),
-        }
-    }
+    inner: Arc<api::Client>,
 }
 
 #[pymethods]
@@ -185,87 +121,62 @@ impl Client {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        py: Python<'_>,
         addresses: Vec<String>,
         connect_timeout: f64,
         call_timeout: f64,
         retry: Option<RetryArg>,
         resubscribe: Option<RetryArg>,
         owner: Option<String>,
-        auth_token: Option<Py<PyAny>>,
+        auth_token: Option<String>,
         keepalive_interval: Option<f64>,
     ) -> PyResult<Self> {
-        let mut options = ClientOptions::new(addresses);
-        options.connect_timeout = seconds("connect_timeout", connect_timeout)?;
-        options.call_timeout = seconds("call_timeout", call_timeout)?;
-        if let Some(retry) = retry {
-            options.retry = retry.policy()?;
-        }
-        if let Some(resubscribe) = resubscribe {
-            options.resubscribe = resubscribe.policy()?;
-        }
-        options.owner = owner;
-        options.keepalive_interval = keepalive_interval
-            .map(|s| seconds("keepalive_interval", s))
+        let mut config = api::ClientConfig::new(addresses);
+        config.connect_timeout_ms = millis("connect_timeout", connect_timeout)?;
+        config.call_timeout_ms = millis("call_timeout", call_timeout)?;
+        config.retry = retry.as_ref().map(RetryArg::record).transpose()?;
+        config.resubscribe = resubscribe.as_ref().map(RetryArg::record).transpose()?;
+        config.owner = owner;
+        config.auth_token = auth_token;
+        config.keepalive_interval_ms = keepalive_interval
+            .map(|s| millis("keepalive_interval", s))
             .transpose()?;
-        options.auth_token = match auth_token {
-            None => None,
-            Some(token) => Some(token_provider(py, token)?),
-        };
-        let handle = syros_client::runtime::try_runtime()
-            .map_err(|err| crate::errors::internal(err.to_string()))?;
-        let task = handle.spawn(CoreClient::connect(options));
-        let conn: Connection = async move {
-            match task.await {
-                Ok(result) => result,
-                Err(_) => Err(Error::new(
-                    ErrorKind::Cancelled,
-                    "connecting was cancelled (the client runtime was shut down)",
-                )),
-            }
-        }
-        .boxed()
-        .shared();
         Ok(Client {
-            conn,
-            pid: std::process::id(),
+            inner: api::Client::new(config).map_err(to_py)?,
         })
     }
 
     /// Wait until connected (raises the connection's error).
     #[pyo3(signature = (blocking = true))]
     fn connect<'py>(&self, py: Python<'py>, blocking: bool) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            conn.await.map(|_| ()).map_err(to_py)
-        })
+        finish(py, blocking, self.inner.connect(), Ok)
+    }
+
+    /// Replace the bearer token sent with every later call (None: send none).
+    fn set_auth_token(&self, token: Option<String>) {
+        self.inner.set_auth_token(token);
     }
 
     /// Ask the server whether it is serving.
     #[pyo3(signature = (blocking = true))]
     fn check_health<'py>(&self, py: Python<'py>, blocking: bool) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            client.check_health().await.map_err(to_py)
-        })
+        finish(py, blocking, self.inner.check_health(), Ok)
     }
 
-    /// The default lock owner.
+    /// The default lock owner (once connected).
     #[getter]
     fn owner(&self) -> PyResult<String> {
-        Ok(self.connected()?.owner().to_string())
+        self.inner.owner().map_err(to_py)
     }
 
-    /// The address calls currently go to.
+    /// The address calls currently go to (once connected).
     #[getter]
     fn current_address(&self) -> PyResult<String> {
-        Ok(self.connected()?.current_address().to_string())
+        self.inner.current_address().map_err(to_py)
     }
 
     /// Calls, attempts, retries and failovers since connecting.
     fn stats(&self) -> PyResult<Vec<(&'static str, u64)>> {
-        let stats = self.connected()?.stats();
+        let stats = self.inner.stats().map_err(to_py)?;
         Ok(vec![
             ("calls", stats.calls),
             ("attempts", stats.attempts),
@@ -276,9 +187,8 @@ impl Client {
 
     // --- locks ----------------------------------------------------------------------------
 
-    /// Acquire `key` (waiting up to `wait` seconds); `try_only` returns None instead of raising
-    /// LockTimeout when it is held.
-    #[pyo3(signature = (key, ttl, wait, owner = None, auto_renew = true, try_only = false, blocking = true))]
+    /// Acquire `key`, waiting up to `wait` seconds (then LockTimeout).
+    #[pyo3(signature = (key, ttl, wait, owner = None, auto_renew = true, blocking = true))]
     #[allow(clippy::too_many_arguments)]
     fn lock<'py>(
         &self,
@@ -288,25 +198,32 @@ impl Client {
         wait: f64,
         owner: Option<String>,
         auto_renew: bool,
-        try_only: bool,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let ttl = seconds("ttl", ttl)?;
-        let wait = seconds("wait", wait)?;
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let mut builder = client.lock(key).ttl(ttl).wait(wait).auto_renew(auto_renew);
-            if let Some(owner) = owner {
-                builder = builder.owner(owner);
-            }
-            if try_only {
-                let lease = builder.try_acquire().await.map_err(to_py)?;
-                Ok(lease.map(Lease::new))
-            } else {
-                let lease = builder.acquire().await.map_err(to_py)?;
-                Ok(Some(Lease::new(lease)))
-            }
+        let mut request = api::LockRequest::new(millis("ttl", ttl)?, millis("wait", wait)?);
+        request.owner = owner;
+        request.auto_renew = auto_renew;
+        finish(py, blocking, self.inner.lock(key, request), |lease| {
+            Ok(lease_object(lease))
+        })
+    }
+
+    /// Acquire `key` if it is free now; None when someone holds it.
+    #[pyo3(signature = (key, ttl, owner = None, auto_renew = true, blocking = true))]
+    fn try_lock<'py>(
+        &self,
+        py: Python<'py>,
+        key: String,
+        ttl: f64,
+        owner: Option<String>,
+        auto_renew: bool,
+        blocking: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut request = api::LockRequest::new(millis("ttl", ttl)?, 0);
+        request.owner = owner;
+        request.auto_renew = auto_renew;
+        finish(py, blocking, self.inner.try_lock(key, request), |lease| {
+            Ok(lease.map(lease_object))
         })
     }
 
@@ -318,10 +235,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let info = client.lock_status(&key).await.map_err(to_py)?;
+        finish(py, blocking, self.inner.lock_status(key), |info| {
             Ok(info.map(LeaseInfo::from))
         })
     }
@@ -335,11 +249,8 @@ impl Client {
         limit: u32,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let leases = client.list_locks(&prefix, limit).await.map_err(to_py)?;
-            Ok(leases.into_iter().map(LeaseInfo::from).collect::<Vec<_>>())
+        finish(py, blocking, self.inner.list_locks(prefix, limit), |all| {
+            Ok(all.into_iter().map(LeaseInfo::from).collect::<Vec<_>>())
         })
     }
 
@@ -351,10 +262,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let info = client.force_release(&key).await.map_err(to_py)?;
+        finish(py, blocking, self.inner.force_release(key), |info| {
             Ok(info.map(LeaseInfo::from))
         })
     }
@@ -368,10 +276,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let entry = client.cache().get(&key).await.map_err(to_py)?;
+        finish(py, blocking, self.inner.cache_get(key), |entry| {
             Ok(entry.map(CacheEntry::from))
         })
     }
@@ -387,20 +292,9 @@ impl Client {
         tags: Vec<String>,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let value = syros_client::Bytes::copy_from_slice(value.as_bytes());
-        let options = SetOptions {
-            ttl: ttl.map(|t| seconds("ttl", t)).transpose()?,
-            tags,
-        };
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            client
-                .cache()
-                .set(&key, value, options)
-                .await
-                .map_err(to_py)
-        })
+        let set = cache_set_record(ttl, tags)?;
+        let task = self.inner.cache_set(key, value.as_bytes().to_vec(), set);
+        finish(py, blocking, task, Ok)
     }
 
     #[pyo3(signature = (key, blocking = true))]
@@ -410,11 +304,7 @@ impl Client {
         key: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            client.cache().delete(&key).await.map_err(to_py)
-        })
+        finish(py, blocking, self.inner.cache_delete(key), Ok)
     }
 
     #[pyo3(signature = (tag, blocking = true))]
@@ -424,53 +314,29 @@ impl Client {
         tag: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            client.cache().invalidate_tag(&tag).await.map_err(to_py)
-        })
+        finish(py, blocking, self.inner.cache_invalidate_tag(tag), Ok)
     }
 
-    /// The value under `key`, or `compute()`'s (stored with `ttl` and `tags`); single-flight
-    /// per key in this process. `compute` may be async when not blocking.
-    #[pyo3(signature = (key, compute, ttl = None, tags = Vec::new(), blocking = true))]
-    fn cache_get_or_compute<'py>(
+    /// Get-or-compute, pulled: the value under `key` (bytes), or a `ComputeTicket` when this
+    /// caller computes it (single-flight per key in this process). The value is stored with
+    /// `ttl` and `tags`.
+    #[pyo3(signature = (key, ttl = None, tags = Vec::new(), blocking = true))]
+    fn cache_begin<'py>(
         &self,
         py: Python<'py>,
         key: String,
-        compute: Py<PyAny>,
         ttl: Option<f64>,
         tags: Vec<String>,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = SetOptions {
-            ttl: ttl.map(|t| seconds("ttl", t)).transpose()?,
-            tags,
-        };
-        let locals = if blocking {
-            None
-        } else {
-            Some(rt::current_locals(py)?)
-        };
-        let compute = Arc::new(compute);
-        let raised: Arc<Mutex<Option<Py<PyAny>>>> = Arc::default();
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let slot = raised.clone();
-            let result = client
-                .cache()
-                .get_or_compute_with(&key, options, move || {
-                    callback::compute(compute, locals, slot)
-                })
-                .await;
-            match result {
-                Ok(value) => Ok(value),
-                Err(err) => {
-                    let cause = raised.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    Err(with_cause(err, cause))
+        let set = cache_set_record(ttl, tags)?;
+        finish(py, blocking, self.inner.cache_begin(key, set), |lookup| {
+            Ok(with_gil(move |py| match lookup {
+                api::CacheLookup::Hit(value) => Ok(PyBytes::new(py, &value).into_any()),
+                api::CacheLookup::Compute(ticket) => {
+                    Ok(Bound::new(py, ComputeTicket { inner: ticket })?.into_any())
                 }
-            }
+            }))
         })
     }
 
@@ -488,21 +354,13 @@ impl Client {
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let expected = match expected_version {
-            ExpectedArg::Exact(v) => ExpectedVersion::Exact(v),
-            ExpectedArg::Named(name) => match name.as_str() {
-                "any" => ExpectedVersion::Any,
-                "no_stream" => ExpectedVersion::NoStream,
-                other => {
-                    return Err(invalid(format!(
-                        "expected_version must be an int, \"any\" or \"no_stream\", not {other:?}"
-                    )))
-                }
-            },
+            ExpectedArg::Exact(version) => api::ExpectedVersion::Exact(version),
+            ExpectedArg::Named(name) => api::parse_expected_version(&name).map_err(to_py)?,
         };
-        let events: Vec<EventData> = events
+        let events = events
             .into_iter()
             .map(
-                |(event_id, event_type, data_json, metadata_json)| EventData {
+                |(event_id, event_type, data_json, metadata_json)| api::NewEvent {
                     event_id,
                     event_type,
                     data_json,
@@ -510,16 +368,12 @@ impl Client {
                 },
             )
             .collect();
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let result = client
-                .events()
-                .append(&stream, events, expected)
-                .await
-                .map_err(to_py)?;
-            Ok(AppendResult::from(result))
-        })
+        finish(
+            py,
+            blocking,
+            self.inner.append(stream, events, expected),
+            |r| Ok(AppendResult::from(r)),
+        )
     }
 
     /// Read one stream (or all streams, `stream=None`) from a version/position (`None` = the
@@ -534,21 +388,13 @@ impl Client {
         limit: u32,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let from = start.map_or(ReadFrom::End, ReadFrom::At);
-        let direction = if backwards {
-            Direction::Backwards
-        } else {
-            Direction::Forwards
+        let request = api::ReadRequest {
+            stream,
+            start,
+            backwards,
+            limit,
         };
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let events = client.events();
-            let read = match stream {
-                Some(stream) => events.read_stream(&stream, from, direction, limit).await,
-                None => events.read_all(from, direction, limit).await,
-            }
-            .map_err(to_py)?;
+        finish(py, blocking, self.inner.read(request), |read| {
             Ok(with_gil(move |py| {
                 ReadResult::new(py, read)?.into_bound_py_any(py)
             }))
@@ -561,31 +407,15 @@ impl Client {
         &self,
         py: Python<'py>,
         stream: Option<String>,
-        start: FromArg,
+        start: StartArg,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let from = match start {
-            FromArg::At(at) => SubscribeFrom::At(at),
-            FromArg::Named(name) => match name.as_str() {
-                "start" => SubscribeFrom::Start,
-                "end" => SubscribeFrom::End,
-                other => {
-                    return Err(invalid(format!(
-                        "a subscription starts at an int, \"start\" or \"end\", not {other:?}"
-                    )))
-                }
-            },
+        let start = match start {
+            StartArg::At(at) => api::SubscribeStart::At(at),
+            StartArg::Named(name) => api::SubscribeStart::parse(&name).map_err(to_py)?,
         };
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let events = client.events();
-            let subscription = match stream {
-                Some(stream) => events.subscribe(&stream, from).await,
-                None => events.subscribe_all(from).await,
-            }
-            .map_err(to_py)?;
-            Ok(Subscription::new(subscription))
+        finish(py, blocking, self.inner.subscribe(stream, start), |inner| {
+            Ok(Subscription { inner })
         })
     }
 
@@ -603,36 +433,17 @@ impl Client {
         retry: Option<StepRetryArg>,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let steps = steps
-            .into_iter()
-            .map(|step| {
-                Ok(StepDefinition {
-                    name: step.name,
-                    service: step.service,
-                    action: step.action,
-                    compensation: step.compensation,
-                    timeout: step
-                        .timeout
-                        .map(|t| seconds("timeout", t))
-                        .transpose()?
-                        .unwrap_or(Duration::ZERO),
-                    retry: step.retry.as_ref().map(StepRetryArg::policy).transpose()?,
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        let saga = StartSaga {
+        let saga = api::StartSaga {
             name,
-            steps,
+            steps: steps
+                .into_iter()
+                .map(StepArg::record)
+                .collect::<PyResult<_>>()?,
             input_json,
             idempotency_key,
-            retry: retry.as_ref().map(StepRetryArg::policy).transpose()?,
+            retry: retry.as_ref().map(StepRetryArg::record).transpose()?,
         };
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let saga = client.sagas().start(saga).await.map_err(to_py)?;
-            Ok(with_gil(move |py| saga_object(py, saga)))
-        })
+        finish(py, blocking, self.inner.start_saga(saga), saga_result)
     }
 
     #[pyo3(signature = (saga_id, blocking = true))]
@@ -642,12 +453,7 @@ impl Client {
         saga_id: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let saga = client.sagas().get(&saga_id).await.map_err(to_py)?;
-            Ok(with_gil(move |py| saga_object(py, saga)))
-        })
+        finish(py, blocking, self.inner.get_saga(saga_id), saga_result)
     }
 
     #[pyo3(signature = (state = None, name = None, limit = 0, blocking = true))]
@@ -659,23 +465,25 @@ impl Client {
         limit: u32,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let state = state.as_deref().map(saga_state).transpose()?;
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let sagas = client
-                .sagas()
-                .list(state, name.as_deref(), limit)
-                .await
-                .map_err(to_py)?;
-            Ok(with_gil(move |py| {
-                let sagas = sagas
-                    .into_iter()
-                    .map(|saga| saga_object(py, saga))
-                    .collect::<PyResult<Vec<_>>>()?;
-                sagas.into_bound_py_any(py)
-            }))
-        })
+        let state = state
+            .as_deref()
+            .map(api::parse_saga_state)
+            .transpose()
+            .map_err(to_py)?;
+        finish(
+            py,
+            blocking,
+            self.inner.list_sagas(state, name, limit),
+            |sagas| {
+                Ok(with_gil(move |py| {
+                    sagas
+                        .into_iter()
+                        .map(|saga| saga_object(py, saga))
+                        .collect::<PyResult<Vec<_>>>()?
+                        .into_bound_py_any(py)
+                }))
+            },
+        )
     }
 
     #[pyo3(signature = (saga_id, blocking = true))]
@@ -685,12 +493,7 @@ impl Client {
         saga_id: String,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let saga = client.sagas().cancel(&saga_id).await.map_err(to_py)?;
-            Ok(with_gil(move |py| saga_object(py, saga)))
-        })
+        finish(py, blocking, self.inner.cancel_saga(saga_id), saga_result)
     }
 
     /// Wait until the saga is final, at most `timeout` seconds (then DeadlineExceeded).
@@ -702,64 +505,44 @@ impl Client {
         timeout: f64,
         blocking: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let timeout = seconds("timeout", timeout)?;
-        let conn = self.conn()?;
-        rt::call(py, blocking, async move {
-            let client = conn.await.map_err(to_py)?;
-            let saga = client
-                .sagas()
-                .wait(&saga_id, timeout)
-                .await
-                .map_err(to_py)?;
-            Ok(with_gil(move |py| saga_object(py, saga)))
-        })
+        let timeout_ms = millis("timeout", timeout)?;
+        finish(
+            py,
+            blocking,
+            self.inner.wait_saga(saga_id, timeout_ms),
+            saga_result,
+        )
     }
 
-    /// Start a step runner for `service` with `(name, callable)` handlers. `event_loop` runs the
-    /// handlers that are `async def` functions. The client must be connected.
-    #[pyo3(signature = (service, handlers, max_concurrent = 16, event_loop = None))]
-    fn start_worker(
+    /// A pulled step runner for `service`, holding at most `max_concurrent` tasks at once.
+    #[pyo3(signature = (service, max_concurrent = 16, blocking = true))]
+    fn worker<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         service: String,
-        handlers: Vec<(String, Py<PyAny>)>,
-        max_concurrent: usize,
-        event_loop: Option<Py<PyAny>>,
-    ) -> PyResult<Worker> {
-        let client = self.connected()?;
-        let locals = match event_loop {
-            Some(event_loop) => Some(
-                pyo3_async_runtimes::TaskLocals::new(event_loop.into_bound(py)).copy_context(py)?,
-            ),
-            None => None,
-        };
-        let mut builder = client.worker(service).max_concurrent(max_concurrent);
-        for (name, callable) in handlers {
-            builder = builder.boxed_handler(name, callback::handler(callable, locals.clone()));
-        }
-        builder.start().map(Worker::new).map_err(to_py)
+        max_concurrent: u32,
+        blocking: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        finish(
+            py,
+            blocking,
+            self.inner.worker(service, max_concurrent),
+            |inner| Ok(Worker { inner }),
+        )
     }
 }
 
-/// A bearer token: a fixed string, or a function called before every attempt (from a client
-/// thread, with the GIL; it must be quick).
-fn token_provider(py: Python<'_>, token: Py<PyAny>) -> PyResult<TokenProvider> {
-    if let Ok(text) = token.bind(py).cast::<PyString>() {
-        let text = text.to_str()?.to_string();
-        return Ok(Arc::new(move || Some(text.clone())));
-    }
-    if !token.bind(py).is_callable() {
-        return Err(invalid(
-            "auth_token must be a str or a function returning a str or None",
-        ));
-    }
-    Ok(Arc::new(move || {
-        Python::attach(|py| match token.call0(py) {
-            Ok(value) => value.extract::<Option<String>>(py).unwrap_or(None),
-            Err(err) => {
-                err.write_unraisable(py, Some(token.bind(py)));
-                None
-            }
-        })
-    }))
+fn cache_set_record(ttl: Option<f64>, tags: Vec<String>) -> PyResult<api::CacheSet> {
+    Ok(api::CacheSet {
+        ttl_ms: ttl.map(|t| millis("ttl", t)).transpose()?,
+        tags,
+    })
+}
+
+#[allow(clippy::unnecessary_wraps)] // the shape `finish` takes
+fn saga_result(
+    saga: api::SagaInfo,
+) -> PyResult<crate::rt::WithGil<impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>>>
+{
+    Ok(with_gil(move |py| saga_object(py, saga)))
 }

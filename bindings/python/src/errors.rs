@@ -1,4 +1,4 @@
-//! The core's error taxonomy as Python exceptions, mechanically: one class per
+//! The binding API's [`ErrorRecord`] as Python exceptions, mechanically: one class per
 //! [`ErrorKind`] under `syros.errors.SyrosError`, carrying `kind` (the stable code), `retryable`,
 //! `message` and `details`. The classes are defined in Python (`syros/errors.py`, so they have
 //! docstrings and type stubs); this module only picks the class of a kind and fills in the fields.
@@ -7,29 +7,21 @@ use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
 use pyo3::PyErrArguments;
-use syros_client::{Error, ErrorKind};
+use syros_binding_api::{ErrorKind, ErrorRecord};
 
 pyo3::import_exception!(syros.errors, SyrosError);
 
-/// The constructor arguments of every `SyrosError`:
-/// `(message, kind, retryable, details, cause)`.
+/// The constructor arguments of every `SyrosError`: `(message, kind, retryable, details)`.
 struct Args {
     message: String,
-    code: &'static str,
+    code: String,
     retryable: bool,
     details: BTreeMap<String, String>,
-    cause: Option<Py<PyAny>>,
 }
 
 impl PyErrArguments for Args {
     fn arguments(self, py: Python<'_>) -> Py<PyAny> {
-        let tuple = (
-            self.message,
-            self.code,
-            self.retryable,
-            self.details,
-            self.cause,
-        );
+        let tuple = (self.message, self.code, self.retryable, self.details);
         match tuple.into_pyobject(py) {
             Ok(args) => args.into_any().unbind(),
             Err(_) => py.None(),
@@ -76,39 +68,22 @@ kinds! {
     Callback => CallbackFailed,
 }
 
-/// A core error as the Python exception of its kind. Needs no GIL (built lazily).
-pub fn to_py(err: Error) -> PyErr {
-    with_cause(err, None)
-}
-
-/// Like [`to_py`], with `__cause__` set to a Python exception (the one a callback raised).
-pub fn with_cause(err: Error, cause: Option<Py<PyAny>>) -> PyErr {
-    let kind = err.kind;
+/// An error record as the Python exception of its kind. Needs no GIL (built lazily).
+pub fn to_py(err: ErrorRecord) -> PyErr {
     new_err(
-        kind,
+        err.kind,
         Args {
             message: err.message,
-            code: kind.code(),
+            code: err.code,
             retryable: err.retryable,
             details: err.details,
-            cause,
         },
     )
 }
 
-/// An error the binding itself detected, as the class of `kind`.
-pub fn of_kind(kind: ErrorKind, message: impl Into<String>) -> PyErr {
-    to_py(Error::new(kind, message))
-}
-
-/// `syros.Internal`.
-pub fn internal(message: impl Into<String>) -> PyErr {
-    of_kind(ErrorKind::Internal, message)
-}
-
-/// `syros.Cancelled`.
-pub fn cancelled(message: impl Into<String>) -> PyErr {
-    of_kind(ErrorKind::Cancelled, message)
+/// `syros.InvalidArgument`, for an argument the binding cannot even translate.
+pub fn invalid(message: impl Into<String>) -> PyErr {
+    to_py(ErrorRecord::invalid(message))
 }
 
 /// Every kind as `(code, class name, retryable)`, so the Python package can check that it has a

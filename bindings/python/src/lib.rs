@@ -1,39 +1,55 @@
-//! `syros._syros`: the PyO3 bridge between Python and the Syros client core (`syros-client`).
+//! `syros._syros`: the PyO3 bridge between Python and the Syros binding API
+//! (`syros-binding-api`).
 //!
-//! This crate only translates. Connection, retries, failover, lease renewal and loss detection,
-//! single-flight, resumable subscriptions and step runners all live in the client core; here they
-//! get Python types, Python exceptions and two ways of waiting:
+//! It only translates: every method maps one binding-API call, seconds become milliseconds,
+//! records become read-only Python objects, an [`ErrorRecord`](syros_binding_api::ErrorRecord)
+//! becomes the `syros.errors` class of its code, and every call's [`CoreTask`] is either waited
+//! for with the GIL released (`blocking=True`) or returned as an asyncio awaitable
+//! (`blocking=False`) — see [`rt`]. Nothing here calls Python from a Rust thread except to hand
+//! an awaited result to its event loop: workers, subscriptions, lease ends and get-or-compute
+//! tickets are pulled by the idiomatic layer (the `syros` package in `sdks/python`), which runs
+//! step handlers and compute functions on Python's own threads and event loops.
 //!
-//! - blocking (`blocking=True`): the core future runs on the core runtime while the calling thread
-//!   waits with the GIL released ([`rt::block`]);
-//! - asyncio (`blocking=False`): an awaitable from pyo3-async-runtimes whose future runs on the core
-//!   runtime ([`rt::CoreRuntime`]).
-//!
-//! Python callbacks (step handlers, `get_or_compute` functions, lost-lease callbacks) are called
-//! with the GIL on blocking-pool threads, never on the runtime's async workers ([`callback`]).
-//! The idiomatic API (`syros.Client`, `syros.AsyncClient`, workers with decorators) is the Python
-//! package in `sdks/python`.
+//! [`CoreTask`]: syros_binding_api::rt::CoreTask
 
 use pyo3::prelude::*;
+use syros_binding_api::rt as core_rt;
 
-mod callback;
 mod client;
 mod errors;
 mod handles;
 mod rt;
 mod types;
 
-/// Stop the client core's runtime: background work (renewals, subscriptions, workers) ends.
-/// The next call starts a new one. The `syros` package calls it at interpreter exit.
+/// Python's seconds as the binding API's milliseconds; negative, NaN or infinite is
+/// `InvalidArgument` (naming the argument).
+pub(crate) fn millis(name: &str, seconds: f64) -> PyResult<u64> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(errors::invalid(format!(
+            "{name} must be a non-negative number of seconds, got {seconds}"
+        )));
+    }
+    // Saturates above u64::MAX ms (half a billion years).
+    Ok((seconds * 1000.0).round() as u64)
+}
+
+/// The binding API's milliseconds as Python's seconds.
+pub(crate) fn seconds(millis: u64) -> f64 {
+    millis as f64 / 1000.0
+}
+
+/// Stop the client core's runtime (waiting up to 5 s for its tasks): background work
+/// (renewals, subscriptions, workers) ends. The next call starts a new one. The `syros` package
+/// calls it at interpreter exit.
 #[pyfunction]
 fn shutdown(py: Python<'_>) {
-    py.detach(syros_client::shutdown);
+    py.detach(|| core_rt::shutdown(5_000));
 }
 
 /// Whether the client core's runtime exists in this process (a forked child starts without one).
 #[pyfunction]
 fn runtime_running() -> bool {
-    syros_client::runtime::is_running()
+    core_rt::is_running()
 }
 
 #[pymodule]
@@ -46,6 +62,7 @@ fn _syros(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::Lease>()?;
     m.add_class::<handles::Subscription>()?;
     m.add_class::<handles::Worker>()?;
+    m.add_class::<handles::ComputeTicket>()?;
     m.add_class::<types::LeaseInfo>()?;
     m.add_class::<types::CacheEntry>()?;
     m.add_class::<types::RecordedEvent>()?;

@@ -1,17 +1,14 @@
-//! How Python waits for the client core.
+//! How Python waits for a binding-API [`CoreTask`] (a future already running on the client
+//! core's runtime, so the runtime rule holds by construction):
 //!
-//! One runtime rule (see the design's `Bindings`): every core future runs on the client core's
-//! runtime ([`syros_client::runtime`]), which is created lazily, can be shut down and is rebuilt in
-//! a forked child. Nothing here keeps a runtime handle between calls, so a child process created
-//! with `os.fork()` gets the fresh runtime the core builds for it.
-//!
-//! - asyncio: [`CoreRuntime`] is pyo3-async-runtimes' generic runtime, implemented by spawning on
-//!   the core runtime. `future_into_py` spawns the core future there; the asyncio loop only
-//!   receives the result (through `call_soon_threadsafe`).
-//! - blocking: [`block`] spawns the future on the core runtime and waits for its `JoinHandle` with
-//!   the GIL released, looking at Python's signals every 100 ms so Ctrl-C interrupts a long wait.
+//! - blocking ([`wait`]): the calling thread waits with the GIL released, looking at Python's
+//!   signal handlers every 100 ms, so Ctrl-C interrupts a long wait (and cancels the work);
+//! - asyncio ([`finish`] with `blocking=false`): an awaitable from pyo3-async-runtimes whose
+//!   future only awaits the `CoreTask`. pyo3-async-runtimes spawns its own small futures through
+//!   [`CoreRuntime`], i.e. on the core runtime too, and hands results to the event loop from the
+//!   runtime's blocking pool (`call_soon_threadsafe`). Cancelling the asyncio future drops the
+//!   `CoreTask`, which cancels the work.
 
-use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -21,32 +18,26 @@ use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::generic::{self, ContextExt, JoinError, Runtime};
 use pyo3_async_runtimes::TaskLocals;
+use syros_binding_api::rt::{self, CoreTask};
+use syros_binding_api::{ErrorKind, ErrorRecord};
 
-use crate::errors::internal;
+use crate::errors::to_py;
 
 /// How often a blocking wait looks at Python's signal handlers (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-fn handle() -> PyResult<tokio::runtime::Handle> {
-    syros_client::runtime::try_runtime()
-        .map_err(|err| internal(format!("cannot start the syros client runtime: {err}")))
-}
-
 /// pyo3-async-runtimes' view of the client core's runtime.
 pub struct CoreRuntime;
 
-/// A task of the core runtime, as pyo3-async-runtimes expects it.
-pub struct CoreJoinHandle(tokio::task::JoinHandle<()>);
+/// A task pyo3-async-runtimes spawned. It drops most of them unawaited, so dropping one lets
+/// the work finish (a dropped `CoreTask` would cancel it).
+pub struct CoreJoinHandle(Option<CoreTask<()>>);
 
-/// Why a core task did not finish.
-pub struct CoreJoinError(tokio::task::JoinError);
-
-impl JoinError for CoreJoinError {
-    fn is_panic(&self) -> bool {
-        self.0.is_panic()
-    }
-    fn into_panic(self) -> Box<dyn std::any::Any + Send + 'static> {
-        self.0.into_panic()
+impl Drop for CoreJoinHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
     }
 }
 
@@ -54,12 +45,30 @@ impl Future for CoreJoinHandle {
     type Output = Result<(), CoreJoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map_err(CoreJoinError)
+        let Some(task) = self.0.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                self.0 = None;
+                Poll::Ready(result.map_err(CoreJoinError))
+            }
+        }
     }
 }
 
-tokio::task_local! {
-    static TASK_LOCALS: OnceCell<TaskLocals>;
+/// Why a spawned task did not finish. The spawned futures themselves never fail, so an error
+/// is a panic (`internal`) or a cancellation (the runtime was shut down).
+pub struct CoreJoinError(ErrorRecord);
+
+impl JoinError for CoreJoinError {
+    fn is_panic(&self) -> bool {
+        self.0.kind == ErrorKind::Internal
+    }
+    fn into_panic(self) -> Box<dyn std::any::Any + Send + 'static> {
+        Box::new(self.0.message)
+    }
 }
 
 impl Runtime for CoreRuntime {
@@ -70,120 +79,92 @@ impl Runtime for CoreRuntime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        CoreJoinHandle(syros_client::runtime::spawn(fut))
+        CoreJoinHandle(Some(rt::spawn(async move {
+            fut.await;
+            Ok(())
+        })))
     }
 
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
-        CoreJoinHandle(syros_client::runtime().spawn_blocking(f))
+        CoreJoinHandle(Some(rt::spawn_blocking(move || {
+            f();
+            Ok(())
+        })))
     }
 }
 
 impl ContextExt for CoreRuntime {
-    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    fn scope<F, R>(_locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
     where
         F: Future<Output = R> + Send + 'static,
     {
-        let cell = OnceCell::new();
-        let _ = cell.set(locals);
-        Box::pin(TASK_LOCALS.scope(cell, fut))
+        // Our futures never call back into Python, so they need no task locals.
+        Box::pin(fut)
     }
 
     fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS
-            .try_with(|cell| cell.get().cloned())
-            .unwrap_or_default()
+        // Awaitables are only made from Python code on its running loop, which is then used.
+        None
     }
 }
 
-/// The asyncio loop (and contextvars) of the calling coroutine.
-pub fn current_locals(py: Python<'_>) -> PyResult<TaskLocals> {
-    generic::get_current_locals::<CoreRuntime>(py)
-}
-
-/// Run `fut` on the core runtime and block until it is done, with the GIL released. Ctrl-C (any
-/// exception raised by a signal handler) cancels the future and is raised.
-pub fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
-where
-    F: Future<Output = PyResult<T>> + Send + 'static,
-    T: Send + 'static,
-{
-    let handle = handle()?;
-    let mut task = handle.spawn(fut);
+/// Block until `task` is done, with the GIL released. An exception raised by a signal handler
+/// (Ctrl-C) cancels the work and is raised.
+pub fn wait<T: Send + 'static>(py: Python<'_>, mut task: CoreTask<T>) -> PyResult<T> {
     loop {
-        let waited = py.detach(|| {
-            // Allowed even on a blocking-pool thread of the core runtime (a sync step handler
-            // calling the blocking client), which is not an async context.
-            handle.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut task).await })
-        });
-        match waited {
-            Ok(Ok(result)) => return result,
-            Ok(Err(err)) if err.is_panic() => {
-                return Err(internal(format!(
-                    "a syros client task panicked: {}",
-                    panic_message(err.into_panic())
-                )))
-            }
-            Ok(Err(_)) => {
-                return Err(crate::errors::cancelled(
-                    "the syros client runtime was shut down",
-                ))
-            }
-            Err(_elapsed) => {
-                if let Err(err) = py.check_signals() {
-                    task.abort();
-                    return Err(err);
-                }
-            }
+        if let Some(result) = py.detach(|| task.wait_blocking(Some(SIGNAL_CHECK))) {
+            return result.map_err(to_py);
         }
+        // Returning early drops `task`, which cancels the work.
+        py.check_signals()?;
     }
 }
 
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        text.to_string()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
-
-/// The one entry point of every client method: block (sync API) or return an asyncio awaitable.
-pub fn call<'py, T, F>(py: Python<'py>, blocking: bool, fut: F) -> PyResult<Bound<'py, PyAny>>
+/// The one exit of every waiting method: block (`blocking`) and return `convert`'s value, or
+/// return an asyncio awaitable of it.
+pub fn finish<'py, T, O, C>(
+    py: Python<'py>,
+    blocking: bool,
+    task: CoreTask<T>,
+    convert: C,
+) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = PyResult<T>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
+    T: Send + 'static,
+    C: FnOnce(T) -> PyResult<O> + Send + 'static,
+    O: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     if blocking {
-        block(py, fut)?.into_bound_py_any(py)
+        convert(wait(py, task)?)?.into_bound_py_any(py)
     } else {
-        generic::future_into_py::<CoreRuntime, _, _>(py, fut)
+        generic::future_into_py::<CoreRuntime, _, _>(py, async move {
+            convert(task.await.map_err(to_py)?)
+        })
     }
 }
 
-/// Run a Python call on a blocking-pool thread of the core runtime, with the GIL: Python code
-/// never runs on (or holds the GIL on) the runtime's async worker threads.
-pub async fn with_gil<T, F>(f: F) -> PyResult<T>
+/// A value built with the GIL when it is handed to Python (for results holding Python objects).
+pub struct WithGil<F>(F);
+
+/// Build the result with the GIL, when Python receives it.
+pub fn with_gil<F>(build: F) -> WithGil<F>
 where
-    F: for<'py> FnOnce(Python<'py>) -> PyResult<T> + Send + 'static,
-    T: Send + 'static,
+    F: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
 {
-    match tokio::task::spawn_blocking(move || Python::attach(f)).await {
-        Ok(result) => result,
-        Err(err) if err.is_panic() => Err(internal(format!(
-            "a Python callback panicked: {}",
-            panic_message(err.into_panic())
-        ))),
-        Err(_) => Err(crate::errors::cancelled(
-            "the syros client runtime was shut down",
-        )),
-    }
+    WithGil(build)
 }
 
-/// Whether `value` should be awaited (a coroutine, task or future).
-pub fn is_awaitable(value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    value.hasattr(pyo3::intern!(value.py(), "__await__"))
+impl<'py, F> IntoPyObject<'py> for WithGil<F>
+where
+    F: FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
+{
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        (self.0)(py)
+    }
 }

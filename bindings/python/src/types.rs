@@ -1,8 +1,10 @@
-//! The core's plain data as read-only Python objects. JSON documents are kept as text
+//! The binding API's plain records as read-only Python objects (milliseconds become seconds
+//! where the Python API speaks seconds). JSON documents are kept as text
 //! (`*_json`) and parsed on access (`data`, `input`, ...).
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use syros_binding_api as api;
 
 /// Python's spelling of an optional value in a repr.
 fn opt<T: std::fmt::Display>(value: &Option<T>) -> String {
@@ -33,8 +35,8 @@ pub struct LeaseInfo {
     pub expires_at_ms: i64,
 }
 
-impl From<syros_client::LeaseInfo> for LeaseInfo {
-    fn from(info: syros_client::LeaseInfo) -> Self {
+impl From<api::LeaseInfo> for LeaseInfo {
+    fn from(info: api::LeaseInfo) -> Self {
         LeaseInfo {
             lease_id: info.lease_id,
             key: info.key,
@@ -59,20 +61,12 @@ impl LeaseInfo {
 /// A cached value with its expiry and tags.
 #[pyclass(frozen, module = "syros._syros")]
 pub struct CacheEntry {
-    value: syros_client::Bytes,
-    #[pyo3(get)]
-    expires_at_ms: Option<i64>,
-    #[pyo3(get)]
-    tags: Vec<String>,
+    entry: api::CacheEntry,
 }
 
-impl From<syros_client::CacheEntry> for CacheEntry {
-    fn from(entry: syros_client::CacheEntry) -> Self {
-        CacheEntry {
-            value: entry.value,
-            expires_at_ms: entry.expires_at_ms,
-            tags: entry.tags,
-        }
+impl From<api::CacheEntry> for CacheEntry {
+    fn from(entry: api::CacheEntry) -> Self {
+        CacheEntry { entry }
     }
 }
 
@@ -81,15 +75,27 @@ impl CacheEntry {
     /// The stored bytes.
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.value)
+        PyBytes::new(py, &self.entry.value)
+    }
+
+    /// When it expires (ms since the epoch), or None.
+    #[getter]
+    fn expires_at_ms(&self) -> Option<i64> {
+        self.entry.expires_at_ms
+    }
+
+    /// Its tags.
+    #[getter]
+    fn tags(&self) -> Vec<String> {
+        self.entry.tags.clone()
     }
 
     fn __repr__(&self) -> String {
         format!(
             "CacheEntry(len={}, expires_at_ms={}, tags={:?})",
-            self.value.len(),
-            opt(&self.expires_at_ms),
-            self.tags
+            self.entry.value.len(),
+            opt(&self.entry.expires_at_ms),
+            self.entry.tags
         )
     }
 }
@@ -107,8 +113,8 @@ pub struct RecordedEvent {
     pub created_at_ms: i64,
 }
 
-impl From<syros_client::RecordedEvent> for RecordedEvent {
-    fn from(e: syros_client::RecordedEvent) -> Self {
+impl From<api::RecordedEvent> for RecordedEvent {
+    fn from(e: api::RecordedEvent) -> Self {
         RecordedEvent {
             stream: e.stream,
             version: e.version,
@@ -160,7 +166,7 @@ pub struct ReadResult {
 }
 
 impl ReadResult {
-    pub fn new(py: Python<'_>, result: syros_client::ReadResult) -> PyResult<Self> {
+    pub fn new(py: Python<'_>, result: api::ReadResult) -> PyResult<Self> {
         Ok(ReadResult {
             events: result
                 .events
@@ -197,8 +203,8 @@ pub struct AppendResult {
     pub last_position: u64,
 }
 
-impl From<syros_client::AppendResult> for AppendResult {
-    fn from(r: syros_client::AppendResult) -> Self {
+impl From<api::AppendResult> for AppendResult {
+    fn from(r: api::AppendResult) -> Self {
         AppendResult {
             last_version: r.last_version,
             first_position: r.first_position,
@@ -288,7 +294,7 @@ pub struct Saga {
 }
 
 impl Saga {
-    pub fn new(py: Python<'_>, saga: syros_client::SagaInfo) -> PyResult<Self> {
+    pub fn new(py: Python<'_>, saga: api::SagaInfo) -> PyResult<Self> {
         let steps = saga
             .steps
             .into_iter()
@@ -382,8 +388,8 @@ pub struct Task {
     pub timeout: f64,
 }
 
-impl From<syros_client::Task> for Task {
-    fn from(t: syros_client::Task) -> Self {
+impl From<api::TaskRecord> for Task {
+    fn from(t: api::TaskRecord) -> Self {
         Task {
             task_id: t.task_id,
             saga_id: t.saga_id,
@@ -394,7 +400,7 @@ impl From<syros_client::Task> for Task {
             idempotency_key: t.idempotency_key,
             input_json: t.input_json,
             previous_outputs_json: t.previous_outputs_json,
-            timeout: t.timeout.as_secs_f64(),
+            timeout: crate::seconds(t.timeout_ms),
         }
     }
 }

@@ -197,6 +197,31 @@ where
     }
 }
 
+/// Run the blocking function `work` on the core runtime's blocking pool (never on its async
+/// workers), for host code that must not run on, or hold a host lock on, those workers: e.g.
+/// handing a result to a host's event loop while holding its interpreter lock.
+pub fn spawn_blocking<F, T>(work: F) -> CoreTask<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match syros_client::runtime::try_runtime() {
+        // A blocking task's JoinHandle is a CoreTask's like any other (aborting it only stops
+        // work that has not started yet).
+        Ok(handle) => CoreTask {
+            handle: Some(handle.spawn_blocking(work)),
+            startup: None,
+        },
+        Err(err) => CoreTask::failed(runtime_unavailable(err)),
+    }
+}
+
+/// Whether the core runtime exists in this process now (it is created by the first call, and a
+/// forked child starts without one).
+pub fn is_running() -> bool {
+    syros_client::runtime::is_running()
+}
+
 /// Run `future` on the core runtime and block until it is done (for hosts without async).
 pub fn block_on<F, T>(future: F) -> Result<T>
 where

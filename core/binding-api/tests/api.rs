@@ -525,3 +525,48 @@ async fn a_cancelled_lock_wait_ends_at_once_and_leaves_no_lease_behind() {
     assert!(lease.is_held());
     lease.release().await.unwrap();
 }
+
+#[test]
+fn blocking_host_work_runs_off_the_async_workers() {
+    // More parked blocking jobs than the runtime has async workers: an async task must still
+    // run, which it could not if blocking jobs occupied the workers.
+    let parked = 2 * std::thread::available_parallelism().map_or(4, |n| n.get()) + 2;
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let jobs: Vec<_> = (0..parked)
+        .map(|_| {
+            let release_rx = release_rx.clone();
+            let started_tx = started_tx.clone();
+            rt::spawn_blocking(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.lock().unwrap().recv();
+                Ok(())
+            })
+        })
+        .collect();
+    for _ in 0..parked {
+        started_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every blocking job starts");
+    }
+    assert!(rt::is_running(), "the first call created the runtime");
+    let answer = rt::spawn(async { Ok(42) })
+        .wait_blocking(Some(Duration::from_secs(30)))
+        .expect("an async task runs while blocking jobs are parked");
+    assert_eq!(answer.unwrap(), 42);
+    for _ in 0..parked {
+        let _ = release_tx.send(());
+    }
+    for mut job in jobs {
+        job.wait_blocking(Some(Duration::from_secs(30)))
+            .expect("released jobs finish")
+            .unwrap();
+    }
+    let panicked = rt::spawn_blocking(|| -> Result<()> { panic!("host code failed") })
+        .wait_blocking(Some(Duration::from_secs(30)))
+        .expect("a panicking job ends");
+    let err = panicked.expect_err("a panic is an error");
+    assert_eq!(err.code, "internal");
+    assert!(err.message.contains("host code failed"), "{err}");
+}

@@ -4,10 +4,11 @@ the Rust client core's runtime; the event loop is never blocked."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any, AsyncIterator, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _syros
-from ._client import Addresses, TokenSource, Value, _bytes, _native_client
+from ._client import Addresses, TokenSource, Value, _bytes, _compute_failed, _computed, _describe, _native_client
 from ._syros import AppendResult, CacheEntry, LeaseInfo, ReadResult, RecordedEvent, Saga
 from ._types import (
     ANY,
@@ -26,7 +27,8 @@ from .errors import SyrosError
 
 __all__ = ["AsyncClient", "AsyncLease", "AsyncCache", "AsyncEvents", "AsyncSagas", "AsyncSubscription"]
 
-Awaitable_ = Any
+#: Tasks watching for a lost lease (``AsyncLease.on_lost``): held here so they are not collected.
+_LEASE_WATCHERS: "set[asyncio.Task[None]]" = set()
 
 
 class AsyncLease:
@@ -80,19 +82,24 @@ class AsyncLease:
     async def wait_lost(self, timeout: Optional[float] = None) -> bool:
         """Wait until the lease is lost (True), released (False) or ``timeout`` seconds pass
         (False). Race it against your work, e.g. with ``asyncio.wait``."""
-        return await self._native.wait_lost(timeout, False)
+        return await self._native.wait_end(timeout, False) == "lost"
 
     def on_lost(self, callback: Callable[[], Any]) -> None:
-        """Call ``callback()`` on the current event loop if the lease is lost."""
-        loop = asyncio.get_running_loop()
+        """Call ``callback()`` on the current event loop if the lease is lost (a task of the loop
+        waits for the lease's end)."""
+        native = self._native
 
-        def fire() -> None:
+        async def watch() -> None:
             try:
-                loop.call_soon_threadsafe(callback)
-            except RuntimeError:
-                pass  # the loop is closed
+                end = await native.wait_end(None, False)
+            except SyrosError:
+                return  # the client runtime was shut down
+            if end == "lost":
+                callback()
 
-        self._native.on_lost(fire)
+        task = asyncio.get_running_loop().create_task(watch())
+        _LEASE_WATCHERS.add(task)
+        task.add_done_callback(_LEASE_WATCHERS.discard)
 
     async def renew(self) -> LeaseInfo:
         return await self._native.renew(False)
@@ -146,7 +153,7 @@ class _LockRequest:
 class AsyncCache:
     """The tagged cache (``client.cache``), asyncio."""
 
-    def __init__(self, native: _syros.Client) -> None:
+    def __init__(self, native: Any) -> None:
         self._n = native
 
     async def get(self, key: str) -> Optional[bytes]:
@@ -177,7 +184,21 @@ class AsyncCache:
     ) -> bytes:
         """Like :meth:`syros.Cache.get_or_compute`; ``compute`` may be a plain or an ``async
         def`` function (run on this loop)."""
-        return await self._n.cache_get_or_compute(key, compute, ttl, list(tags), False)
+        lookup = await self._n.cache_begin(key, ttl, list(tags), False)
+        if isinstance(lookup, bytes):
+            return lookup
+        try:
+            value = compute()
+            if inspect.isawaitable(value):
+                value = await value
+            value = _computed(value)
+        except Exception as err:
+            await lookup.fail(_describe(err), False)
+            raise _compute_failed(lookup, err) from err
+        except BaseException as err:  # cancelled: fail the flight, let the cancellation through
+            lookup.fail(_describe(err), True)
+            raise
+        return await lookup.complete(value, False)
 
 
 class AsyncSubscription:
@@ -221,7 +242,7 @@ class AsyncSubscription:
 class AsyncEvents:
     """The event store (``client.events``), asyncio."""
 
-    def __init__(self, native: _syros.Client) -> None:
+    def __init__(self, native: Any) -> None:
         self._n = native
 
     async def append(
@@ -259,7 +280,7 @@ class AsyncEvents:
 class AsyncSagas:
     """Sagas (``client.sagas``), asyncio."""
 
-    def __init__(self, native: _syros.Client) -> None:
+    def __init__(self, native: Any) -> None:
         self._n = native
 
     async def start(
@@ -349,12 +370,12 @@ class AsyncClient:
         """Acquire ``key``: ``lease = await client.lock(...)`` or ``async with client.lock(...)
         as lease:``. Raises :class:`syros.LockTimeout` if the wait ends first."""
         native = self._n
-        return _LockRequest(lambda: native.lock(key, ttl, wait, owner, auto_renew, False, False))
+        return _LockRequest(lambda: native.lock(key, ttl, wait, owner, auto_renew, False))
 
     async def try_lock(
         self, key: str, ttl: float = 30.0, *, owner: Optional[str] = None, auto_renew: bool = True
     ) -> Optional[AsyncLease]:
-        native = await self._n.lock(key, ttl, 0.0, owner, auto_renew, True, False)
+        native = await self._n.try_lock(key, ttl, owner, auto_renew, False)
         return None if native is None else AsyncLease(native)
 
     async def lock_status(self, key: str) -> Optional[LeaseInfo]:

@@ -3,6 +3,7 @@ threads keep running, and Ctrl-C interrupts a long wait."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from . import _syros
@@ -20,7 +21,7 @@ from ._types import (
     _input_json,
 )
 from ._worker import Worker
-from .errors import SyrosError
+from .errors import CallbackFailed, InvalidArgument, SyrosError
 
 __all__ = ["Client", "Lease", "Cache", "Events", "Sagas", "Subscription"]
 
@@ -43,6 +44,28 @@ def _bytes(value: Value) -> bytes:
     raise TypeError(f"a cache value is bytes or str, not {type(value).__name__}")
 
 
+class _TokenRefresh:
+    """The native client, with the bearer token taken from ``source()`` before every call (the
+    binding API keeps one token, set with ``set_auth_token``, for the calls that follow)."""
+
+    __slots__ = ("_native", "_source")
+
+    def __init__(self, native: _syros.Client, source: Callable[[], Optional[str]]) -> None:
+        self._native = native
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._native, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._native.set_auth_token(self._source())
+            return attr(*args, **kwargs)
+
+        return call
+
+
 def _native_client(
     addresses: Addresses,
     connect_timeout: float,
@@ -52,17 +75,58 @@ def _native_client(
     owner: Optional[str],
     auth_token: Optional[TokenSource],
     keepalive_interval: Optional[float],
-) -> _syros.Client:
-    return _syros.Client(
+) -> Any:
+    """The native client (``_syros.Client``), or a :class:`_TokenRefresh` over it when the
+    token comes from a function."""
+    if auth_token is not None and not isinstance(auth_token, str) and not callable(auth_token):
+        raise InvalidArgument("auth_token must be a str or a function returning a str or None")
+    native = _syros.Client(
         _addresses(addresses),
         connect_timeout=connect_timeout,
         call_timeout=call_timeout,
         retry=retry,
         resubscribe=resubscribe,
         owner=owner,
-        auth_token=auth_token,
+        auth_token=auth_token if isinstance(auth_token, str) else None,
         keepalive_interval=keepalive_interval,
     )
+    if callable(auth_token):
+        return _TokenRefresh(native, auth_token)
+    return native
+
+
+def _computed(value: Any) -> bytes:
+    """A get_or_compute function's result as the bytes to store."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"get_or_compute's function must return bytes or str, not {type(value).__name__}")
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _compute_failed(ticket: _syros.ComputeTicket, err: BaseException) -> CallbackFailed:
+    """The error this caller raises when its compute function failed (the callers sharing its
+    flight get theirs from the core, once the ticket is failed)."""
+    return CallbackFailed(
+        f"computing {ticket.key!r} failed: {_describe(err)}", details={"key": ticket.key}, cause=err
+    )
+
+
+def _compute_blocking(ticket: _syros.ComputeTicket, compute: Callable[[], Value]) -> bytes:
+    try:
+        value = _computed(compute())
+    except Exception as err:
+        ticket.fail(_describe(err), True)
+        raise _compute_failed(ticket, err) from err
+    except BaseException as err:  # Ctrl-C: fail the flight, let the interrupt through
+        ticket.fail(_describe(err), True)
+        raise
+    return ticket.complete(value, True)
 
 
 class Lease:
@@ -125,11 +189,22 @@ class Lease:
     def wait_lost(self, timeout: Optional[float] = None) -> bool:
         """Block until the lease is lost (True), released (False) or ``timeout`` seconds pass
         (False)."""
-        return self._native.wait_lost(timeout, True)
+        return self._native.wait_end(timeout, True) == "lost"
 
     def on_lost(self, callback: Callable[[], Any]) -> None:
-        """Call ``callback()`` if the lease is lost (from a background thread)."""
-        self._native.on_lost(callback)
+        """Call ``callback()`` if the lease is lost (from a background thread, which waits for
+        the lease's end)."""
+        native = self._native
+
+        def watch() -> None:
+            try:
+                end = native.wait_end(None, True)
+            except SyrosError:
+                return  # the client runtime was shut down
+            if end == "lost":
+                callback()
+
+        threading.Thread(target=watch, name="syros-lease-on-lost", daemon=True).start()
 
     def renew(self) -> LeaseInfo:
         """Extend the lease now (renewal normally happens by itself)."""
@@ -160,7 +235,7 @@ class Cache:
     """The tagged cache (``client.cache``). Values are bytes; ``str`` values are stored as
     UTF-8."""
 
-    def __init__(self, native: _syros.Client) -> None:
+    def __init__(self, native: Any) -> None:
         self._n = native
 
     def get(self, key: str) -> Optional[bytes]:
@@ -198,8 +273,12 @@ class Cache:
         """The value under ``key``; on a miss, ``compute()``'s result, stored with ``ttl`` and
         ``tags``. Concurrent callers for the same key in this process share one lookup and one
         computation. If ``compute`` raises, :class:`syros.CallbackFailed` is raised (with your
-        exception as ``__cause__``) and nothing is stored."""
-        return self._n.cache_get_or_compute(key, compute, ttl, list(tags), True)
+        exception as ``__cause__``) and nothing is stored. ``compute`` runs on the calling
+        thread."""
+        lookup = self._n.cache_begin(key, ttl, list(tags), True)
+        if isinstance(lookup, bytes):
+            return lookup
+        return _compute_blocking(lookup, compute)
 
 
 class Subscription:
@@ -246,7 +325,7 @@ class Events:
     """The event store (``client.events``): append with optimistic concurrency, read, and
     subscribe."""
 
-    def __init__(self, native: _syros.Client) -> None:
+    def __init__(self, native: Any) -> None:
         self._n = native
 
     def append(
@@ -299,7 +378,7 @@ class Sagas:
     """Sagas (``client.sagas``): start, inspect, cancel and wait. Steps are run by workers
     (``client.worker(service)``)."""
 
-    def __init__(self, native: _syros.Client) -> None:
+    def __init__(self, native: Any) -> None:
         self._n = native
 
     def start(
@@ -407,14 +486,13 @@ class Client:
         """Acquire the lock ``key``, waiting up to ``wait`` seconds while someone else holds it
         (waiters are served in order as it is released). The lease lives ``ttl`` seconds and is
         renewed in the background. Raises :class:`syros.LockTimeout` if the wait ends first."""
-        native = self._n.lock(key, ttl, wait, owner, auto_renew, False, True)
-        return Lease(native)
+        return Lease(self._n.lock(key, ttl, wait, owner, auto_renew, True))
 
     def try_lock(
         self, key: str, ttl: float = 30.0, *, owner: Optional[str] = None, auto_renew: bool = True
     ) -> Optional[Lease]:
         """Acquire ``key`` if it is free right now; ``None`` if someone holds it."""
-        native = self._n.lock(key, ttl, 0.0, owner, auto_renew, True, True)
+        native = self._n.try_lock(key, ttl, owner, auto_renew, True)
         return None if native is None else Lease(native)
 
     def lock_status(self, key: str) -> Optional[LeaseInfo]:
