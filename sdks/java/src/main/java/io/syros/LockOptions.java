@@ -13,8 +13,8 @@ public final class LockOptions {
     private final boolean autoRenew;
 
     private LockOptions(Duration ttl, Duration waitFor, String owner, boolean autoRenew) {
-        if (ttl.isNegative() || ttl.isZero()) throw new IllegalArgumentException("the TTL must be positive");
-        if (waitFor.isNegative()) throw new IllegalArgumentException("the wait must not be negative");
+        // Ranges are checked by the client core and the server (InvalidArgumentException), the
+        // same for every language.
         this.ttl = ttl;
         this.waitFor = waitFor;
         this.owner = owner;
