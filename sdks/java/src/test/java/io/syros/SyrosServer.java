@@ -20,6 +20,8 @@ public final class SyrosServer implements AutoCloseable {
 
     private final Path dir;
     private final Map<String, String> extraEnv;
+    /** This server's keys in the shared Redis/PostgreSQL: the same across restarts. */
+    private final String namespace = "j" + ProcessHandle.current().pid() + "x" + System.nanoTime();
     private Process process;
     private String grpc;
     private String rest;
@@ -94,7 +96,7 @@ public final class SyrosServer implements AutoCloseable {
             }
             env.put("REDIS_URL", redis);
             env.put("DATABASE_URL", database);
-            env.put("SYROS_NAMESPACE", "j" + ProcessHandle.current().pid() + "x" + System.nanoTime());
+            env.put("SYROS_NAMESPACE", namespace);
         } else if (!backend.equals("embedded")) {
             throw new IllegalStateException("SYROS_TEST_BACKEND=" + backend + ": expected embedded or redis-postgres");
         }
