@@ -157,4 +157,42 @@ class CacheEventsTest {
             }
         }
     }
+
+    @Test
+    void subscribeAllAsAFlowPublisher() throws Exception {
+        String stream = "flow-" + System.nanoTime();
+        AppendResult appended = client.events().append(stream, ExpectedVersion.ANY,
+                EventData.of("x", "{}"), EventData.of("y", "{}"));
+        List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        CountDownLatch two = new CountDownLatch(2);
+        try (Subscription sub = client.events().subscribeAll(SubscribeFrom.at(appended.firstPosition()))) {
+            sub.publisher().subscribe(new java.util.concurrent.Flow.Subscriber<RecordedEvent>() {
+                public void onSubscribe(java.util.concurrent.Flow.Subscription s) {
+                    s.request(Long.MAX_VALUE);
+                }
+
+                public void onNext(RecordedEvent e) {
+                    if (e.stream().equals(stream)) {
+                        seen.add(e.type());
+                        two.countDown();
+                    }
+                }
+
+                public void onError(Throwable t) {}
+
+                public void onComplete() {}
+            });
+            assertTrue(two.await(20, TimeUnit.SECONDS), "seen " + seen);
+        }
+        assertEquals(List.of("x", "y"), seen);
+    }
+
+    @Test
+    void healthOwnerAndToken() {
+        client.checkHealth();
+        assertFalse(client.owner().isEmpty());
+        client.setAuthToken("not-checked-by-this-server");
+        client.checkHealth();
+        client.setAuthToken(null);
+    }
 }
