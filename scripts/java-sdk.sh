@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The Java SDK end to end: `mvn install` of sdks/java (its build-native.sh builds the JNI library
+# in debug with the shared CARGO_TARGET_DIR and puts it in the jar under /native/<os>-<arch>/;
+# Surefire runs the JUnit 5 tests against `syros serve` from SYROS_BIN), the Java conformance
+# runner (on Redis + PostgreSQL too when SYROS_TEST_REDIS_URL/SYROS_TEST_DATABASE_URL are set),
+# every program in examples/java against the installed jar, and the consumer project
+# (examples/java/consumer) that only declares the dependency: built by Maven and run.
+# Fails when a step fails or ran nothing. The last line is a one-line summary for scripts/test.
+#
+#   scripts/java-sdk.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+SDK="$ROOT/sdks/java"
+WORK=$(mktemp -d)
+SERVER_PID=""
+MVN=(mvn -B -ntp)
+
+log() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK" "$ROOT/examples/java/consumer/target"
+}
+trap cleanup EXIT
+
+command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
+command -v java >/dev/null || fail "java not found: install a JDK 17 or newer"
+command -v mvn >/dev/null || fail "mvn not found: install Maven 3.8 or newer"
+java_major=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
+[ "${java_major%%.*}" -ge 17 ] || fail "Java 17 or newer needed, found $java_major"
+
+log "cargo build -p syros-server"
+cargo build --quiet -p syros-server
+export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
+
+log "mvn install (sdks/java): native library, compile, JUnit 5 via Surefire, jar, local repository"
+out="$WORK/mvn.out"
+set +e
+"${MVN[@]}" -f "$SDK/pom.xml" install 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+surefire=$(grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$out" | tail -1 | sed -E 's/^\[[A-Z]+\] //')
+[ "$status" -eq 0 ] || fail "mvn install (exit $status): ${surefire:-no Surefire summary}"
+[ -n "$surefire" ] || fail "Surefire printed no summary"
+ran=$(echo "$surefire" | sed -E 's/Tests run: ([0-9]+).*/\1/')
+[ "$ran" -gt 0 ] || fail "Surefire ran no test"
+JAR="$SDK/target/syros-client-0.1.0.jar"
+unzip -l "$JAR" | grep -q 'native/linux-x86_64/libsyros_java.so' || fail "the jar carries no native library"
+CLASSES="$SDK/target/classes:$SDK/target/test-classes"
+
+log "conformance (tests/conformance/java/ConformanceRunner.java)"
+backends=(embedded)
+[ -n "${SYROS_TEST_REDIS_URL:-}" ] && [ -n "${SYROS_TEST_DATABASE_URL:-}" ] && backends+=(redis-postgres)
+conformance=""
+for backend in "${backends[@]}"; do
+  conf="$WORK/conformance-$backend.out"
+  set +e
+  SYROS_TEST_BACKEND=$backend java -cp "$CLASSES" tests/conformance/java/ConformanceRunner.java tests/conformance/scenarios 2>&1 | tee "$conf"
+  status=${PIPESTATUS[0]}
+  set -e
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$conf" | tail -1)
+  [ "$status" -eq 0 ] || fail "Java conformance runner ($backend): ${line:-no summary}"
+  conformance="${conformance:+$conformance, }$backend $line"
+done
+
+log "a syros serve for the examples and the consumer project"
+mkdir -p "$WORK/data"
+(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
+   SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
+SERVER_PID=$!
+address=""
+for _ in $(seq 1 300); do
+  if [ -s "$WORK/ready.json" ]; then
+    address=$(sed -nE 's/.*"grpc" *: *"([^"]+)".*/\1/p' "$WORK/ready.json")
+    [ -n "$address" ] && break
+  fi
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
+  sleep 0.1
+done
+[ -n "$address" ] || fail "syros serve did not get ready"
+
+log "examples/java against the jar"
+examples=0
+for example in examples/java/*.java; do
+  echo "--- $example"
+  timeout 300 java -cp "$JAR" "$example" "$address" || { tail -50 "$WORK/syros.log"; fail "example $example"; }
+  examples=$((examples + 1))
+done
+[ "$examples" -gt 0 ] || fail "no example ran"
+
+log "the consumer project (examples/java/consumer): only the dependency, from the local repository"
+"${MVN[@]}" -q -f examples/java/consumer/pom.xml package dependency:build-classpath \
+  -Dmdep.outputFile="$WORK/consumer.cp" || fail "the consumer project does not build"
+grep -q "syros-client-0.1.0.jar" "$WORK/consumer.cp" || fail "the consumer does not resolve io.syros:syros-client"
+timeout 120 java -cp "examples/java/consumer/target/syros-consumer-1.0.0.jar:$(cat "$WORK/consumer.cp")" \
+  com.example.App "$address" || fail "the consumer project does not run"
+
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+
+echo
+echo "java-sdk: surefire ${surefire}; conformance ${conformance}; examples/java: $examples programs ran and checked their outcome; consumer project built against the installed jar and ran"
