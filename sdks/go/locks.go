@@ -203,23 +203,19 @@ type Lease struct {
 
 	mu       sync.RWMutex
 	ptr      *C.SyrosLease // nil once released
-	stopWait context.CancelFunc
+	stopWait context.CancelFunc // set once Lost was first called
 	waitDone chan struct{}
 	once     sync.Once
 }
 
 func newLease(c *Client, ptr *C.SyrosLease, record leaseJSON) *Lease {
-	waitCtx, stopWait := context.WithCancel(context.Background())
 	l := &Lease{
-		client:   c,
-		info:     record.info(),
-		ttl:      time.Duration(record.TTLMs) * time.Millisecond,
-		lost:     make(chan struct{}),
-		ptr:      ptr,
-		stopWait: stopWait,
-		waitDone: make(chan struct{}),
+		client: c,
+		info:   record.info(),
+		ttl:    time.Duration(record.TTLMs) * time.Millisecond,
+		lost:   make(chan struct{}),
+		ptr:    ptr,
 	}
-	go l.watch(waitCtx)
 	if !c.track(l) {
 		l.finish() // the client was closed meanwhile
 	}
@@ -227,8 +223,8 @@ func newLease(c *Client, ptr *C.SyrosLease, record leaseJSON) *Lease {
 }
 
 // watch waits for the lease's end and closes lost when it was lost.
-func (l *Lease) watch(ctx context.Context) {
-	defer close(l.waitDone)
+func (l *Lease) watch(ctx context.Context, done chan struct{}) {
+	defer close(done)
 	o, err := l.start(ctx, func(p *C.SyrosLease, cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t {
 		return C.syros_lease_wait_end(p, -1, cancel, cb, ud)
 	})
@@ -270,7 +266,18 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 
 // Lost is closed when the lease is lost (the server said so, or renewals failed past its
 // expiry): stop the protected work. It is never closed for a lease released normally.
-func (l *Lease) Lost() <-chan struct{} { return l.lost }
+//
+// The watch behind it starts on the first call (a lease nobody watches costs no extra call).
+func (l *Lease) Lost() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopWait == nil && l.ptr != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		l.stopWait, l.waitDone = stop, make(chan struct{})
+		go l.watch(ctx, l.waitDone)
+	}
+	return l.lost
+}
 
 // Info is the lease as last granted or renewed.
 func (l *Lease) Info() LeaseInfo {
@@ -339,8 +346,14 @@ func (l *Lease) Release(ctx context.Context) error {
 // background by the core).
 func (l *Lease) finish() {
 	l.once.Do(func() {
-		l.stopWait()
-		<-l.waitDone
+		l.mu.Lock()
+		stop, done := l.stopWait, l.waitDone
+		l.stopWait = func() {} // no watch starts from now on
+		l.mu.Unlock()
+		if stop != nil {
+			stop()
+			<-done
+		}
 		l.mu.Lock()
 		C.syros_lease_free(l.ptr)
 		l.ptr = nil
