@@ -150,12 +150,22 @@ pub unsafe extern "C" fn syros_client_lock(
         callback,
         user_data,
         || {
-            let key = str_arg(key, key_len, "the key")?;
-            let request: LockRequestJson = json_arg(request_json, request_len, "the lock request")?;
-            Ok(client_of(client)?.lock(key, request.into()))
+            let (key, request) = lock_args(key, key_len, request_json, request_len)?;
+            Ok(client_of(client)?.lock(key, request))
         },
         |lease| Ok(lease_reply(lease)),
     )
+}
+
+unsafe fn lock_args(
+    key: *const u8,
+    key_len: usize,
+    request_json: *const u8,
+    request_len: usize,
+) -> Result<(String, api::LockRequest), ErrorRecord> {
+    let key = str_arg(key, key_len, "the key")?;
+    let request: LockRequestJson = json_arg(request_json, request_len, "the lock request")?;
+    Ok((key, request.into()))
 }
 
 pub(crate) fn lease_reply(lease: Arc<api::Lease>) -> Reply {
@@ -181,9 +191,8 @@ pub unsafe extern "C" fn syros_client_try_lock(
         callback,
         user_data,
         || {
-            let key = str_arg(key, key_len, "the key")?;
-            let request: LockRequestJson = json_arg(request_json, request_len, "the lock request")?;
-            Ok(client_of(client)?.try_lock(key, request.into()))
+            let (key, request) = lock_args(key, key_len, request_json, request_len)?;
+            Ok(client_of(client)?.try_lock(key, request))
         },
         |lease| Ok(lease.map_or_else(|| Reply::json(&()), lease_reply)),
     )

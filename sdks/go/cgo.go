@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"runtime/cgo"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -84,6 +85,21 @@ func call(ctx context.Context, start starter) (outcome, error) {
 		return outcome{}, decodeError(o.json)
 	}
 	return o, nil
+}
+
+// guardedCall runs an asynchronous call on the handle *ptr, holding mu's read lock while it
+// starts (the handle is freed under the write lock); refused once *ptr is nil.
+// (P is the handle's pointer type: cgo's opaque struct types cannot be type arguments.)
+func guardedCall[P comparable](ctx context.Context, mu *sync.RWMutex, ptr *P, fn func(p P, cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t) (outcome, error) {
+	return call(ctx, func(cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t {
+		mu.RLock()
+		defer mu.RUnlock()
+		var freed P
+		if *ptr == freed {
+			return startClosed
+		}
+		return fn(*ptr, cancel, cb, ud)
+	})
 }
 
 // free releases the objects an outcome carries (a call whose result nobody takes).

@@ -161,14 +161,7 @@ type clientStarter func(p *C.SyrosClient, cancel *C.SyrosCancel, cb C.SyrosCallb
 
 // start runs an asynchronous call on the client's handle (refused once it is closed).
 func (c *Client) start(ctx context.Context, fn clientStarter) (outcome, error) {
-	return call(ctx, func(cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t {
-		c.mu.RLock()
-		defer c.mu.RUnlock()
-		if c.ptr == nil {
-			return startClosed
-		}
-		return fn(c.ptr, cancel, cb, ud)
-	})
+	return guardedCall(ctx, &c.mu, &c.ptr, fn)
 }
 
 // sync runs a synchronous call on the client's handle.

@@ -202,7 +202,7 @@ type Lease struct {
 	lost   chan struct{}
 
 	mu       sync.RWMutex
-	ptr      *C.SyrosLease // nil once released
+	ptr      *C.SyrosLease      // nil once released
 	stopWait context.CancelFunc // set once Lost was first called
 	waitDone chan struct{}
 	once     sync.Once
@@ -238,14 +238,7 @@ func (l *Lease) watch(ctx context.Context, done chan struct{}) {
 }
 
 func (l *Lease) start(ctx context.Context, fn func(p *C.SyrosLease, cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t) (outcome, error) {
-	return call(ctx, func(cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t {
-		l.mu.RLock()
-		defer l.mu.RUnlock()
-		if l.ptr == nil {
-			return startClosed
-		}
-		return fn(l.ptr, cancel, cb, ud)
-	})
+	return guardedCall(ctx, &l.mu, &l.ptr, fn)
 }
 
 // Key is the locked key.

@@ -138,14 +138,7 @@ func (w *Worker) Compensation(name string, handler Handler) *Worker {
 }
 
 func (w *Worker) start(ctx context.Context, fn func(p *C.SyrosWorker, cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t) (outcome, error) {
-	return call(ctx, func(cancel *C.SyrosCancel, cb C.SyrosCallback, ud C.uintptr_t) C.int32_t {
-		w.mu.RLock()
-		defer w.mu.RUnlock()
-		if w.ptr == nil {
-			return startClosed
-		}
-		return fn(w.ptr, cancel, cb, ud)
-	})
+	return guardedCall(ctx, &w.mu, &w.ptr, fn)
 }
 
 // Run registers the worker with the server and runs tasks until ctx ends (or the client is
