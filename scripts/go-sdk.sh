@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The C ABI and the Go SDK end to end: builds syros-ffi (debug, the shared CARGO_TARGET_DIR: its
 # staticlib is what sdks/go links), checks that the committed ffi/include/syros.h equals the
-# header cbindgen generates, compiles the C smoke test with cc against the staticlib and runs it
+# header cbindgen generates, runs the ABI's own Rust test (tests/abi.rs), compiles the C smoke test with cc against the staticlib and runs it
 # against `syros serve`, then `go vet` and `go test -race` of sdks/go (real servers), the Go
 # conformance runner (both backends when SYROS_TEST_REDIS_URL/SYROS_TEST_DATABASE_URL are set) and
 # every program in examples/go. Fails when a step fails or ran nothing. The last line is a
@@ -43,6 +43,9 @@ export CGO_ENABLED=1
 log "header check: ffi/include/syros.h equals the cbindgen output"
 cargo test --quiet -p syros-ffi --test header >"$WORK/header.out" 2>&1 \
   || { cat "$WORK/header.out"; fail "ffi/include/syros.h is out of date: SYROS_BLESS_HEADER=1 cargo test -p syros-ffi --test header"; }
+
+log "C ABI promises (cargo test -p syros-ffi --test abi: callbacks exactly once, NULL handles)"
+cargo test --quiet -p syros-ffi --test abi
 
 log "syros serve for the C smoke test and the examples"
 mkdir -p "$WORK/data"
