@@ -1,0 +1,3 @@
+module github.com/syros/syros/sdks/go
+
+go 1.24
