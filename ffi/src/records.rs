@@ -474,7 +474,7 @@ impl PositionJson {
     pub(crate) fn expected_version(self) -> Result<api::ExpectedVersion, ErrorRecord> {
         match self {
             PositionJson::At(v) => Ok(api::ExpectedVersion::Exact(v)),
-            PositionJson::Named(name) => api::ExpectedVersion::parse(&name),
+            PositionJson::Named(name) => api::parse_expected_version(&name),
         }
     }
 
