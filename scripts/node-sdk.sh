@@ -37,11 +37,13 @@ log "cargo build -p syros-server"
 cargo build --quiet -p syros-server
 export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 
-log "npm ci (sdks/node) and the addon (napi build, debug)"
-# The install script would build the addon itself; here napi's CLI does it (with declarations).
+log "npm ci (sdks/node) and the addon (cargo build -p syros-node, debug)"
 (cd "$SDK" && SYROS_NODE_SKIP_BUILD=1 npm ci --no-audit --no-fund --loglevel=error)
-(cd "$SDK" && npx napi build --platform --manifest-path ../../bindings/node/Cargo.toml \
-   --target-dir "$CARGO_TARGET_DIR" --output-dir . --no-js --dts native.d.ts)
+# The package's own install script builds the addon with cargo for the host, in the shared
+# target dir, reusing the workspace build (napi's CLI would build for an explicit target triple,
+# i.e. every dependency again in target/<triple>).
+rm -f "$SDK"/syros.*.node
+(cd "$SDK" && SYROS_NODE_PROFILE=debug node scripts/install.js)
 node -e "const s = require('$SDK'); console.log('syros', s.coreVersion, 'loaded')"
 
 log "tsc: index.d.ts against test/types/usage.ts"
