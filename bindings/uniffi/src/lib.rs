@@ -122,7 +122,8 @@ impl Client {
     }
 
     /// Refuse every later call (idempotent); leases, workers and subscriptions keep working.
-    pub fn close(&self) {
+    /// (Not `close`: that is the generated Kotlin class's `AutoCloseable.close`, which frees it.)
+    pub fn close_client(&self) {
         self.inner.close();
     }
 
@@ -339,8 +340,9 @@ impl Subscription {
         wait(self.inner.next(timeout_ms)).await
     }
 
-    /// Stop following (idempotent); a pending `next` returns `Ended`.
-    pub fn close(&self) {
+    /// Stop following (idempotent); a pending `next` returns `Ended`. (Not `close`: that is the
+    /// generated Kotlin class's `AutoCloseable.close`, which frees it.)
+    pub fn unsubscribe(&self) {
         self.inner.close();
     }
 
