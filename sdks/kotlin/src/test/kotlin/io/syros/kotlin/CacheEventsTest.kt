@@ -8,12 +8,8 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.flow.onStart
-import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
-import org.junit.jupiter.api.AfterAll
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import java.util.UUID
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.test.assertContentEquals
@@ -25,24 +21,8 @@ import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class CacheEventsTest {
-    private lateinit var server: TestServer
-    private lateinit var client: SyrosClient
-
+class CacheEventsTest : ServerTest() {
     private fun name(prefix: String) = "kt-$prefix-${UUID.randomUUID()}"
-
-    @BeforeAll
-    fun start() = runBlocking {
-        server = TestServer.start()
-        client = SyrosClient.connect(server.grpcAddress)
-    }
-
-    @AfterAll
-    fun stop() {
-        client.close()
-        server.close()
-    }
 
     @Test
     fun `cache set, get, entry, delete and tags`() = blockingTest {

@@ -1,10 +1,6 @@
 package io.syros.kotlin
 
-import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterAll
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import java.io.File
 import java.util.concurrent.TimeUnit
 import kotlin.test.assertEquals
@@ -14,23 +10,7 @@ import kotlin.test.assertIs
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class ErrorsProcessTest {
-    private lateinit var server: TestServer
-    private lateinit var client: SyrosClient
-
-    @BeforeAll
-    fun start() = runBlocking {
-        server = TestServer.start()
-        client = SyrosClient.connect(server.grpcAddress)
-    }
-
-    @AfterAll
-    fun stop() {
-        client.close()
-        server.close()
-    }
-
+class ErrorsProcessTest : ServerTest() {
     @Test
     fun `every error code of the core has its own SyrosException subclass`() {
         val codes = Syros.errorCodes

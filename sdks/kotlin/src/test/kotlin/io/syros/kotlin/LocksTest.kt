@@ -5,13 +5,9 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.yield
-import org.junit.jupiter.api.AfterAll
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import java.util.UUID
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -22,24 +18,8 @@ import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class LocksTest {
-    private lateinit var server: TestServer
-    private lateinit var client: SyrosClient
-
+class LocksTest : ServerTest() {
     private fun key(name: String) = "kt-$name-${UUID.randomUUID()}"
-
-    @BeforeAll
-    fun start() = runBlocking {
-        server = TestServer.start()
-        client = SyrosClient.connect(server.grpcAddress)
-    }
-
-    @AfterAll
-    fun stop() {
-        client.close()
-        server.close()
-    }
 
     @Test
     fun `lock, status, renew, release and fencing tokens`() = blockingTest {

@@ -1,34 +1,14 @@
 package io.syros.kotlin
 
-import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
-import org.junit.jupiter.api.AfterAll
-import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
-import org.junit.jupiter.api.TestInstance
 import java.util.Collections
 import java.util.UUID
 import kotlin.test.assertEquals
 import kotlin.test.assertTrue
 import kotlin.time.Duration.Companion.seconds
 
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class SagasTest {
-    private lateinit var server: TestServer
-    private lateinit var client: SyrosClient
-
-    @BeforeAll
-    fun start() = runBlocking {
-        server = TestServer.start()
-        client = SyrosClient.connect(server.grpcAddress)
-    }
-
-    @AfterAll
-    fun stop() {
-        client.close()
-        server.close()
-    }
-
+class SagasTest : ServerTest() {
     private fun steps(service: String) = listOf(
         Step("reserve", service, "reserve", compensation = "release"),
         Step("charge", service, "charge", compensation = "refund"),

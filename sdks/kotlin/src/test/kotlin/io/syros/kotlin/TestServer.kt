@@ -122,3 +122,22 @@ class TestServer private constructor(private val extraEnv: Map<String, String>) 
  * is: JUnit silently skips a test method that returns a value.
  */
 fun blockingTest(block: suspend kotlinx.coroutines.CoroutineScope.() -> Unit): Unit = kotlinx.coroutines.runBlocking { block() }
+
+/** A test class with one server and one connected client for all its tests. */
+@org.junit.jupiter.api.TestInstance(org.junit.jupiter.api.TestInstance.Lifecycle.PER_CLASS)
+abstract class ServerTest {
+    protected lateinit var server: TestServer
+    protected lateinit var client: SyrosClient
+
+    @org.junit.jupiter.api.BeforeAll
+    fun startServer() = blockingTest {
+        server = TestServer.start()
+        client = SyrosClient.connect(server.grpcAddress)
+    }
+
+    @org.junit.jupiter.api.AfterAll
+    fun stopServer() {
+        client.close()
+        server.close()
+    }
+}
