@@ -19,6 +19,7 @@ import kotlin.test.assertFalse
 import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
+import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 
 class CacheEventsTest : ServerTest() {
@@ -120,5 +121,26 @@ class CacheEventsTest : ServerTest() {
             client.events.subscribeAll(SubscribeFrom.At(events[0].globalPosition)).take(4).toList()
         }
         assertEquals(events.map { it.eventId }, fromAll.map { it.eventId })
+    }
+
+    @Test
+    fun `open subscriptions - next with a timeout, from the end, close`() = blockingTest {
+        val stream = name("open")
+        client.events.append(stream, listOf(EventData("Old")))
+        val subscription = client.events.open(stream, SubscribeFrom.End)
+        assertNull(subscription.next(200.milliseconds), "nothing new yet")
+        assertFalse(subscription.ended)
+        client.events.append(stream, listOf(EventData("New")))
+        assertEquals("New", assertNotNull(subscription.next(10.seconds)).eventType)
+        subscription.close()
+        assertTrue(subscription.ended)
+        assertNull(subscription.next(1.seconds))
+
+        val all = client.events.openAll(SubscribeFrom.End)
+        client.events.append(stream, listOf(EventData("Later")))
+        val later = assertNotNull(all.next(10.seconds))
+        assertEquals(stream, later.stream)
+        assertEquals(2uL, later.version)
+        all.close()
     }
 }

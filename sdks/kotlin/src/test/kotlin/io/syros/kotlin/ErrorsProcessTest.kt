@@ -63,18 +63,29 @@ class ErrorsProcessTest : ServerTest() {
         assertTrue(err is SyrosException.Unavailable || err is SyrosException.DeadlineExceeded, "$err")
     }
 
-    @Test
-    fun `the JVM exits by itself after using every kind of object`() {
+    /** Run [mainClass] of the test class path in a JVM of its own; its output once it exited. */
+    private fun runProbe(mainClass: String): String {
         val classPath = System.getProperty("surefire.test.class.path") ?: System.getProperty("java.class.path")
         val java = File(System.getProperty("java.home"), "bin/java").path
-        val probe = ProcessBuilder(java, "-cp", classPath, "io.syros.kotlin.ExitProbeKt", server.grpcAddress)
+        val probe = ProcessBuilder(java, "-cp", classPath, mainClass, server.grpcAddress)
             .redirectErrorStream(true)
             .start()
         val exited = probe.waitFor(60, TimeUnit.SECONDS)
-        val output = if (exited) probe.inputStream.bufferedReader().readText() else ""
         if (!exited) probe.destroyForcibly()
-        assertTrue(exited, "the JVM did not exit within 60 s after main returned")
+        assertTrue(exited, "the JVM of $mainClass did not exit within 60 s after main returned")
+        val output = probe.inputStream.bufferedReader().readText()
         assertEquals(0, probe.exitValue(), output)
-        assertTrue(output.contains("probe done"), output)
+        return output
+    }
+
+    @Test
+    fun `the JVM exits by itself after using every kind of object`() {
+        assertTrue(runProbe("io.syros.kotlin.ExitProbeKt").contains("probe done"))
+    }
+
+    @Test
+    fun `Syros shutdown cancels pending calls and the next call starts a new runtime`() {
+        val output = runProbe("io.syros.kotlin.ShutdownProbe")
+        assertTrue(output.contains("shutdown probe done"), output)
     }
 }

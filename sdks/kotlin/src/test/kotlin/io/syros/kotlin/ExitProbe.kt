@@ -1,6 +1,9 @@
 package io.syros.kotlin
 
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.runBlocking
 import kotlin.time.Duration.Companion.seconds
 
@@ -23,4 +26,29 @@ fun main(args: Array<String>) = runBlocking {
     worker.stop()
     job.join()
     println("probe done")
+}
+
+/**
+ * Run by ErrorsProcessTest in a JVM of its own (a shutdown would break the clients of the other
+ * tests): a lock wait pending when [Syros.shutdown] is called fails with
+ * [SyrosException.Cancelled], and a client created afterwards works on a new runtime.
+ */
+object ShutdownProbe {
+    @JvmStatic
+    fun main(args: Array<String>) = runBlocking {
+        val client = SyrosClient.connect(args[0])
+        val key = "kt-shutdown-${ProcessHandle.current().pid()}"
+        val holder = client.lock(key, ttl = 10.seconds)
+        val waiter = async { runCatching { client.lock(key, ttl = 10.seconds, wait = 60.seconds) } }
+        delay(300)
+        Syros.shutdown(2.seconds)
+        val outcome = withTimeout(10.seconds) { waiter.await() }
+        check(outcome.exceptionOrNull() is SyrosException.Cancelled) { "the pending wait ended with $outcome" }
+        val fresh = SyrosClient.connect(args[0])
+        fresh.checkHealth()
+        fresh.forceRelease(key)
+        fresh.lock(key, ttl = 5.seconds).release()
+        fresh.close()
+        println("shutdown probe done")
+    }
 }

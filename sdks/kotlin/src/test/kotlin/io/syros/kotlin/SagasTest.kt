@@ -29,6 +29,7 @@ class SagasTest : ServerTest() {
             }
             handle("ship") { task -> calls += task.handler; """{"tracking":"T1","input":${task.inputJson}}""" }
         }
+        assertTrue(worker.workerId.isNotEmpty())
         val job = worker.start(this)
         try {
             val saga = client.sagas.start("order", steps(service), inputJson = """{"order":1}""", idempotencyKey = "k-$service")
@@ -40,6 +41,8 @@ class SagasTest : ServerTest() {
             assertEquals("""{"charged":42}""", done.steps[1].outputJson)
             assertEquals(saga.sagaId, client.sagas.get(saga.sagaId).sagaId)
             assertTrue(client.sagas.list(state = SagaState.COMPLETED, name = "order").any { it.sagaId == saga.sagaId })
+            withTimeout(10.seconds) { worker.stopAndDrain() }
+            assertEquals(0L, worker.outstanding)
         } finally {
             worker.stop()
             withTimeout(10.seconds) { job.join() }
