@@ -51,6 +51,9 @@ class Lease internal constructor(private val handle: io.syros.kotlin.ffi.Lease) 
     /**
      * Run [block] with this lease and release it afterwards, also when [block] throws or is
      * cancelled. A failure to release after [block] failed is added to its exception as suppressed.
+     *
+     * @throws SyrosException.LockNotHeld after [block] returned, when the lease had been lost
+     *   before the release: [block] did not run under the lock's guarantee to its end.
      */
     suspend fun <R> use(block: suspend (Lease) -> R): R {
         val result = try {

@@ -147,7 +147,7 @@ class SyrosClient private constructor(private val handle: io.syros.kotlin.ffi.Cl
 
     /**
      * Run [block] holding [key]: acquired as [lock] does, released when [block] returns, throws or
-     * is cancelled.
+     * is cancelled ([Lease.use]; [SyrosException.LockNotHeld] when the lease was lost meanwhile).
      */
     suspend fun <R> withLock(
         key: String,
