@@ -73,6 +73,10 @@ class LocksTest : ServerTest() {
             client.lock(key, ttl = 5.seconds).use { error("boom") }
         }
         assertNull(client.lockStatus(key), "use released the lease after the block threw")
+        // A lease taken away during the block (force-released) is reported when the block ends.
+        assertFailsWith<SyrosException.LockNotHeld> {
+            client.withLock(key, ttl = 5.seconds) { client.forceRelease(key) }
+        }
     }
 
     @Test
