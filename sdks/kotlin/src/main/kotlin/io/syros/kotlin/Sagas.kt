@@ -118,8 +118,8 @@ class Sagas internal constructor(private val handle: io.syros.kotlin.ffi.Client)
  * A saga step runner: pulls tasks from the client core and runs each handler in a child
  * coroutine of [run]'s caller (so on the caller's dispatcher), then reports its outcome. A
  * handler that returns completes the step with its output; one that throws [StepFailure] fails
- * it as said there; any other exception fails the attempt (retried by the policy) with the
- * exception's class name as the error type. A task with no handler fails non-retryably
+ * it as said there; anything else thrown (but a VirtualMachineError) fails the attempt (retried
+ * by the policy) with its class name as the error type. A task with no handler fails non-retryably
  * (`unknown_handler`).
  */
 class SagaWorker internal constructor(
@@ -185,8 +185,12 @@ class SagaWorker internal constructor(
                 throw err
             } catch (err: StepFailure) {
                 TaskOutcome.Failed(err.errorType, err.message ?: err.errorType, err.nonRetryable)
-            } catch (err: Exception) {
-                TaskOutcome.Failed(err::class.simpleName ?: "Exception", err.message ?: err.toString(), false)
+            } catch (err: VirtualMachineError) {
+                throw err
+            } catch (err: Throwable) {
+                // Errors too (`TODO()`'s NotImplementedError, a failed `assert`): the task is
+                // reported at once instead of left to time out.
+                TaskOutcome.Failed(err::class.simpleName ?: "Throwable", err.message ?: err.toString(), false)
             }
         }
         // false: the task had timed out and went to another worker; nothing more to do here.
