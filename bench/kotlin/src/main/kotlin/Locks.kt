@@ -1,0 +1,62 @@
+// Lock cycles/s (acquire with TTL 10 s + release) with 32 concurrent coroutines, each on its own
+// key: the syros Kotlin SDK against Redisson (RLock, async API, the JVM's favourite Redis lock)
+// on the same Redis, in the same run; prints both and the ratio (goal >= 1.0x). Not a test.
+//
+//   java -cp <class path> LocksKt <syros grpc address> <redis url> [seconds per side]
+import io.syros.kotlin.SyrosClient
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.future.await
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import org.redisson.Redisson
+import org.redisson.config.Config
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicLong
+import kotlin.time.Duration.Companion.seconds
+
+private const val LOOPS = 32
+private const val TTL_MS = 10_000L
+
+private fun measure(name: String, seconds: Int, cycle: suspend (Int) -> Unit): Double = runBlocking(Dispatchers.Default) {
+    suspend fun loopUntil(deadline: Long, loop: Int, count: AtomicLong?) {
+        while (System.nanoTime() < deadline) {
+            cycle(loop)
+            count?.incrementAndGet()
+        }
+    }
+    // Warm up, then count cycles in a fixed window.
+    val warm = System.nanoTime() + 1_000_000_000L
+    (0 until LOOPS).map { launch { loopUntil(warm, it, null) } }.forEach { it.join() }
+    val cycles = AtomicLong()
+    val started = System.nanoTime()
+    val until = started + seconds * 1_000_000_000L
+    (0 until LOOPS).map { launch { loopUntil(until, it, cycles) } }.forEach { it.join() }
+    val elapsed = (System.nanoTime() - started) / 1e9
+    val rate = cycles.get() / elapsed
+    println("$name: ${rate.toLong()} cycles/s (${cycles.get()} cycles in ${"%.1f".format(elapsed)} s, $LOOPS loops)")
+    rate
+}
+
+fun main(args: Array<String>) {
+    val (address, redisUrl) = args
+    val seconds = args.getOrNull(2)?.toInt() ?: 5
+    val run = ProcessHandle.current().pid()
+
+    val config = Config().apply { useSingleServer().setAddress(redisUrl).setConnectionPoolSize(LOOPS) }
+    val redisson = Redisson.create(config)
+    val peer = measure("Redisson 3.52 RLock (async)", seconds) { loop ->
+        val lock = redisson.getLock("bench:redisson:$run:$loop")
+        val owner = loop.toLong() + 1 // Redisson ties a lock to a thread id: one per loop
+        lock.lockAsync(TTL_MS, TimeUnit.MILLISECONDS, owner).toCompletableFuture().await()
+        lock.unlockAsync(owner).toCompletableFuture().await()
+    }
+    redisson.shutdown()
+
+    val client = runBlocking { SyrosClient.connect(address) }
+    val ours = measure("syros Kotlin SDK", seconds) { loop ->
+        val lease = client.lock("bench:syros:$run:$loop", ttl = (TTL_MS / 1000).seconds, wait = 5.seconds)
+        lease.release()
+    }
+    client.close()
+    println("ratio syros/Redisson: ${"%.2f".format(ours / peer)}x (goal >= 1.0x)")
+}
