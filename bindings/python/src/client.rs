@@ -97,6 +97,13 @@ enum StartArg {
     Named(String),
 }
 
+/// A file argument (`str` or `os.PathLike`) as the binding API's text.
+fn path_text(path: std::path::PathBuf) -> PyResult<String> {
+    path.into_os_string()
+        .into_string()
+        .map_err(|path| crate::errors::invalid(format!("{path:?} is not a UTF-8 path")))
+}
+
 fn saga_object(py: Python<'_>, saga: api::SagaInfo) -> PyResult<Bound<'_, PyAny>> {
     Bound::new(py, Saga::new(py, saga)?).map(Bound::into_any)
 }
@@ -118,6 +125,8 @@ impl Client {
     #[pyo3(signature = (
         addresses, *, connect_timeout = 5.0, call_timeout = 10.0, retry = None,
         resubscribe = None, owner = None, auth_token = None, keepalive_interval = Some(20.0),
+        tls_ca_file = None, tls_server_name = None, tls_client_cert_file = None,
+        tls_client_key_file = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -129,6 +138,10 @@ impl Client {
         owner: Option<String>,
         auth_token: Option<String>,
         keepalive_interval: Option<f64>,
+        tls_ca_file: Option<std::path::PathBuf>,
+        tls_server_name: Option<String>,
+        tls_client_cert_file: Option<std::path::PathBuf>,
+        tls_client_key_file: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let mut config = api::ClientConfig::new(addresses);
         config.connect_timeout_ms = millis("connect_timeout", connect_timeout)?;
@@ -140,6 +153,10 @@ impl Client {
         config.keepalive_interval_ms = keepalive_interval
             .map(|s| millis("keepalive_interval", s))
             .transpose()?;
+        config.tls_ca_file = tls_ca_file.map(path_text).transpose()?;
+        config.tls_server_name = tls_server_name;
+        config.tls_client_cert_file = tls_client_cert_file.map(path_text).transpose()?;
+        config.tls_client_key_file = tls_client_key_file.map(path_text).transpose()?;
         Ok(Client {
             inner: api::Client::new(config).map_err(to_py)?,
         })

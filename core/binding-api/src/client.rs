@@ -48,6 +48,20 @@ impl Client {
         options.keepalive_interval = config
             .keepalive_interval_ms
             .map(std::time::Duration::from_millis);
+        // A half-given client certificate or TLS settings without a CA would otherwise be
+        // dropped silently, and the client would connect without them.
+        if config.tls_client_cert_file.is_some() != config.tls_client_key_file.is_some() {
+            return Err(ErrorRecord::invalid(
+                "tls_client_cert_file and tls_client_key_file go together",
+            ));
+        }
+        if config.tls_ca_file.is_none()
+            && (config.tls_server_name.is_some() || config.tls_client_cert_file.is_some())
+        {
+            return Err(ErrorRecord::invalid(
+                "tls_server_name and a client certificate need tls_ca_file",
+            ));
+        }
         if let Some(ca_file) = &config.tls_ca_file {
             options.tls = Some(syros_client::TlsOptions {
                 ca_file: ca_file.into(),

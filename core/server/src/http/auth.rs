@@ -4,7 +4,8 @@
 //! resolvers) check the permission of what they touch with [`Principal::require`].
 //!
 //! The credential is `authorization: Bearer <JWT or API key>`; a WebSocket handshake, which a
-//! browser cannot give headers, may instead carry it as the `token` query parameter.
+//! browser cannot give headers, may instead carry it as the `token` query parameter, or leave
+//! it to the connection's first message (see [`authenticate_or_defer`]).
 //! `/health`, `/ready` and `/openapi.json` stay open; `/metrics` is open unless
 //! `METRICS_REQUIRE_AUTH` is set.
 
@@ -76,6 +77,14 @@ fn query_token(request: &Request) -> Option<String> {
     })
 }
 
+/// The peer's IP address, for the per-IP rate limit.
+fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// The operation family of a REST path, for per-family rate limits.
 fn family_of(path: &str) -> Option<&'static str> {
     let rest = path.strip_prefix("/api/v1/")?;
@@ -107,11 +116,7 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| query_token(&request));
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Err(denied) = security.rate_check_ip(ip) {
+    if let Err(denied) = security.rate_check_ip(client_ip(&request)) {
         return refusal(denied);
     }
     let principal = match security.authenticate(credential.as_deref()).await {
@@ -126,9 +131,11 @@ pub async fn authenticate(
     next.run(request).await
 }
 
-/// The WebSocket API's middleware: like [`authenticate`], except that a handshake with no
-/// credential at all is let through without a principal, and the connection then must send
-/// `{"type": "authenticate", "token": ...}` first (see `ws::upgrade`).
+/// The middleware of the WebSocket API and of GraphQL subscriptions: like [`authenticate`],
+/// except that a handshake with no credential at all is let through without a principal (once
+/// counted against the per-IP limit), and the connection then must authenticate with its first
+/// message: `{"type": "authenticate", "token": ...}` (see `ws::upgrade`) or a `connection_init`
+/// payload (see `graphql::subscription_routes`).
 pub async fn authenticate_or_defer(
     State(security): State<Arc<Security>>,
     request: Request,
@@ -138,6 +145,9 @@ pub async fn authenticate_or_defer(
         request.headers().contains_key(header::AUTHORIZATION) || query_token(&request).is_some();
     let is_upgrade = request.headers().contains_key(header::UPGRADE);
     if security.enabled() && !has_credential && is_upgrade {
+        if let Err(denied) = security.rate_check_ip(client_ip(&request)) {
+            return refusal(denied);
+        }
         return next.run(request).await;
     }
     authenticate(State(security), request, next).await

@@ -10,7 +10,7 @@
 //! costs its length) and [`super::ws::MAX_SUBSCRIPTIONS`] subscriptions per WebSocket
 //! connection, like the WebSocket API.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_graphql::http::{playground_source, GraphQLPlaygroundConfig, ALL_WEBSOCKET_PROTOCOLS};
@@ -20,13 +20,14 @@ use async_graphql::{
 };
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::Router;
 use base64::Engine as _;
-use futures::{Stream, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use syros_engine::{
     AcquireLock, AcquireOutcome, Direction, Engine, EventInput as EngineEvent, ExpectedVersion,
@@ -35,7 +36,7 @@ use syros_engine::{
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{rfc3339, AppState};
-use crate::security::{Permission, Principal};
+use crate::security::{Denied, Permission, Principal, Security};
 
 /// The executable schema.
 pub type SyrosSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -73,30 +74,48 @@ pub fn schema(engine: Arc<Engine>) -> SyrosSchema {
         .finish()
 }
 
-/// `/graphql` and `/graphql/ws`.
+/// `/graphql`: queries and mutations (POST), the playground page (GET).
 pub fn routes(schema: SyrosSchema) -> Router<AppState> {
-    let executor = schema.clone();
-    Router::new()
-        .route(
-            "/graphql",
-            get(playground).post(move |Extension(principal): Extension<Principal>, request| {
-                execute(executor.clone(), principal, request)
-            }),
-        )
-        .route(
-            "/graphql/ws",
-            get(
-                move |Extension(principal): Extension<Principal>, protocol, upgrade| {
-                    subscriptions(schema.clone(), principal, protocol, upgrade)
-                },
-            ),
-        )
+    Router::new().route(
+        "/graphql",
+        get(playground).post(move |Extension(principal): Extension<Principal>, request| {
+            execute(schema.clone(), principal, request)
+        }),
+    )
 }
+
+/// `/graphql/ws`: subscriptions. The principal comes from the handshake when it carried a
+/// credential (see `auth::authenticate_or_defer`), otherwise from `connection_init`.
+pub fn subscription_routes(schema: SyrosSchema) -> Router<AppState> {
+    Router::new().route(
+        "/graphql/ws",
+        get(
+            move |State(state): State<AppState>,
+                  principal: Option<Extension<Principal>>,
+                  protocol,
+                  upgrade| {
+                subscriptions(
+                    schema.clone(),
+                    state.security.clone(),
+                    principal.map(|p| p.0),
+                    protocol,
+                    upgrade,
+                )
+            },
+        ),
+    )
+}
+
+/// graphql-transport-ws close code for a refused `connection_init` ("Forbidden").
+const CLOSE_FORBIDDEN: u16 = 4403;
+/// graphql-transport-ws close code for no `connection_init` in time.
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
 
 /// `GET /graphql/ws`: a subscription connection, with its own subscription count.
 async fn subscriptions(
     schema: SyrosSchema,
-    principal: Principal,
+    security: Arc<Security>,
+    principal: Option<Principal>,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -105,13 +124,120 @@ async fn subscriptions(
         .max_message_size(super::ws::MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(super::ws::MAX_CLIENT_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            let mut data = async_graphql::Data::default();
-            data.insert(SubscriptionCount::default());
-            data.insert(principal);
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .with_data(data)
-                .serve()
+            serve_subscriptions(socket, schema, security, principal, protocol)
         })
+}
+
+/// Serve one subscription connection. Without a principal from the handshake, the
+/// `connection_init` payload must carry a credential (as the WebSocket API's `authenticate`
+/// message); either way `connection_init` must arrive within
+/// [`super::ws::AUTHENTICATE_TIMEOUT`].
+async fn serve_subscriptions(
+    socket: WebSocket,
+    schema: SyrosSchema,
+    security: Arc<Security>,
+    principal: Option<Principal>,
+    protocol: GraphQLProtocol,
+) {
+    let mut data = async_graphql::Data::default();
+    data.insert(SubscriptionCount::default());
+    let from_handshake = principal.is_some();
+    if let Some(principal) = principal {
+        data.insert(principal);
+    }
+    // Set when `connection_init` is refused: async-graphql then closes with 1002, which the
+    // sink below turns into graphql-transport-ws's 4403, so clients do not retry.
+    let refused = Arc::new(AtomicBool::new(false));
+    let (initialised_tx, initialised) = tokio::sync::oneshot::channel::<()>();
+    let on_init = {
+        let refused = refused.clone();
+        move |payload: Value| async move {
+            let mut init_data = async_graphql::Data::default();
+            if !from_handshake {
+                match init_principal(&security, &payload).await {
+                    Ok(principal) => init_data.insert(principal),
+                    Err(denied) => {
+                        refused.store(true, Ordering::SeqCst);
+                        return Err(async_graphql::Error::new(format!(
+                            "{}: {}",
+                            denied.code(),
+                            denied.message()
+                        )));
+                    }
+                }
+            }
+            let _ = initialised_tx.send(());
+            Ok(init_data)
+        }
+    };
+    let (sink, stream) = socket.split();
+    let mut sink = sink.with(move |message: Message| {
+        let message = match message {
+            Message::Close(Some(frame)) if frame.code == 1002 && refused.load(Ordering::SeqCst) => {
+                Message::Close(Some(CloseFrame {
+                    code: CLOSE_FORBIDDEN,
+                    reason: frame.reason,
+                }))
+            }
+            other => other,
+        };
+        futures::future::ready(Ok::<_, axum::Error>(message))
+    });
+    {
+        let serve = GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
+            .with_data(data)
+            .on_connection_init(on_init)
+            .serve();
+        tokio::pin!(serve);
+        tokio::select! {
+            biased;
+            () = &mut serve => return,
+            in_time = tokio::time::timeout(super::ws::AUTHENTICATE_TIMEOUT, initialised) => {
+                if in_time.is_ok() {
+                    // Initialised, or refused (the protocol handler then closes by itself).
+                    serve.await;
+                    return;
+                }
+            }
+        }
+    }
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: CLOSE_INIT_TIMEOUT,
+            reason: "connection_init timeout".into(),
+        })))
+        .await;
+}
+
+/// The principal named by a `connection_init` payload, through the one decision point
+/// ([`Security::authenticate`]), counted once against its rate limit like a handshake.
+async fn init_principal(security: &Security, payload: &Value) -> Result<Principal, Denied> {
+    let Some(credential) = init_credential(payload) else {
+        return Err(Denied::Unauthenticated(
+            "authentication required: send {\"authorization\": \"Bearer ...\"} in connection_init"
+                .into(),
+        ));
+    };
+    let principal = security.authenticate(Some(credential)).await?;
+    security.rate_check(&principal, None)?;
+    Ok(principal)
+}
+
+/// The credential of a `connection_init` payload: `authorization` (`Bearer <credential>`),
+/// `token` (the bare credential), or `headers.authorization` as Apollo's clients send it; keys
+/// in any case.
+fn init_credential(payload: &Value) -> Option<&str> {
+    fn field<'a>(object: &'a Value, name: &str) -> Option<&'a Value> {
+        object
+            .as_object()?
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+    field(payload, "authorization")
+        .or_else(|| field(payload, "token"))
+        .or_else(|| field(field(payload, "headers")?, "authorization"))
+        .and_then(Value::as_str)
 }
 
 /// The live subscriptions of one WebSocket connection.

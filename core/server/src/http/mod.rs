@@ -159,13 +159,17 @@ fn finish(routes: Router<AppState>, state: AppState, settings: RouterSettings) -
 /// The router of `REST_PORT`.
 pub fn rest_router(state: AppState, settings: RouterSettings) -> Router {
     let schema = graphql::schema(state.engine.clone());
-    let protected = Router::new()
-        .nest("/api/v1", api_routes())
-        .merge(graphql::routes(schema))
-        .route_layer(middleware::from_fn_with_state(
-            state.security.clone(),
-            auth::authenticate,
-        ));
+    let protected =
+        Router::new()
+            .nest("/api/v1", api_routes())
+            .merge(graphql::routes(schema.clone()))
+            .route_layer(middleware::from_fn_with_state(
+                state.security.clone(),
+                auth::authenticate,
+            ))
+            .merge(graphql::subscription_routes(schema).route_layer(
+                middleware::from_fn_with_state(state.security.clone(), auth::authenticate_or_defer),
+            ));
     let metrics = Router::new()
         .route("/metrics", get(health::metrics))
         .route_layer(middleware::from_fn_with_state(

@@ -150,3 +150,109 @@ pub fn create_api_key(server: &SyrosServer, name: &str, roles: &[&str]) -> (Stri
     let id = key[4..20].to_string();
     (id, key)
 }
+
+/// A secured server and what its credentials are made with.
+pub struct Secured {
+    pub server: SyrosServer,
+    pub es_key: EcKey,
+    pub revoked_key: String,
+    pub writer_key: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A server with JWT (HS256 secret and an ES256 JWKS file), a required audience and issuer,
+/// the `orders` role of [`CONFIG`], a revoked admin API key and an active writer key.
+pub fn start_secured() -> Secured {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("syros.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let es_key = EcKey::generate("test-es256");
+    write_jwks(&jwks, &[&es_key]);
+    let server = SyrosServer::builder()
+        .env("SYROS_CONFIG", config.display().to_string())
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_JWKS_FILE", jwks.display().to_string())
+        .env("JWT_AUDIENCE", AUDIENCE)
+        .env("JWT_ISSUER", ISSUER)
+        .start();
+    let (revoked_id, revoked_key) = create_api_key(&server, "revoked", &["admin"]);
+    apikey(&server, &["revoke", &revoked_id]);
+    let (_, writer_key) = create_api_key(&server, "writer", &["writer"]);
+    Secured {
+        server,
+        es_key,
+        revoked_key,
+        writer_key,
+        _dir: dir,
+    }
+}
+
+impl Secured {
+    /// Credentials that must be refused as unauthenticated, each with an admin role so that
+    /// only the credential itself can be the reason. `None`: no credential at all.
+    pub fn refused(&self) -> Vec<(&'static str, Option<String>)> {
+        let admin = claims("mallory", &["admin"]);
+        let mut expired = admin.clone();
+        expired["iat"] = json!(now() - 7200);
+        expired["exp"] = json!(now() - 3600);
+        let mut other_audience = admin.clone();
+        other_audience["aud"] = json!("another-service");
+        vec![
+            ("no credential", None),
+            ("malformed token", Some("not-a-token".to_string())),
+            ("expired token", Some(hs256(SECRET, &expired))),
+            (
+                "wrong signature",
+                Some(hs256("another-secret-0123456789", &admin)),
+            ),
+            ("alg none", Some(alg_none(&admin))),
+            ("other audience", Some(hs256(SECRET, &other_audience))),
+            (
+                "ES256 token under the HS256 secret's name",
+                Some(EcKey::generate("test-es256").sign(&admin)),
+            ),
+            ("revoked API key", Some(self.revoked_key.clone())),
+        ]
+    }
+
+    /// An HS256 token of the `admin` role.
+    pub fn admin(&self) -> String {
+        token("admin-user", &["admin"])
+    }
+
+    /// An ES256 token (JWKS) of the prefix-restricted `orders` role.
+    pub fn orders(&self) -> String {
+        self.es_key.sign(&claims("orders-service", &["orders"]))
+    }
+}
+
+/// `Bearer <credential>`.
+pub fn bearer(credential: &str) -> String {
+    format!("Bearer {credential}")
+}
+
+/// A GraphQL POST with an optional credential; the status and the JSON body.
+pub async fn graphql(
+    http: &reqwest::Client,
+    server: &SyrosServer,
+    credential: Option<&str>,
+    query: &str,
+) -> (u16, Value) {
+    let mut request = http
+        .post(server.rest_url("/graphql"))
+        .json(&json!({ "query": query }));
+    if let Some(c) = credential {
+        request = request.header("authorization", bearer(c));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The GraphQL mutation acquiring `key` for 30 s.
+pub fn acquire_mutation(key: &str) -> String {
+    format!(
+        r#"mutation {{ acquireLock(input: {{key: "{key}", owner: "tester", ttlMs: 30000}}) {{ acquired }} }}"#
+    )
+}

@@ -8,7 +8,7 @@ import inspect
 from typing import Any, AsyncIterator, Callable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _syros
-from ._client import Addresses, TokenSource, Value, _bytes, _compute_failed, _computed, _describe, _native_client
+from ._client import Addresses, PathArg, TokenSource, Value, _bytes, _compute_failed, _computed, _describe, _native_client
 from ._syros import AppendResult, CacheEntry, LeaseInfo, ReadResult, RecordedEvent, Saga
 from ._types import (
     ANY,
@@ -329,9 +329,14 @@ class AsyncClient:
         owner: Optional[str] = None,
         auth_token: Optional[TokenSource] = None,
         keepalive_interval: Optional[float] = 20.0,
+        tls_ca_file: Optional[PathArg] = None,
+        tls_server_name: Optional[str] = None,
+        tls_client_cert_file: Optional[PathArg] = None,
+        tls_client_key_file: Optional[PathArg] = None,
     ) -> None:
         native = _native_client(
-            addresses, connect_timeout, call_timeout, retry, resubscribe, owner, auth_token, keepalive_interval
+            addresses, connect_timeout, call_timeout, retry, resubscribe, owner, auth_token, keepalive_interval,
+            tls_ca_file, tls_server_name, tls_client_cert_file, tls_client_key_file,
         )
         self._n = native
         self.cache = AsyncCache(native)

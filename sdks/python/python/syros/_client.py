@@ -3,6 +3,7 @@ threads keep running, and Ctrl-C interrupts a long wait."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
@@ -27,6 +28,7 @@ __all__ = ["Client", "Lease", "Cache", "Events", "Sagas", "Subscription"]
 
 Addresses = Union[str, Sequence[str]]
 Value = Union[bytes, bytearray, memoryview, str]
+PathArg = Union[str, "os.PathLike[str]"]
 TokenSource = Union[str, Callable[[], Optional[str]]]
 
 
@@ -75,6 +77,10 @@ def _native_client(
     owner: Optional[str],
     auth_token: Optional[TokenSource],
     keepalive_interval: Optional[float],
+    tls_ca_file: Optional[PathArg] = None,
+    tls_server_name: Optional[str] = None,
+    tls_client_cert_file: Optional[PathArg] = None,
+    tls_client_key_file: Optional[PathArg] = None,
 ) -> Any:
     """The native client (``_syros.Client``), or a :class:`_TokenRefresh` over it when the
     token comes from a function."""
@@ -89,6 +95,10 @@ def _native_client(
         owner=owner,
         auth_token=auth_token if isinstance(auth_token, str) else None,
         keepalive_interval=keepalive_interval,
+        tls_ca_file=tls_ca_file,
+        tls_server_name=tls_server_name,
+        tls_client_cert_file=tls_client_cert_file,
+        tls_client_key_file=tls_client_key_file,
     )
     if callable(auth_token):
         return _TokenRefresh(native, auth_token)
@@ -426,6 +436,11 @@ class Client:
     (:class:`syros.RetryPolicy`). The constructor connects and raises
     :class:`syros.Unavailable` if no server answers. Times are in seconds.
 
+    ``tls_ca_file`` (a PEM file, ``str`` or path) connects over TLS and checks the server's
+    certificate against that CA, for the host of each address or ``tls_server_name``;
+    ``tls_client_cert_file`` and ``tls_client_key_file`` present a client certificate to servers
+    that require one (mutual TLS). Without ``tls_ca_file`` the connection is plaintext.
+
     Clients are thread-safe; share one per process. A client created before ``os.fork()`` must
     not be used in the child: create a new one there.
     """
@@ -441,9 +456,14 @@ class Client:
         owner: Optional[str] = None,
         auth_token: Optional[TokenSource] = None,
         keepalive_interval: Optional[float] = 20.0,
+        tls_ca_file: Optional[PathArg] = None,
+        tls_server_name: Optional[str] = None,
+        tls_client_cert_file: Optional[PathArg] = None,
+        tls_client_key_file: Optional[PathArg] = None,
     ) -> None:
         native = _native_client(
-            addresses, connect_timeout, call_timeout, retry, resubscribe, owner, auth_token, keepalive_interval
+            addresses, connect_timeout, call_timeout, retry, resubscribe, owner, auth_token, keepalive_interval,
+            tls_ca_file, tls_server_name, tls_client_cert_file, tls_client_key_file,
         )
         native.connect(True)
         self._n = native

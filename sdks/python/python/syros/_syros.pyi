@@ -5,6 +5,7 @@ Applications use the ``syros`` package; the data classes below are re-exported t
 returns an awaitable of it.
 """
 
+import os
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 __version__: str
@@ -237,6 +238,10 @@ class Client:
         owner: Optional[str] = None,
         auth_token: Optional[str] = None,
         keepalive_interval: Optional[float] = 20.0,
+        tls_ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_server_name: Optional[str] = None,
+        tls_client_cert_file: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_client_key_file: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> None: ...
     def connect(self, blocking: bool = True) -> Any: ...
     def set_auth_token(self, token: Optional[str]) -> None: ...
