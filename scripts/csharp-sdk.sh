@@ -67,5 +67,20 @@ run_mono "the C# SDK tests" "$WORK/tests.out" "$BIN/Syros.Client.Tests.exe" \
 tests=$(grep -E '^[0-9]+ passed, 0 failed$' "$WORK/tests.out" | tail -1)
 [ -n "$tests" ] || fail "the C# SDK tests printed no summary"
 
+log "conformance (tests/conformance/csharp)"
+mcs "${MCS_FLAGS[@]}" -out:"$BIN/ConformanceRunner.exe" -r:"$BIN/Syros.Client.dll" -r:System.Xml.dll -r:System.Xml.Linq.dll \
+  tests/conformance/csharp/ConformanceRunner.cs sdks/csharp/tests/TestServer.cs
+backends=(embedded)
+[ -n "${SYROS_TEST_REDIS_URL:-}" ] && [ -n "${SYROS_TEST_DATABASE_URL:-}" ] && backends+=(redis-postgres)
+conformance=""
+for backend in "${backends[@]}"; do
+  conf="$WORK/conformance-$backend.out"
+  SYROS_TEST_BACKEND=$backend run_mono "the C# conformance runner ($backend)" "$conf" "$BIN/ConformanceRunner.exe" tests/conformance/scenarios \
+    || fail "C# conformance runner ($backend): $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$conf" | tail -1)"
+  line=$(grep -E '^[0-9]+ passed, 0 failed$' "$conf" | tail -1)
+  [ -n "$line" ] || fail "the C# conformance runner ($backend) printed no summary"
+  conformance="${conformance:+$conformance, }$backend $line"
+done
+
 echo
-echo "csharp-sdk: tests $tests (process exited by itself)"
+echo "csharp-sdk: tests $tests (process exited by itself); conformance ${conformance}"
