@@ -40,6 +40,25 @@ export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 NATIVE="$CARGO_TARGET_DIR/debug/libsyros_ffi.so"
 [ -f "$NATIVE" ] || fail "$NATIVE was not built"
 
+# start_server: one `syros serve` (embedded store) for the consumer program and the examples;
+# sets $address to its gRPC address.
+start_server() {
+  mkdir -p "$WORK/data"
+  (cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
+     SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
+  SERVER_PID=$!
+  address=""
+  for _ in $(seq 1 300); do
+    if [ -s "$WORK/ready.json" ]; then
+      address=$(sed -n 's/.*"grpc":"\([^"]*\)".*/\1/p' "$WORK/ready.json")
+      [ -n "$address" ] && break
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
+    sleep 0.1
+  done
+  [ -n "$address" ] || { cat "$WORK/syros.log"; fail "syros serve was not ready"; }
+}
+
 # run_mono LABEL OUT EXE ARGS...: runs a Mono program under the time limit (a hang at exit fails).
 run_mono() {
   local label=$1 out=$2 status
@@ -82,5 +101,43 @@ for backend in "${backends[@]}"; do
   conformance="${conformance:+$conformance, }$backend $line"
 done
 
+log "NuGet: pack sdks/csharp/Syros.Client.nuspec, install it from a folder feed, run a consumer built against it"
+command -v nuget >/dev/null || fail "nuget not found: apt-get install -y --no-install-recommends nuget"
+PKG="$WORK/package"
+mkdir -p "$PKG/base" "$PKG/feed" "$PKG/installed" "$PKG/consumer"
+cp "$BIN/Syros.Client.dll" "$BIN/Syros.Client.xml" "$PKG/base/"
+# The debug library without its debug sections (a debug build's symbols make it ~10x larger).
+strip --strip-debug -o "$PKG/base/libsyros_ffi.so" "$NATIVE" 2>/dev/null || cp "$NATIVE" "$PKG/base/"
+# nuget 2.8 predates netstandard and warns that it does not know the lib/netstandard2.0 folder;
+# the folder is what .NET's NuGet wants, and nuget 2.8 installs it as it is.
+nuget pack sdks/csharp/Syros.Client.nuspec -BasePath "$PKG/base" -OutputDirectory "$PKG/feed" -NonInteractive
+nupkg=$(ls "$PKG"/feed/Syros.Client.*.nupkg)
+unzip -l "$nupkg" | grep -q 'lib/netstandard2.0/Syros.Client.dll' || fail "the package has no lib/netstandard2.0/Syros.Client.dll"
+unzip -l "$nupkg" | grep -q 'runtimes/linux-x64/native/libsyros_ffi.so' || fail "the package has no runtimes/linux-x64/native/libsyros_ffi.so"
+nuget install Syros.Client -Source "$PKG/feed" -OutputDirectory "$PKG/installed" -NonInteractive
+installed=$(ls -d "$PKG"/installed/Syros.Client.*)
+mcs "${MCS_FLAGS[@]}" -out:"$PKG/consumer/Consumer.exe" -r:"$installed/lib/netstandard2.0/Syros.Client.dll" sdks/csharp/consumer/Program.cs
+cp "$installed/lib/netstandard2.0/Syros.Client.dll" "$PKG/consumer/"
+start_server
+# Only the installed package's native library is on the search path for the consumer.
+LD_LIBRARY_PATH="$installed/runtimes/linux-x64/native" run_mono "the consumer program" "$WORK/consumer.out" "$PKG/consumer/Consumer.exe" "$address" \
+  || fail "the consumer program built against the installed package"
+grep -q '^consumer: .*cache round trip ok$' "$WORK/consumer.out" || fail "the consumer program printed no result"
+
+log "examples/csharp against syros serve"
+ran=0
+for example in examples/csharp/*/; do
+  name=$(basename "$example")
+  echo "--- examples/csharp/$name"
+  mcs "${MCS_FLAGS[@]}" -out:"$BIN/example-$name.exe" -r:"$BIN/Syros.Client.dll" "$example"*.cs
+  run_mono "example $name" "$WORK/example-$name.out" "$BIN/example-$name.exe" "$address" || { tail -50 "$WORK/syros.log"; fail "example $name"; }
+  ran=$((ran + 1))
+done
+[ "$ran" -gt 0 ] || fail "no example ran"
+
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+
 echo
-echo "csharp-sdk: tests $tests (process exited by itself); conformance ${conformance}"
+echo "csharp-sdk: tests $tests (process exited by itself); conformance ${conformance}; NuGet package packed, installed from a folder feed, consumer ran; examples/csharp: $ran programs ran and checked their outcome"
