@@ -17,7 +17,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 WORK=$(mktemp -d)
 SERVER_PID=""
 # A Mono process that does not exit by itself within this is a failure (not a hang).
-EXIT_LIMIT="${SYROS_CSHARP_TIME_LIMIT:-600}"
+EXIT_LIMIT="${SYROS_CSHARP_TIME_LIMIT:-300}"
 
 log() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
