@@ -112,8 +112,10 @@ strip --strip-debug -o "$PKG/base/libsyros_ffi.so" "$NATIVE" 2>/dev/null || cp "
 # the folder is what .NET's NuGet wants, and nuget 2.8 installs it as it is.
 nuget pack sdks/csharp/Syros.Client.nuspec -BasePath "$PKG/base" -OutputDirectory "$PKG/feed" -NonInteractive
 nupkg=$(ls "$PKG"/feed/Syros.Client.*.nupkg)
-unzip -l "$nupkg" | grep -q 'lib/netstandard2.0/Syros.Client.dll' || fail "the package has no lib/netstandard2.0/Syros.Client.dll"
-unzip -l "$nupkg" | grep -q 'runtimes/linux-x64/native/libsyros_ffi.so' || fail "the package has no runtimes/linux-x64/native/libsyros_ffi.so"
+# (the listing is read whole first: grep -q closing the pipe early would fail it under pipefail)
+listing=$(unzip -l "$nupkg")
+grep -q 'lib/netstandard2.0/Syros.Client.dll' <<<"$listing" || fail "the package has no lib/netstandard2.0/Syros.Client.dll"
+grep -q 'runtimes/linux-x64/native/libsyros_ffi.so' <<<"$listing" || fail "the package has no runtimes/linux-x64/native/libsyros_ffi.so"
 nuget install Syros.Client -Source "$PKG/feed" -OutputDirectory "$PKG/installed" -NonInteractive
 installed=$(ls -d "$PKG"/installed/Syros.Client.*)
 mcs "${MCS_FLAGS[@]}" -out:"$PKG/consumer/Consumer.exe" -r:"$installed/lib/netstandard2.0/Syros.Client.dll" sdks/csharp/consumer/Program.cs
