@@ -54,6 +54,15 @@ pub struct ClientConfig {
     pub auth_token: Option<String>,
     /// HTTP/2 keepalive interval; null = off.
     pub keepalive_interval_ms: Option<u64>,
+    /// PEM CA file: connect over TLS and check the server's certificate against it; null =
+    /// plaintext.
+    pub tls_ca_file: Option<String>,
+    /// The name the server's certificate must carry; null = the host of each address.
+    pub tls_server_name: Option<String>,
+    /// PEM client certificate file, for servers that require one (mTLS; with the key file).
+    pub tls_client_cert_file: Option<String>,
+    /// PEM private key of the client certificate.
+    pub tls_client_key_file: Option<String>,
 }
 
 /// How to acquire a lock.

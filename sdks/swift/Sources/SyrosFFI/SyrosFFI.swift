@@ -2580,6 +2580,23 @@ public struct ClientConfig: Equatable, Hashable {
      * HTTP/2 keepalive interval; null = off.
      */
     public var keepaliveIntervalMs: UInt64?
+    /**
+     * PEM CA file: connect over TLS and check the server's certificate against it; null =
+     * plaintext.
+     */
+    public var tlsCaFile: String?
+    /**
+     * The name the server's certificate must carry; null = the host of each address.
+     */
+    public var tlsServerName: String?
+    /**
+     * PEM client certificate file, for servers that require one (mTLS; with the key file).
+     */
+    public var tlsClientCertFile: String?
+    /**
+     * PEM private key of the client certificate.
+     */
+    public var tlsClientKeyFile: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2607,7 +2624,20 @@ public struct ClientConfig: Equatable, Hashable {
          */authToken: String?, 
         /**
          * HTTP/2 keepalive interval; null = off.
-         */keepaliveIntervalMs: UInt64?) {
+         */keepaliveIntervalMs: UInt64?, 
+        /**
+         * PEM CA file: connect over TLS and check the server's certificate against it; null =
+         * plaintext.
+         */tlsCaFile: String?, 
+        /**
+         * The name the server's certificate must carry; null = the host of each address.
+         */tlsServerName: String?, 
+        /**
+         * PEM client certificate file, for servers that require one (mTLS; with the key file).
+         */tlsClientCertFile: String?, 
+        /**
+         * PEM private key of the client certificate.
+         */tlsClientKeyFile: String?) {
         self.addresses = addresses
         self.connectTimeoutMs = connectTimeoutMs
         self.callTimeoutMs = callTimeoutMs
@@ -2616,6 +2646,10 @@ public struct ClientConfig: Equatable, Hashable {
         self.owner = owner
         self.authToken = authToken
         self.keepaliveIntervalMs = keepaliveIntervalMs
+        self.tlsCaFile = tlsCaFile
+        self.tlsServerName = tlsServerName
+        self.tlsClientCertFile = tlsClientCertFile
+        self.tlsClientKeyFile = tlsClientKeyFile
     }
 
     
@@ -2641,7 +2675,11 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 resubscribe: FfiConverterOptionTypeRetryConfig.read(from: &buf), 
                 owner: FfiConverterOptionString.read(from: &buf), 
                 authToken: FfiConverterOptionString.read(from: &buf), 
-                keepaliveIntervalMs: FfiConverterOptionUInt64.read(from: &buf)
+                keepaliveIntervalMs: FfiConverterOptionUInt64.read(from: &buf), 
+                tlsCaFile: FfiConverterOptionString.read(from: &buf), 
+                tlsServerName: FfiConverterOptionString.read(from: &buf), 
+                tlsClientCertFile: FfiConverterOptionString.read(from: &buf), 
+                tlsClientKeyFile: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2654,6 +2692,10 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.owner, into: &buf)
         FfiConverterOptionString.write(value.authToken, into: &buf)
         FfiConverterOptionUInt64.write(value.keepaliveIntervalMs, into: &buf)
+        FfiConverterOptionString.write(value.tlsCaFile, into: &buf)
+        FfiConverterOptionString.write(value.tlsServerName, into: &buf)
+        FfiConverterOptionString.write(value.tlsClientCertFile, into: &buf)
+        FfiConverterOptionString.write(value.tlsClientKeyFile, into: &buf)
     }
 }
 

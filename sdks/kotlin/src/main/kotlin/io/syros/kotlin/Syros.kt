@@ -41,6 +41,14 @@ data class SyrosOptions(
     val retry: RetryConfig? = null,
     val resubscribe: RetryConfig? = null,
     val keepaliveInterval: Duration? = null,
+    /** PEM CA file: connect over TLS and check the server's certificate against it. */
+    val tlsCaFile: String? = null,
+    /** The name the server's certificate must carry (default: the host of each address). */
+    val tlsServerName: String? = null,
+    /** PEM client certificate file, for servers that require one (mTLS; with [tlsClientKeyFile]). */
+    val tlsClientCertFile: String? = null,
+    /** PEM private key of [tlsClientCertFile]. */
+    val tlsClientKeyFile: String? = null,
 ) {
     internal fun toConfig(): ClientConfig {
         val defaults = io.syros.kotlin.ffi.defaultClientConfig(addresses)
@@ -52,6 +60,10 @@ data class SyrosOptions(
             retry = retry,
             resubscribe = resubscribe,
             keepaliveIntervalMs = keepaliveInterval?.toMillis("keepaliveInterval") ?: defaults.keepaliveIntervalMs,
+            tlsCaFile = tlsCaFile,
+            tlsServerName = tlsServerName,
+            tlsClientCertFile = tlsClientCertFile,
+            tlsClientKeyFile = tlsClientKeyFile,
         )
     }
 }
