@@ -76,22 +76,29 @@ public final class Subscription extends NativeObject implements Iterator<Recorde
     }
 
     /**
-     * The events as a {@link Flow.Publisher}: a daemon thread pulls them into a
-     * {@link SubmissionPublisher} until the subscription is closed.
+     * The events as a {@link Flow.Publisher}: once the first subscriber subscribes, a daemon
+     * thread pulls them into a {@link SubmissionPublisher} until the subscription is closed
+     * (later subscribers see the events from when they subscribe).
      */
     public Flow.Publisher<RecordedEvent> publisher() {
         SubmissionPublisher<RecordedEvent> publisher = new SubmissionPublisher<>();
-        Thread pump = new Thread(() -> {
-            try {
-                while (hasNext()) publisher.submit(next());
-                publisher.close();
-            } catch (RuntimeException e) {
-                publisher.closeExceptionally(e);
-            }
-        }, "syros-subscription");
-        pump.setDaemon(true);
-        pump.start();
-        return publisher;
+        java.util.concurrent.atomic.AtomicBoolean pumping = new java.util.concurrent.atomic.AtomicBoolean();
+        // Start reading only once the first subscriber is registered: SubmissionPublisher drops
+        // items submitted while nobody subscribes, and catch-up events are there at once.
+        return subscriber -> {
+            publisher.subscribe(subscriber);
+            if (!pumping.compareAndSet(false, true)) return;
+            Thread pump = new Thread(() -> {
+                try {
+                    while (hasNext()) publisher.submit(next());
+                    publisher.close();
+                } catch (RuntimeException e) {
+                    publisher.closeExceptionally(e);
+                }
+            }, "syros-subscription");
+            pump.setDaemon(true);
+            pump.start();
+        };
     }
 
     /** Stop following (idempotent). */
