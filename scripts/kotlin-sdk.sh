@@ -35,7 +35,8 @@ command -v java >/dev/null || fail "java not found: install a JDK 17 or newer"
 command -v mvn >/dev/null || fail "mvn not found: install Maven 3.8 or newer"
 java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
 [ "${java_major:-0}" -ge 17 ] 2>/dev/null || fail "Java >= 17 needed, found ${java_major:-unknown}"
-MVN=(mvn -B -q -Dstyle.color=never)
+# The Kotlin compiler runs inside Maven, not as a daemon that would outlive this script (and CI).
+MVN=(mvn -B -q -Dstyle.color=never -Dkotlin.compiler.daemon=false)
 
 log "cargo build -p syros-server"
 cargo build --quiet -p syros-server
@@ -44,7 +45,7 @@ export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 log "mvn install (sdks/kotlin): bridge + bindgen (cargo), generated Kotlin, JUnit tests, jar"
 out="$WORK/mvn.out"
 set +e
-(cd "$SDK" && mvn -B -Dstyle.color=never install) 2>&1 | tee "$out"
+(cd "$SDK" && mvn -B -Dstyle.color=never -Dkotlin.compiler.daemon=false install) 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 # Surefire's closing line: "Tests run: N, Failures: F, Errors: E, Skipped: S" (no " -- in").
