@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::client::{Client, Inner};
+use crate::client::{Client, Inner, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A lease as the server granted it.
@@ -512,25 +512,18 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
     // after a long wait is believed to end early, which only brings its first renewal forward.
     let started = Instant::now();
     let wait = options.wait;
-    let mut spec = inner.spec("locks.acquire", true);
-    spec.extra_timeout = wait;
-    spec.deadline = inner.options.retry.deadline.map(|d| started + d + wait);
-    let outcome = inner
-        .run(&spec, |ep, timeout| {
-            let remaining_wait = wait.saturating_sub(started.elapsed());
-            let request = inner.request(
-                pb::AcquireLockRequest {
-                    key: key.to_string().into(),
-                    owner: owner.clone().into(),
-                    ttl_ms: millis(options.ttl),
-                    wait_timeout_ms: millis(remaining_wait),
-                    request_id: request_id.clone().into(),
-                },
-                Some(timeout),
-            );
-            async move { Ok(ep.locks.acquire(request?).await?.into_inner()) }
-        })
-        .await;
+    let mut abandoned = AbandonedGrant {
+        inner: inner.clone(),
+        key: key.to_string(),
+        owner: owner.clone(),
+        ttl: options.ttl,
+        request_id: request_id.clone(),
+        armed: true,
+    };
+    let outcome = acquire_call(inner, key, &owner, options.ttl, wait, &request_id, started).await;
+    // Finished, not dropped mid-call: a grant reaches the caller below. Only an attempt that
+    // failed ambiguously (its answer lost, no retry got through) may have left one behind.
+    abandoned.armed = outcome.ambiguous && outcome.result.is_err();
     let resp = outcome.result?;
     match (resp.acquired, resp.lease) {
         (true, Some(lease)) => Ok(start_lease(inner, lease.into(), options, started)),
@@ -553,6 +546,89 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
             }
             Err(err)
         }
+    }
+}
+
+/// One acquire call (with its retries, all carrying `request_id`), its lock wait counted from
+/// `started`.
+async fn acquire_call(
+    inner: &Inner,
+    key: &str,
+    owner: &str,
+    ttl: Duration,
+    wait: Duration,
+    request_id: &str,
+    started: Instant,
+) -> Outcome<pb::AcquireLockResponse> {
+    let mut spec = inner.spec("locks.acquire", true);
+    spec.extra_timeout = wait;
+    spec.deadline = inner.options.retry.deadline.map(|d| started + d + wait);
+    inner
+        .run(&spec, |ep, timeout| {
+            let remaining_wait = wait.saturating_sub(started.elapsed());
+            let request = inner.request(
+                pb::AcquireLockRequest {
+                    key: key.to_string().into(),
+                    owner: owner.to_string().into(),
+                    ttl_ms: millis(ttl),
+                    wait_timeout_ms: millis(remaining_wait),
+                    request_id: request_id.to_string().into(),
+                },
+                Some(timeout),
+            );
+            async move { Ok(ep.locks.acquire(request?).await?.into_inner()) }
+        })
+        .await
+}
+
+/// An acquire dropped by its caller (a cancelled task, an abandoned wait) after its request
+/// may have reached the server: the server may have granted the lock with the answer still on
+/// its way, and nobody would ever release it before its TTL. On drop it asks the server again
+/// with the same request id and no wait (a grant already made comes back de-duplicated; a free
+/// key is granted now) and releases whatever it gets; a key held by someone else or promised
+/// to a waiter is left alone.
+struct AbandonedGrant {
+    inner: Arc<Inner>,
+    key: String,
+    owner: String,
+    ttl: Duration,
+    request_id: String,
+    armed: bool,
+}
+
+impl Drop for AbandonedGrant {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let inner = self.inner.clone();
+        let key = std::mem::take(&mut self.key);
+        let owner = std::mem::take(&mut self.owner);
+        let request_id = std::mem::take(&mut self.request_id);
+        let ttl = self.ttl;
+        inner.handle.clone().spawn(async move {
+            let outcome = acquire_call(
+                &inner,
+                &key,
+                &owner,
+                ttl,
+                Duration::ZERO,
+                &request_id,
+                Instant::now(),
+            )
+            .await;
+            if let Ok(pb::AcquireLockResponse {
+                acquired: true,
+                lease: Some(lease),
+                ..
+            }) = outcome.result
+            {
+                let lease_id = lease.lease_id.to_string();
+                if let Err(err) = release_call(&inner, &lease_id).await {
+                    tracing::debug!(key, lease_id, error = %err, "releasing an abandoned grant failed");
+                }
+            }
+        });
     }
 }
 

@@ -76,6 +76,51 @@ async fn a_deduplicated_acquire_never_outlives_the_servers_lease() {
     lease.release().await.expect("release");
 }
 
+/// An acquire dropped by its caller while the server's grant is on its way back (a cancelled
+/// task, an abandoned wait in an SDK) must not leave the lock held until its TTL: nobody would
+/// ever release it, and every other client would wait out the whole TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquire_dropped_while_its_grant_is_in_flight_does_not_keep_the_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let proxy = FaultProxy::start(server.addr()).await;
+    let client = connect_to(proxy.address()).await;
+    let direct = connect(&server).await;
+    let key = "lost-reply/dropped-acquire";
+
+    proxy.delay_replies_to(key.as_bytes(), Duration::from_secs(1));
+    let acquire = client
+        .lock(key)
+        .ttl(Duration::from_secs(60))
+        .wait(Duration::ZERO)
+        .acquire();
+    let dropped = tokio::time::timeout(Duration::from_millis(400), acquire).await;
+    assert!(
+        dropped.is_err(),
+        "the answer was still held back when the caller gave up"
+    );
+    proxy.delay_replies_to(key.as_bytes(), Duration::ZERO);
+    let granted = direct.lock_status(key).await.expect("status");
+    assert!(granted.is_some(), "the server granted the dropped acquire");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while direct.lock_status(key).await.expect("status").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned grant is still held 10 s later (TTL 60 s): nobody released it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let next = direct
+        .lock(key)
+        .ttl(Duration::from_secs(5))
+        .wait(Duration::ZERO)
+        .acquire()
+        .await
+        .expect("the key is free for the next client");
+    next.release().await.expect("release");
+}
+
 /// Issue 11 item 3: the first force-release's answer is lost after the server dropped the
 /// lease and handed the key to the queued client. Repeating it would drop the queued client's
 /// new lease; the client must report the unknown outcome instead.

@@ -438,7 +438,11 @@ impl LockManager {
         }
 
         let key = request.key.clone();
-        let (tx, mut rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let mut rx = HandOffSlot {
+            rx,
+            waiters: self.waiters.clone(),
+        };
         let id = self
             .waiters
             .enqueue(request, tx, self.limits.max_waiters_per_key)?;
@@ -459,7 +463,7 @@ impl LockManager {
                 None => Instant::now() + WAITER_RECHECK,
             };
             tokio::select! {
-                delivered = &mut rx => match delivered {
+                delivered = &mut rx.rx => match delivered {
                     Ok(lease) => return Ok(AcquireOutcome::Acquired(lease)),
                     Err(_) => return Err(Error::internal("lock waiter dropped without an answer")),
                 },
@@ -469,8 +473,8 @@ impl LockManager {
                 drop(place);
                 // Close first: a hand-off still running for us then fails to deliver and
                 // releases the lease itself; one that already delivered is taken here.
-                rx.close();
-                if let Ok(lease) = rx.try_recv() {
+                rx.rx.close();
+                if let Ok(lease) = rx.rx.try_recv() {
                     return Ok(AcquireOutcome::Acquired(lease));
                 }
                 let holder = self.store.status(&key, now_ms()).await?;
@@ -557,6 +561,41 @@ impl LockManager {
 
 /// Run `work` on its own task and wait for it: cancelling the caller no longer stops it halfway
 /// (e.g. after the store changed but before waiters were woken).
+/// A queued acquire's end of the hand-off channel. An acquire dropped mid-wait (its client
+/// cancelled the call) may be dropped after a hand-off delivered it the lease and before it
+/// took it: the lease would then stay held, by nobody, until its TTL. On drop, a delivered
+/// lease nobody took is released and the key offered to the next waiter.
+struct HandOffSlot {
+    rx: oneshot::Receiver<Lease>,
+    waiters: Arc<LockWaiters>,
+}
+
+impl Drop for HandOffSlot {
+    fn drop(&mut self) {
+        // Closed first, so a hand-off still under way fails to deliver and undoes its grant.
+        self.rx.close();
+        let Ok(lease) = self.rx.try_recv() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let waiters = self.waiters.clone();
+        runtime.spawn(async move {
+            match waiters.store.release(&lease.lease_id, now_ms()).await {
+                Ok(released) => {
+                    waiters.feed.released(&released, false);
+                    waiters.wake(&released.key);
+                }
+                Err(err) if err.kind == ErrorKind::LockNotHeld => {}
+                Err(err) => {
+                    tracing::warn!(key = %lease.key, error = %err, "releasing a lease handed to a cancelled waiter failed");
+                }
+            }
+        });
+    }
+}
+
 async fn run_detached<T: Send + 'static>(
     what: &str,
     work: impl std::future::Future<Output = Result<T>> + Send + 'static,

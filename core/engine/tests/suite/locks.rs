@@ -490,6 +490,37 @@ pub async fn cancelled_waiter_gets_nothing<H: Harness>(h: H) {
     assert_eq!(next.owner, "next");
 }
 
+/// A waiter whose call is dropped after the hand-off delivered it the lease, before it looked
+/// (its client cancelled at that moment): the lease must not stay held by nobody until its TTL.
+pub async fn waiter_dropped_after_delivery_releases_the_lease<H: Harness>(h: H) {
+    let e = h.engine();
+    let k = unique("dropped-after-delivery");
+    let holder = take(&e, &k, "holder", 30_000, 0).await;
+
+    let mut waiting = Box::pin(e.locks.acquire(args(&k, "quitter", 60_000, 10_000)));
+    let still = tokio::time::timeout(Duration::from_millis(100), &mut waiting).await;
+    assert!(still.is_err(), "the acquire should be queued: {still:?}");
+
+    e.locks.release(&holder.lease_id).await.unwrap();
+    // The hand-off runs in the background and delivers to the queued waiter, which is not
+    // polled meanwhile: the lease now sits undelivered in its slot.
+    within(5, "the hand-off to the queued waiter", async {
+        while e.locks.status(&k).await.unwrap().map(|l| l.owner) != Some("quitter".into()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    drop(waiting);
+    within(5, "the undelivered lease to be released", async {
+        while e.locks.status(&k).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let next = take(&e, &k, "next", 5_000, 0).await;
+    assert_eq!(next.owner, "next");
+}
+
 pub async fn request_id_makes_acquire_idempotent<H: Harness>(h: H) {
     let e = h.engine();
     let k = unique("idempotent");

@@ -76,6 +76,7 @@ macro_rules! engine_suite {
             mutual_exclusion_under_contention,
             force_release_hands_over,
             cancelled_waiter_gets_nothing,
+            waiter_dropped_after_delivery_releases_the_lease,
             request_id_makes_acquire_idempotent,
             invalid_arguments_change_nothing,
             leases_survive_restart,
