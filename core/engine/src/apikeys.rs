@@ -31,6 +31,36 @@ pub struct ApiKey {
     pub revoked_at_ms: Option<i64>,
 }
 
+/// An API key as both stores keep it (roles as JSON text), with its hash: one reading of a row
+/// for every backend.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredApiKey {
+    key_id: String,
+    name: String,
+    roles: String,
+    key_hash: String,
+    created_at_ms: i64,
+    revoked_at_ms: Option<i64>,
+}
+
+impl StoredApiKey {
+    /// The key and its hash; roles that are not a JSON list of names are an internal error.
+    pub(crate) fn into_key(self) -> Result<(ApiKey, String)> {
+        let roles = serde_json::from_str(&self.roles)
+            .map_err(|e| Error::internal(format!("stored API key roles are unreadable: {e}")))?;
+        Ok((
+            ApiKey {
+                key_id: self.key_id,
+                name: self.name,
+                roles,
+                created_at_ms: self.created_at_ms,
+                revoked_at_ms: self.revoked_at_ms,
+            },
+            self.key_hash,
+        ))
+    }
+}
+
 /// Storage of API keys; each method is one atomic statement.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + 'static {

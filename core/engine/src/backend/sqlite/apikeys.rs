@@ -1,30 +1,13 @@
 //! [`ApiKeyStore`] on the embedded SQLite file.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::SqliteStore;
-use crate::apikeys::{ApiKey, ApiKeyStore};
+use crate::apikeys::{ApiKey, ApiKeyStore, StoredApiKey};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "key_id, name, roles, key_hash, created_at_ms, revoked_at_ms";
-
-fn key_from_row(row: &SqliteRow) -> Result<(ApiKey, String)> {
-    let roles: String = row.try_get("roles")?;
-    let roles = serde_json::from_str(&roles)
-        .map_err(|e| Error::internal(format!("stored API key roles are unreadable: {e}")))?;
-    Ok((
-        ApiKey {
-            key_id: row.try_get("key_id")?,
-            name: row.try_get("name")?,
-            roles,
-            created_at_ms: row.try_get("created_at_ms")?,
-            revoked_at_ms: row.try_get("revoked_at_ms")?,
-        },
-        row.try_get("key_hash")?,
-    ))
-}
 
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
@@ -50,7 +33,9 @@ impl ApiKeyStore for SqliteStore {
             .bind(key_id)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(key_from_row).transpose()
+        row.as_ref()
+            .map(|r| StoredApiKey::from_row(r)?.into_key())
+            .transpose()
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
@@ -60,7 +45,7 @@ impl ApiKeyStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(|r| key_from_row(r).map(|(k, _)| k))
+            .map(|r| Ok(StoredApiKey::from_row(r)?.into_key()?.0))
             .collect()
     }
 
