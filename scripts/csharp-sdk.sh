@@ -10,27 +10,10 @@
 #
 #   scripts/csharp-sdk.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-WORK=$(mktemp -d)
-SERVER_PID=""
+source "$(dirname "$0")/lib/sdk.sh"
 # A Mono process that does not exit by itself within this is a failure (not a hang).
 EXIT_LIMIT="${SYROS_CSHARP_TIME_LIMIT:-300}"
 
-log() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
 { command -v mcs >/dev/null && command -v mono >/dev/null; } \
   || fail "mcs/mono not found: apt-get install -y --no-install-recommends mono-devel mono-mcs"
 
@@ -39,25 +22,6 @@ cargo build --quiet -p syros-server -p syros-ffi
 export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 NATIVE="$CARGO_TARGET_DIR/debug/libsyros_ffi.so"
 [ -f "$NATIVE" ] || fail "$NATIVE was not built"
-
-# start_server: one `syros serve` (embedded store) for the consumer program and the examples;
-# sets $address to its gRPC address.
-start_server() {
-  mkdir -p "$WORK/data"
-  (cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
-     SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
-  SERVER_PID=$!
-  address=""
-  for _ in $(seq 1 300); do
-    if [ -s "$WORK/ready.json" ]; then
-      address=$(sed -n 's/.*"grpc":"\([^"]*\)".*/\1/p' "$WORK/ready.json")
-      [ -n "$address" ] && break
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
-    sleep 0.1
-  done
-  [ -n "$address" ] || { cat "$WORK/syros.log"; fail "syros serve was not ready"; }
-}
 
 # run_mono LABEL OUT EXE ARGS...: runs a Mono program under the time limit (a hang at exit fails).
 run_mono() {
@@ -120,7 +84,8 @@ nuget install Syros.Client -Source "$PKG/feed" -OutputDirectory "$PKG/installed"
 installed=$(ls -d "$PKG"/installed/Syros.Client.*)
 mcs "${MCS_FLAGS[@]}" -out:"$PKG/consumer/Consumer.exe" -r:"$installed/lib/netstandard2.0/Syros.Client.dll" sdks/csharp/consumer/Program.cs
 cp "$installed/lib/netstandard2.0/Syros.Client.dll" "$PKG/consumer/"
-start_server
+start_syros
+address=$SYROS_GRPC_ADDR
 # Only the installed package's native library is on the search path for the consumer.
 LD_LIBRARY_PATH="$installed/runtimes/linux-x64/native" run_mono "the consumer program" "$WORK/consumer.out" "$PKG/consumer/Consumer.exe" "$address" \
   || fail "the consumer program built against the installed package"
@@ -132,14 +97,12 @@ for example in examples/csharp/*/; do
   name=$(basename "$example")
   echo "--- examples/csharp/$name"
   mcs "${MCS_FLAGS[@]}" -out:"$BIN/example-$name.exe" -r:"$BIN/Syros.Client.dll" "$example"*.cs
-  run_mono "example $name" "$WORK/example-$name.out" "$BIN/example-$name.exe" "$address" || { tail -50 "$WORK/syros.log"; fail "example $name"; }
+  run_mono "example $name" "$WORK/example-$name.out" "$BIN/example-$name.exe" "$address" || { tail -50 "$SYROS_DIR/syros.log"; fail "example $name"; }
   ran=$((ran + 1))
 done
 [ "$ran" -gt 0 ] || fail "no example ran"
 
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_syros
 
 echo
 echo "csharp-sdk: tests $tests (process exited by itself); conformance ${conformance}; NuGet package packed, installed from a folder feed, consumer ran; examples/csharp: $ran programs ran and checked their outcome"

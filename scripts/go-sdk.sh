@@ -9,25 +9,8 @@
 #
 #   scripts/go-sdk.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-WORK=$(mktemp -d)
-SERVER_PID=""
+source "$(dirname "$0")/lib/sdk.sh"
 
-log() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
 command -v cc >/dev/null || fail "cc not found: install a C compiler (apt-get install gcc)"
 command -v go >/dev/null || fail "go not found: install Go 1.24 or newer (https://go.dev/dl)"
 
@@ -48,20 +31,8 @@ log "C ABI promises (cargo test -p syros-ffi --test abi: callbacks exactly once,
 cargo test --quiet -p syros-ffi --test abi
 
 log "syros serve for the C smoke test and the examples"
-mkdir -p "$WORK/data"
-(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
-   SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
-SERVER_PID=$!
-address=""
-for _ in $(seq 1 300); do
-  if [ -s "$WORK/ready.json" ]; then
-    address=$(sed -n 's/.*"grpc":"\([^"]*\)".*/\1/p' "$WORK/ready.json")
-    [ -n "$address" ] && break
-  fi
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
-  sleep 0.1
-done
-[ -n "$address" ] || { cat "$WORK/syros.log"; fail "syros serve was not ready"; }
+start_syros
+address=$SYROS_GRPC_ADDR
 
 log "C smoke test (cc, linked against the staticlib)"
 cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -o "$WORK/smoke" ffi/tests/c/smoke.c -Iffi/include "$STATICLIB" -lpthread -ldl -lm
@@ -109,14 +80,12 @@ for example in examples/go/*/; do
   name=$(basename "$example")
   echo "--- examples/go/$name"
   (cd examples/go && go build -o "$WORK/$name" "./$name")
-  "$WORK/$name" "$address" || { tail -50 "$WORK/syros.log"; fail "example $name"; }
+  "$WORK/$name" "$address" || { tail -50 "$SYROS_DIR/syros.log"; fail "example $name"; }
   ran=$((ran + 1))
 done
 [ "$ran" -gt 0 ] || fail "no example ran"
 
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_syros
 
 echo
 echo "go-sdk: header equals cbindgen output; C smoke test $smoke; go test -race $pass passed, $failed failed; conformance ${conformance}; examples/go: $ran programs ran and checked their outcome"

@@ -9,31 +9,12 @@
 #
 #   scripts/java-sdk.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+source "$(dirname "$0")/lib/sdk.sh"
 SDK="$ROOT/sdks/java"
-WORK=$(mktemp -d)
-SERVER_PID=""
 MVN=(mvn -B -ntp)
+SDK_CLEANUP_PATHS+=("$ROOT/examples/java/consumer/target")
 
-log() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK" "$ROOT/examples/java/consumer/target"
-}
-trap cleanup EXIT
-
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
-command -v java >/dev/null || fail "java not found: install a JDK 17 or newer"
-command -v mvn >/dev/null || fail "mvn not found: install Maven 3.8 or newer"
-java_major=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
-[ "${java_major%%.*}" -ge 17 ] || fail "Java 17 or newer needed, found $java_major"
+require_jdk
 
 log "cargo build -p syros-server"
 cargo build --quiet -p syros-server
@@ -70,26 +51,14 @@ for backend in "${backends[@]}"; do
 done
 
 log "a syros serve for the examples and the consumer project"
-mkdir -p "$WORK/data"
-(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
-   SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
-SERVER_PID=$!
-address=""
-for _ in $(seq 1 300); do
-  if [ -s "$WORK/ready.json" ]; then
-    address=$(sed -nE 's/.*"grpc" *: *"([^"]+)".*/\1/p' "$WORK/ready.json")
-    [ -n "$address" ] && break
-  fi
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
-  sleep 0.1
-done
-[ -n "$address" ] || fail "syros serve did not get ready"
+start_syros
+address=$SYROS_GRPC_ADDR
 
 log "examples/java against the jar"
 examples=0
 for example in examples/java/*.java; do
   echo "--- $example"
-  timeout 300 java -cp "$JAR" "$example" "$address" || { tail -50 "$WORK/syros.log"; fail "example $example"; }
+  timeout 300 java -cp "$JAR" "$example" "$address" || { tail -50 "$SYROS_DIR/syros.log"; fail "example $example"; }
   examples=$((examples + 1))
 done
 [ "$examples" -gt 0 ] || fail "no example ran"
@@ -101,9 +70,7 @@ grep -q "syros-client-0.1.0.jar" "$WORK/consumer.cp" || fail "the consumer does 
 timeout 120 java -cp "examples/java/consumer/target/syros-consumer-1.0.0.jar:$(cat "$WORK/consumer.cp")" \
   com.example.App "$address" || fail "the consumer project does not run"
 
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_syros
 
 echo
 echo "java-sdk: surefire ${surefire}; conformance ${conformance}; examples/java: $examples programs ran and checked their outcome; consumer project built against the installed jar and ran"

@@ -11,30 +11,10 @@
 #
 #   scripts/kotlin-sdk.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+source "$(dirname "$0")/lib/sdk.sh"
 SDK="$ROOT/sdks/kotlin"
-WORK=$(mktemp -d)
-SERVER_PID=""
 
-log() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
-command -v java >/dev/null || fail "java not found: install a JDK 17 or newer"
-command -v mvn >/dev/null || fail "mvn not found: install Maven 3.8 or newer"
-java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
-[ "${java_major:-0}" -ge 17 ] 2>/dev/null || fail "Java >= 17 needed, found ${java_major:-unknown}"
+require_jdk
 # The Kotlin compiler runs inside Maven, not as a daemon that would outlive this script (and CI).
 MVN=(mvn -B -q -Dstyle.color=never -Dkotlin.compiler.daemon=false)
 
@@ -76,29 +56,18 @@ done
 log "examples/kotlin against syros serve (built against the installed jar)"
 (cd examples/kotlin && "${MVN[@]}" package dependency:build-classpath -Dmdep.outputFile="$WORK/example-cp.txt")
 grep -q "syros-kotlin-0.1.0.jar" "$WORK/example-cp.txt" || fail "the examples do not use the installed jar"
-mkdir -p "$WORK/data"
-(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
-   SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
-SERVER_PID=$!
-address=""
-for _ in $(seq 1 300); do
-  [ -s "$WORK/ready.json" ] && address=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['grpc'])" "$WORK/ready.json" 2>/dev/null) && [ -n "$address" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
-  sleep 0.1
-done
-[ -n "$address" ] || fail "syros serve was not ready"
+start_syros
+address=$SYROS_GRPC_ADDR
 examples=0
 for source in examples/kotlin/src/main/kotlin/*.kt; do
   main="$(basename "$source" .kt)Kt"
   echo "--- $main"
   timeout 120 java -cp "examples/kotlin/target/classes:$(cat "$WORK/example-cp.txt")" "$main" "$address" \
-    || { tail -50 "$WORK/syros.log"; fail "example $main"; }
+    || { tail -50 "$SYROS_DIR/syros.log"; fail "example $main"; }
   examples=$((examples + 1))
 done
 [ "$examples" -gt 0 ] || fail "no example ran"
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_syros
 
 log "the committed Swift bindings (sdks/swift) are current"
 "$CARGO_TARGET_DIR/debug/uniffi-bindgen" generate --no-format --library "$CARGO_TARGET_DIR/debug/libsyros_uniffi.so" \

@@ -8,27 +8,10 @@
 #
 #   scripts/node-sdk.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+source "$(dirname "$0")/lib/sdk.sh"
 SDK="$ROOT/sdks/node"
-WORK=$(mktemp -d)
-SERVER_PID=""
+SDK_CLEANUP_PATHS+=("$SDK/npm/linux-x64-gnu/syros.linux-x64-gnu.node")
 
-log() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -f "$SDK/npm/linux-x64-gnu/syros.linux-x64-gnu.node"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
 command -v node >/dev/null || fail "node not found: install Node.js 20 or newer"
 command -v npm >/dev/null || fail "npm not found"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || fail "Node.js >= 20 needed, found $(node --version)"
@@ -77,20 +60,12 @@ for backend in "${backends[@]}"; do
 done
 
 log "examples/node against syros serve"
-mkdir -p "$WORK/data"
-(cd "$WORK/data" && SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" \
-   SYROS_READY_FILE="$WORK/ready.json" exec "$SYROS_BIN" serve >"$WORK/syros.log" 2>&1) &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-  [ -s "$WORK/ready.json" ] && node -e "JSON.parse(require('fs').readFileSync('$WORK/ready.json','utf8')).grpc" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/syros.log"; fail "syros serve exited"; }
-  sleep 0.1
-done
-address=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$WORK/ready.json','utf8')).grpc)")
+start_syros
+address=$SYROS_GRPC_ADDR
 ran=0
 for example in examples/node/*.js; do
   echo "--- $example"
-  node "$example" "$address" || { tail -50 "$WORK/syros.log"; fail "example $example"; }
+  node "$example" "$address" || { tail -50 "$SYROS_DIR/syros.log"; fail "example $example"; }
   ran=$((ran + 1))
 done
 [ "$ran" -gt 0 ] || fail "no example ran"
@@ -129,9 +104,7 @@ JS
 [ ! -e "$WORK/app/node_modules/syros/syros.linux-x64-gnu.node" ] || fail "the main package must not carry the addon"
 (cd "$WORK/app" && node smoke.mjs "$address") || fail "the packed tarball does not run"
 
-kill "$SERVER_PID"
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_syros
 
 echo
 echo "node-sdk: node --test ${pass} passed, ${failed:-0} failed; conformance ${conformance}; examples/node: $ran programs ran and checked their outcome; npm pack tarballs installed into an empty project and ran"

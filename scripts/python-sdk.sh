@@ -10,24 +10,9 @@
 #   scripts/python-sdk.sh                  everything
 #   scripts/python-sdk.sh -k locks         extra arguments go to pytest
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+source "$(dirname "$0")/lib/sdk.sh"
 VENV="$ROOT/.venv"
-WORK=$(mktemp -d)
-# shellcheck source=lib/syros.sh
-source scripts/lib/syros.sh
 
-log() { printf '\n==> %s\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-cleanup() {
-  stop_syros
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v cargo >/dev/null || fail "cargo not found: install Rust (https://rustup.rs) first"
 command -v python3 >/dev/null || fail "python3 not found"
 
 log "Python tools (.venv: sdks/python/requirements-dev.txt)"

@@ -515,8 +515,6 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
     let mut abandoned = AbandonedGrant {
         inner: inner.clone(),
         key: key.to_string(),
-        owner: owner.clone(),
-        ttl: options.ttl,
         request_id: request_id.clone(),
         armed: true,
     };
@@ -583,15 +581,13 @@ async fn acquire_call(
 
 /// An acquire dropped by its caller (a cancelled task, an abandoned wait) after its request
 /// may have reached the server: the server may have granted the lock with the answer still on
-/// its way, and nobody would ever release it before its TTL. On drop it asks the server again
-/// with the same request id and no wait (a grant already made comes back de-duplicated; a free
-/// key is granted now) and releases whatever it gets; a key held by someone else or promised
-/// to a waiter is left alone.
+/// its way, and nobody would release it before its TTL. On drop it releases the lease that
+/// request would have been granted, by the id the server derives from the request id
+/// ([`syros_vocab::lease_id_for_request`]): a grant that happened ends now; when there was none,
+/// the release finds nothing and nothing else changes (no lock is taken to find out).
 struct AbandonedGrant {
     inner: Arc<Inner>,
     key: String,
-    owner: String,
-    ttl: Duration,
     request_id: String,
     armed: bool,
 }
@@ -602,30 +598,14 @@ impl Drop for AbandonedGrant {
             return;
         }
         let inner = self.inner.clone();
+        let lease_id = syros_vocab::lease_id_for_request(&self.key, &self.request_id);
         let key = std::mem::take(&mut self.key);
-        let owner = std::mem::take(&mut self.owner);
-        let request_id = std::mem::take(&mut self.request_id);
-        let ttl = self.ttl;
         inner.handle.clone().spawn(async move {
-            let outcome = acquire_call(
-                &inner,
-                &key,
-                &owner,
-                ttl,
-                Duration::ZERO,
-                &request_id,
-                Instant::now(),
-            )
-            .await;
-            if let Ok(pb::AcquireLockResponse {
-                acquired: true,
-                lease: Some(lease),
-                ..
-            }) = outcome.result
-            {
-                let lease_id = lease.lease_id.to_string();
-                if let Err(err) = release_call(&inner, &lease_id).await {
-                    tracing::debug!(key, lease_id, error = %err, "releasing an abandoned grant failed");
+            match release_call(&inner, &lease_id).await {
+                Ok(()) => tracing::debug!(key, lease_id, "released the grant of an abandoned acquire"),
+                Err(err) if err.kind == ErrorKind::LockNotHeld => {}
+                Err(err) => {
+                    tracing::debug!(key, lease_id, error = %err, "releasing an abandoned grant failed")
                 }
             }
         });

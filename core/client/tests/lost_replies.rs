@@ -89,19 +89,25 @@ async fn an_acquire_dropped_while_its_grant_is_in_flight_does_not_keep_the_lock(
     let key = "lost-reply/dropped-acquire";
 
     proxy.delay_replies_to(key.as_bytes(), Duration::from_secs(1));
-    let acquire = client
-        .lock(key)
-        .ttl(Duration::from_secs(60))
-        .wait(Duration::ZERO)
-        .acquire();
-    let dropped = tokio::time::timeout(Duration::from_millis(400), acquire).await;
-    assert!(
-        dropped.is_err(),
-        "the answer was still held back when the caller gave up"
+    let mut acquire = Box::pin(
+        client
+            .lock(key)
+            .ttl(Duration::from_secs(60))
+            .wait(Duration::ZERO)
+            .acquire(),
     );
-    proxy.delay_replies_to(key.as_bytes(), Duration::ZERO);
+    let pending = tokio::time::timeout(Duration::from_millis(400), &mut acquire).await;
+    assert!(
+        pending.is_err(),
+        "the answer is still held back by the proxy"
+    );
     let granted = direct.lock_status(key).await.expect("status");
-    assert!(granted.is_some(), "the server granted the dropped acquire");
+    assert!(
+        granted.is_some(),
+        "the server granted the acquire whose answer is held back"
+    );
+    drop(acquire);
+    proxy.delay_replies_to(key.as_bytes(), Duration::ZERO);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while direct.lock_status(key).await.expect("status").is_some() {

@@ -5,15 +5,36 @@
 //!   [`retryable`](ErrorKind::retryable), and its [gRPC status](ErrorKind::grpc_code) and
 //!   [HTTP status](ErrorKind::http_status);
 //! - [`ERROR_CODE_HEADER`]: the gRPC metadata entry that carries the code;
-//! - [`SagaState`], [`ExpectedVersion`], [`Direction`].
+//! - [`SagaState`], [`ExpectedVersion`], [`Direction`];
+//! - [`lease_id_for_request`]: the lease id a server gives the grant of an acquire that carries
+//!   a request id.
 //!
-//! Dependency-free (serde only behind the `serde` feature), so anything may depend on it.
+//! Nearly dependency-free (sha2; serde only behind the `serde` feature), so anything may depend
+//! on it.
 
 use std::fmt;
 
 /// gRPC metadata key carrying the Syros error code (`lock_not_held`, `version_conflict`, ...):
 /// it tells apart kinds that share a gRPC status code.
 pub const ERROR_CODE_HEADER: &str = "syros-error-code";
+
+/// The lease id of the lease granted to an acquire of `key` that carried `request_id`.
+///
+/// Derived, not random, so that a client that gave up on an acquire whose answer may still be on
+/// its way (a cancelled call, an ambiguous failure) can release whatever it may have been granted
+/// by id, without asking for the lock again. SHA-256 over both (length-prefixed): ids of
+/// different keys or requests never meet, and nobody can aim a request at another's lease id.
+/// The same request id on the same key is, by definition, the same acquire.
+pub fn lease_id_for_request(key: &str, request_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update((key.len() as u64).to_be_bytes());
+    hash.update(key.as_bytes());
+    hash.update(request_id.as_bytes());
+    let digest = hash.finalize();
+    // 128 bits, as hex: the shape of the random ids (32 hex digits).
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// What went wrong, independent of transport and language.
 ///
@@ -349,6 +370,21 @@ impl Direction {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn lease_ids_of_requests_are_stable_and_apart() {
+        let id = lease_id_for_request("orders:42", "req-1");
+        assert_eq!(id, lease_id_for_request("orders:42", "req-1"));
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Another key, another request, or the same bytes split differently: another id.
+        assert_ne!(id, lease_id_for_request("orders:43", "req-1"));
+        assert_ne!(id, lease_id_for_request("orders:42", "req-2"));
+        assert_ne!(
+            lease_id_for_request("ab", "c"),
+            lease_id_for_request("a", "bc")
+        );
+    }
 
     #[test]
     fn error_codes_are_unique_and_round_trip() {

@@ -6,6 +6,16 @@ pub mod sqlite;
 
 use crate::error::{Error, Result};
 use crate::model::Direction;
+use crate::store::LeaseRequest;
+
+/// The id of a lease about to be granted to `request`: derived from its request id when it has
+/// one (so its client can release a grant whose answer it never saw), random otherwise.
+pub(crate) fn new_lease_id(request: &LeaseRequest) -> String {
+    match &request.request_id {
+        Some(request_id) => syros_vocab::lease_id_for_request(&request.key, request_id),
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
 
 /// SQL pieces of a read from `from` (inclusive; `None` = the start forwards, the end
 /// backwards): the comparison, the sort order and the bound value.

@@ -534,7 +534,7 @@ async fn listen_releases(
 #[async_trait]
 impl LockStore for RedisStore {
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
-        let lease_id = uuid::Uuid::new_v4().simple().to_string();
+        let lease_id = super::new_lease_id(request);
         for _ in 0..3 {
             let mut conn = self.conn().await?;
             let epoch = conn.verified.epoch;

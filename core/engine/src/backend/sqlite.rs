@@ -182,7 +182,7 @@ impl LockStore for SqliteStore {
         // key is held does a second statement read the holder; if that holder is gone by then,
         // try again.
         for _ in 0..5 {
-            let lease_id = uuid::Uuid::new_v4().simple().to_string();
+            let lease_id = super::new_lease_id(request);
             let granted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
                  VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)

@@ -553,14 +553,36 @@ pub async fn request_id_makes_acquire_idempotent<H: Harness>(h: H) {
         other => panic!("another owner must not get the lease: {other:?}"),
     }
 
-    // Once released, the same request id makes a new lease.
+    // Once released, the same request id makes a new grant (a new fencing token). Its lease id
+    // is derived from key and request id, so a client that never saw its answer can release it.
     e.locks.release(&first.lease_id).await.unwrap();
     let again = match e.locks.acquire(with_id("o", "req-1")).await.unwrap() {
         AcquireOutcome::Acquired(lease) => lease,
         other => panic!("{other:?}"),
     };
-    assert_ne!(again.lease_id, first.lease_id);
     assert!(again.fencing_token > first.fencing_token);
+    assert_eq!(
+        again.lease_id,
+        syros_vocab::lease_id_for_request(&k, "req-1")
+    );
+    assert_eq!(first.lease_id, again.lease_id);
+    let other_key = unique("idempotent");
+    let elsewhere = match e
+        .locks
+        .acquire(AcquireLock {
+            request_id: "req-1".into(),
+            ..args(&other_key, "o", 10_000, 0)
+        })
+        .await
+        .unwrap()
+    {
+        AcquireOutcome::Acquired(lease) => lease,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(
+        elsewhere.lease_id, again.lease_id,
+        "lease ids of two keys never meet"
+    );
 }
 
 pub async fn invalid_arguments_change_nothing<H: Harness>(h: H) {
