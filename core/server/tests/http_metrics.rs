@@ -1,5 +1,6 @@
 //! The engine-level series of `/metrics` (recorded by the engine, whatever the API): lock
-//! acquisitions by outcome, lock waits, locks held, saga transitions, events appended.
+//! acquisitions by outcome, lock waits, locks held, saga transitions and step durations, events
+//! appended, error answers by transport and code.
 
 mod common;
 
@@ -132,6 +133,15 @@ async fn lock_saga_and_event_series() {
         })
         .await
         .unwrap();
+    // An error answered over gRPC (an unknown saga): counted by transport and code, like the
+    // REST 409 `lock_timeout` above.
+    let missing = sagas
+        .get(pb::GetSagaRequest {
+            saga_id: "no-such-saga".into(),
+        })
+        .await
+        .expect_err("an unknown saga is an error");
+    assert_eq!(error_code(&missing), "not_found");
     let path = format!("/api/v1/sagas/{}", saga["saga_id"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -176,6 +186,18 @@ async fn lock_saga_and_event_series() {
         ),
         (r#"syros_saga_transitions_total{state="running"}"#, 1.0),
         (r#"syros_saga_transitions_total{state="completed"}"#, 1.0),
+        (
+            r#"syros_saga_step_duration_seconds_count{kind="action",outcome="completed"}"#,
+            1.0,
+        ),
+        (
+            r#"syros_api_errors_total{transport="http",code="lock_timeout"}"#,
+            1.0,
+        ),
+        (
+            r#"syros_api_errors_total{transport="grpc",code="not_found"}"#,
+            1.0,
+        ),
     ] {
         assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
     }
@@ -195,6 +217,8 @@ async fn lock_saga_and_event_series() {
         "# HELP syros_locks_held",
         "# HELP syros_lock_wait_seconds",
         "# HELP syros_saga_transitions_total",
+        "# HELP syros_saga_step_duration_seconds",
+        "# HELP syros_api_errors_total",
     ] {
         assert!(text.contains(help), "missing {help} in\n{text}");
     }
