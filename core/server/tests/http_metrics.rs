@@ -198,6 +198,8 @@ async fn lock_saga_and_event_series() {
             r#"syros_api_errors_total{transport="grpc",code="not_found"}"#,
             1.0,
         ),
+        // Exported before any WebSocket client connected.
+        ("syros_websocket_connections", 0.0),
     ] {
         assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
     }

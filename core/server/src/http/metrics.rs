@@ -69,6 +69,8 @@ pub fn handle() -> Option<PrometheusHandle> {
         "error answers by transport and Syros error code"
     );
     metrics::describe_gauge!(WS_CONNECTIONS, "open event WebSocket connections");
+    // Exported from the start (0), not only once a first client connected: dashboards query it.
+    metrics::gauge!(WS_CONNECTIONS).set(0.0);
     metrics::describe_counter!(
         WS_SLOW_CONSUMERS,
         "WebSocket connections closed because the client did not keep up"
