@@ -26,6 +26,17 @@ pub const CACHE_LOOKUPS: &str = "syros_cache_lookups_total";
 /// `cancelled`).
 pub const SAGA_TRANSITIONS: &str = "syros_saga_transitions_total";
 
+/// Seconds from a saga step's action or compensation being handed to a step runner to its result,
+/// by `kind` (`action`, `compensation`) and `outcome` (`completed`, `failed`, or `timed_out` when
+/// no result came within the step's timeout).
+pub const SAGA_STEP_DURATION: &str = "syros_saga_step_duration_seconds";
+
+/// Histogram buckets (seconds) for [`SAGA_STEP_DURATION`]: from an in-process handler to the
+/// longest step timeouts.
+pub const SAGA_STEP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
+
 /// Histogram buckets (seconds) for [`LOCK_WAIT`]: from a quick hand-off to the 300 s wait limit.
 pub const LOCK_WAIT_BUCKETS: &[f64] = &[
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -47,6 +58,11 @@ pub fn describe() {
     metrics::describe_counter!(EVENTS_APPENDED, "events appended (API and saga audit)");
     metrics::describe_counter!(CACHE_LOOKUPS, "cache reads by hit or miss");
     metrics::describe_counter!(SAGA_TRANSITIONS, "saga state changes by the state entered");
+    metrics::describe_histogram!(
+        SAGA_STEP_DURATION,
+        metrics::Unit::Seconds,
+        "saga step attempts from hand-off to a step runner to their result, by kind and outcome"
+    );
 }
 
 /// One lock acquire: records its outcome (and its wait, if it waited) when dropped, so an acquire
@@ -102,6 +118,11 @@ pub(crate) fn events_appended(count: usize) {
 /// Records a saga entering `state`.
 pub(crate) fn saga_transition(state: &'static str) {
     metrics::counter!(SAGA_TRANSITIONS, "state" => state).increment(1);
+}
+
+/// Records one finished step attempt (see [`SAGA_STEP_DURATION`]).
+pub(crate) fn saga_step_finished(kind: &'static str, outcome: &'static str, seconds: f64) {
+    metrics::histogram!(SAGA_STEP_DURATION, "kind" => kind, "outcome" => outcome).record(seconds);
 }
 
 /// Adds `delta` to [`LOCKS_HELD`].

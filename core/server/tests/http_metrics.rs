@@ -1,5 +1,6 @@
 //! The engine-level series of `/metrics` (recorded by the engine, whatever the API): lock
-//! acquisitions by outcome, lock waits, locks held, saga transitions, events appended.
+//! acquisitions by outcome, lock waits, locks held, saga transitions and step durations, events
+//! appended, error answers by transport and code.
 
 mod common;
 
@@ -132,6 +133,43 @@ async fn lock_saga_and_event_series() {
         })
         .await
         .unwrap();
+    // A step whose runner takes it and never answers: the sweeper times the attempt out after
+    // its 200 ms, and that attempt is observed as `timed_out`, with its duration.
+    let (status, slow) = rest
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/sagas",
+            json!({"name": "metrics_slow_saga", "steps": [
+                {"name": "slow", "service": "metrics_slow", "action": "run", "timeout_ms": 200}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{slow}");
+    let mut slow_feed = sagas
+        .poll_tasks(pb::PollTasksRequest {
+            service: "metrics_slow".into(),
+            worker_id: "metrics-silent-worker".into(),
+            max_concurrent: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(10), slow_feed.next())
+        .await
+        .expect("a task within 10 s")
+        .expect("the feed is open")
+        .expect("a task");
+    drop(slow_feed);
+
+    // An error answered over gRPC (an unknown saga): counted by transport and code, like the
+    // REST 409 `lock_timeout` above.
+    let missing = sagas
+        .get(pb::GetSagaRequest {
+            saga_id: "no-such-saga".into(),
+        })
+        .await
+        .expect_err("an unknown saga is an error");
+    assert_eq!(error_code(&missing), "not_found");
     let path = format!("/api/v1/sagas/{}", saga["saga_id"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -150,12 +188,16 @@ async fn lock_saga_and_event_series() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = rest.metrics().await;
-        if value(&text, "syros_locks_held") == Some(1.0) {
+        let timed_out = value(
+            &text,
+            r#"syros_saga_step_duration_seconds_count{kind="action",outcome="timed_out"}"#,
+        );
+        if value(&text, "syros_locks_held") == Some(1.0) && timed_out.is_some() {
             break text;
         }
         assert!(
             Instant::now() < deadline,
-            "syros_locks_held did not settle at 1:\n{text}"
+            "syros_locks_held did not settle at 1 or no step timed out:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -174,11 +216,34 @@ async fn lock_saga_and_event_series() {
             r#"syros_lock_wait_seconds_bucket{outcome="acquired",le="+Inf"}"#,
             1.0,
         ),
-        (r#"syros_saga_transitions_total{state="running"}"#, 1.0),
+        (r#"syros_saga_transitions_total{state="running"}"#, 2.0),
         (r#"syros_saga_transitions_total{state="completed"}"#, 1.0),
+        (
+            r#"syros_saga_step_duration_seconds_count{kind="action",outcome="completed"}"#,
+            1.0,
+        ),
+        (
+            r#"syros_api_errors_total{transport="http",code="lock_timeout"}"#,
+            1.0,
+        ),
+        (
+            r#"syros_api_errors_total{transport="grpc",code="not_found"}"#,
+            1.0,
+        ),
+        // Exported before any WebSocket client connected.
+        ("syros_websocket_connections", 0.0),
     ] {
         assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
     }
+    // The timed-out attempt lasted its 200 ms timeout at least.
+    assert_eq!(
+        value(
+            &text,
+            r#"syros_saga_step_duration_seconds_bucket{kind="action",outcome="timed_out",le="0.1"}"#
+        ),
+        Some(0.0),
+        "{text}"
+    );
     // The waiter waited about 300 ms, not less than 100.
     assert_eq!(
         value(
@@ -195,6 +260,8 @@ async fn lock_saga_and_event_series() {
         "# HELP syros_locks_held",
         "# HELP syros_lock_wait_seconds",
         "# HELP syros_saga_transitions_total",
+        "# HELP syros_saga_step_duration_seconds",
+        "# HELP syros_api_errors_total",
     ] {
         assert!(text.contains(help), "missing {help} in\n{text}");
     }

@@ -254,6 +254,26 @@ fn start_step(saga: &mut Saga, index: usize, now: i64, notes: &mut Notes) -> Vec
 }
 
 /// Decide what a task's result does to the saga.
+/// Observes the attempt of `task` that a stored transition (`applied`) recorded, once: after the
+/// transition, not inside it, since its decision may be re-run on a concurrent update.
+fn record_step_duration(applied: Option<&Saga>, task: &SagaTask, outcome: &'static str) {
+    let attempt = applied
+        .and_then(|saga| saga.steps.get(task.step_index))
+        .and_then(|step| {
+            step.attempts
+                .iter()
+                .rev()
+                .find(|a| a.attempt == task.attempt && a.kind == task.kind)
+        });
+    if let Some(attempt) = attempt {
+        let millis = attempt
+            .finished_at_ms
+            .saturating_sub(attempt.started_at_ms)
+            .max(0);
+        telemetry::saga_step_finished(task.kind.as_str(), outcome, millis as f64 / 1000.0);
+    }
+}
+
 fn on_result(
     saga: &mut Saga,
     task: &SagaTask,
@@ -823,6 +843,11 @@ impl SagaManager {
                 |saga, now, notes| Ok(Some(on_result(saga, &task, &result, now, notes))),
             )
             .await?;
+        let outcome = match result {
+            TaskResult::Completed(_) => "completed",
+            TaskResult::Failed { .. } => "failed",
+        };
+        record_step_duration(applied.as_ref(), &task, outcome);
         // The worker has room again: its feed may claim the next task at once.
         self.notifier(&task.service).notify_waiters();
         Ok(applied.is_some())
@@ -849,7 +874,7 @@ impl SagaManager {
                 message: format!("no result within {} ms", task.timeout_ms),
                 non_retryable: false,
             };
-            if self
+            let applied = self
                 .transition(
                     &task.saga_id.clone(),
                     Some(ConsumedTask {
@@ -858,9 +883,9 @@ impl SagaManager {
                     }),
                     |saga, now, notes| Ok(Some(on_result(saga, &task, &result, now, notes))),
                 )
-                .await?
-                .is_some()
-            {
+                .await?;
+            record_step_duration(applied.as_ref(), &task, "timed_out");
+            if applied.is_some() {
                 timed_out += 1;
             }
         }

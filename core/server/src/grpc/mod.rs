@@ -22,6 +22,7 @@ pub fn status(err: Error) -> Status {
     if err.kind == ErrorKind::Internal {
         tracing::error!(error = %err, "internal error");
     }
+    crate::http::metrics::api_error("grpc", err.kind.code());
     let mut status = Status::new(code, err.to_string());
     status.metadata_mut().insert(
         ERROR_CODE_HEADER,

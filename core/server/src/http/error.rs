@@ -100,6 +100,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        super::metrics::api_error("http", &self.body.code);
         (self.status, axum::Json(self.body)).into_response()
     }
 }

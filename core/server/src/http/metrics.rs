@@ -18,6 +18,9 @@ use syros_engine::telemetry;
 pub const HTTP_REQUESTS: &str = "syros_http_requests_total";
 /// HTTP request latency in seconds, by `method`, `route` and `status`.
 pub const HTTP_DURATION: &str = "syros_http_request_duration_seconds";
+/// Error answers by `transport` (`grpc`, `http`) and `code`, the stable Syros error code of
+/// docs/errors.md (`lock_not_held`, `version_conflict`, `internal`, ...).
+pub const API_ERRORS: &str = "syros_api_errors_total";
 /// Open WebSocket connections (event WebSocket API).
 pub const WS_CONNECTIONS: &str = "syros_websocket_connections";
 /// WebSocket connections closed because the client did not keep up.
@@ -42,6 +45,11 @@ pub fn handle() -> Option<PrometheusHandle> {
             Matcher::Full(telemetry::LOCK_WAIT.to_string()),
             telemetry::LOCK_WAIT_BUCKETS,
         )
+        .ok()?
+        .set_buckets_for_metric(
+            Matcher::Full(telemetry::SAGA_STEP_DURATION.to_string()),
+            telemetry::SAGA_STEP_BUCKETS,
+        )
         .ok()?;
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
@@ -56,7 +64,13 @@ pub fn handle() -> Option<PrometheusHandle> {
         "HTTP request latency"
     );
     telemetry::describe();
+    metrics::describe_counter!(
+        API_ERRORS,
+        "error answers by transport and Syros error code"
+    );
     metrics::describe_gauge!(WS_CONNECTIONS, "open event WebSocket connections");
+    // Exported from the start (0), not only once a first client connected: dashboards query it.
+    metrics::gauge!(WS_CONNECTIONS).set(0.0);
     metrics::describe_counter!(
         WS_SLOW_CONSUMERS,
         "WebSocket connections closed because the client did not keep up"
@@ -90,6 +104,12 @@ pub async fn track(request: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_DURATION, &labels).record(start.elapsed().as_secs_f64());
     response
+}
+
+/// Records an error answer (see [`API_ERRORS`]).
+pub fn api_error(transport: &'static str, code: &str) {
+    metrics::counter!(API_ERRORS, "transport" => transport, "code" => code.to_string())
+        .increment(1);
 }
 
 /// Records a WebSocket client cut off for not keeping up.
