@@ -522,7 +522,7 @@ async fn saga_start_ls_show_and_cancel() {
         .iter()
         .map(|s| s["saga_id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids, [id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&id));
     inventory.stop().await;
     payment.stop().await;
 
