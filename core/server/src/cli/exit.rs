@@ -61,13 +61,24 @@ mod tests {
             .skip_while(|line| !line.starts_with("| exit | meaning | error codes |"))
             .take_while(|line| line.starts_with('|'))
             .collect();
-        assert!(rows.len() > 8, "the exit-code table is missing from docs/cli.md");
+        assert!(
+            rows.len() > 8,
+            "the exit-code table is missing from docs/cli.md"
+        );
         for kind in ErrorKind::ALL {
             let quoted = format!("`{}`", kind.code());
             let found: Vec<&&str> = rows.iter().filter(|row| row.contains(&quoted)).collect();
-            assert_eq!(found.len(), 1, "{quoted} must be in exactly one row of docs/cli.md");
+            assert_eq!(
+                found.len(),
+                1,
+                "{quoted} must be in exactly one row of docs/cli.md"
+            );
             let status = found[0].split('|').nth(1).unwrap().trim();
-            assert_eq!(status, code_for(kind).to_string(), "{quoted} in docs/cli.md");
+            assert_eq!(
+                status,
+                code_for(kind).to_string(),
+                "{quoted} in docs/cli.md"
+            );
         }
     }
 }
