@@ -395,6 +395,10 @@ async fn events_tail_follows_live_until_interrupted() {
     let status = tail.wait().unwrap();
     assert_eq!(status.code(), Some(0), "tail after SIGINT: {status:?}");
     assert!(lines.try_recv().is_err(), "no other event");
+    // stderr is a pipe here, not a terminal: no spinner, nothing at all.
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(stderr, "", "tail wrote to a non-terminal stderr");
 
     // Table mode, from now on only: a header line, then each new event as a row.
     let mut tail = command(address, &["events", "tail", "live", "--from", "2"])
@@ -561,6 +565,70 @@ async fn health_and_an_unreachable_server() {
     // Failover: the dead address first, the live one second.
     let both = format!("{closed},{address}");
     assert_eq!(json(&both, &["health"])["address"], address.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_wait_retries_until_the_server_is_back() {
+    let mut server = SyrosServer::start();
+    let address = server.grpc_address();
+    server.kill9();
+    let health = command(&address, &["health", "--wait", "120s", "--output", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Same ports: the waiting command finds it once it serves again.
+    server.restart();
+    let out = health.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(document["status"], "serving");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_client_certificates() {
+    let pki = security_support::pki();
+    let server = SyrosServer::builder()
+        .env("TLS_CERT_FILE", pki.server_cert.display().to_string())
+        .env("TLS_KEY_FILE", pki.server_key.display().to_string())
+        .env("TLS_CLIENT_CA_FILE", pki.ca.display().to_string())
+        .start();
+    let address = format!("localhost:{}", server.grpc_addr().port());
+    let (ca, cert, key) = (
+        pki.ca.to_str().unwrap(),
+        pki.client_cert.to_str().unwrap(),
+        pki.client_key.to_str().unwrap(),
+    );
+    let tls = [
+        "--tls-ca-file",
+        ca,
+        "--tls-client-cert",
+        cert,
+        "--tls-client-key",
+        key,
+    ];
+    fn with<'a>(args: &[&'a str], tls: &[&'a str]) -> Vec<&'a str> {
+        [args, tls].concat()
+    }
+    let with_tls = |args: &[&'static str]| with(args, &tls);
+    assert_eq!(json(&address, &with_tls(&["health"]))["status"], "serving");
+    ok(&address, &with_tls(&["cache", "set", "k", "over tls"]));
+    assert_eq!(
+        json(&address, &with_tls(&["cache", "get", "k"]))["value"],
+        "over tls"
+    );
+    // The server's name checked against --tls-server-name: a wrong one is refused.
+    let mut wrong_name = with_tls(&["health", "--timeout", "1s"]);
+    wrong_name.extend(["--tls-server-name", "other.example"]);
+    assert_ne!(syros(&address, &wrong_name).status.code(), Some(0));
+    // Plaintext to a TLS port, or TLS without the client certificate: no connection.
+    fails(&address, &["health", "--timeout", "1s"], 5);
+    fails(
+        &address,
+        &["health", "--timeout", "1s", "--tls-ca-file", ca],
+        5,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
