@@ -536,6 +536,43 @@ async fn saga_start_ls_show_and_cancel() {
     std::fs::write(&bad, r#"{"name": "x", "stepz": []}"#).unwrap();
     let err = fails(address, &["saga", "start", bad.to_str().unwrap()], 1);
     assert_eq!(err["error"]["code"], "invalid_argument");
+    // The REST body's rules: a timeout in ms or in seconds, not both.
+    std::fs::write(
+        &bad,
+        r#"{"name": "x", "steps": [{"name": "a", "service": "s", "action": "a",
+             "timeout_ms": 1000, "timeout_seconds": 1}]}"#,
+    )
+    .unwrap();
+    let err = fails(address, &["saga", "start", bad.to_str().unwrap()], 1);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not both"),
+        "{err}"
+    );
+
+    // From stdin, with an idempotency key: the second start returns the same saga.
+    let keyed = ORDER_SAGA.replacen('{', r#"{"idempotency_key": "cli-order-7","#, 1);
+    let start_from_stdin = || {
+        let mut child = command(address, &["saga", "start", "-", "--output", "json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(keyed.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = start_from_stdin();
+    assert_eq!(first["idempotency_key"], "cli-order-7");
+    assert_eq!(start_from_stdin()["saga_id"], first["saga_id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

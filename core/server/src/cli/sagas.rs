@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Subcommand;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use syros_client::{
     Client, Error, ErrorKind, SagaInfo, SagaState, StartSaga, StepDefinition, StepRetryPolicy,
 };
+use syros_engine::sagas::RetryPolicy;
+
+use crate::http::sagas::{start_request, StartSagaBody};
 
 use super::output::{self, EmbeddedJson, OutputFormat, Spinner};
 
@@ -73,74 +76,23 @@ pub enum SagaCommand {
     },
 }
 
-/// The saga file: the REST API's start body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SagaFile {
-    name: String,
-    steps: Vec<StepFile>,
-    #[serde(default)]
-    input: Option<serde_json::Value>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-    #[serde(default)]
-    retry_policy: Option<RetryFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StepFile {
-    name: String,
-    service: String,
-    action: String,
-    #[serde(default)]
-    compensation: Option<String>,
-    #[serde(default)]
-    timeout_seconds: Option<u64>,
-    #[serde(default)]
-    timeout_ms: Option<u64>,
-    #[serde(default)]
-    retry_policy: Option<RetryFile>,
-}
-
-/// A retry policy; what is left out takes the server's default.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RetryFile {
-    initial_interval_ms: Option<u64>,
-    backoff_coefficient: Option<f64>,
-    maximum_interval_ms: Option<u64>,
-    maximum_attempts: Option<u32>,
-    #[serde(default)]
-    non_retryable_errors: Vec<String>,
-}
-
-impl From<RetryFile> for StepRetryPolicy {
-    fn from(file: RetryFile) -> Self {
-        let defaults = StepRetryPolicy::default();
-        let initial = file
-            .initial_interval_ms
-            .map_or(defaults.initial_interval, Duration::from_millis);
-        StepRetryPolicy {
-            initial_interval: initial,
-            backoff_coefficient: file
-                .backoff_coefficient
-                .unwrap_or(defaults.backoff_coefficient),
-            maximum_interval: file.maximum_interval_ms.map_or(
-                defaults.maximum_interval.max(initial),
-                Duration::from_millis,
-            ),
-            maximum_attempts: file.maximum_attempts.unwrap_or(defaults.maximum_attempts),
-            non_retryable_errors: file.non_retryable_errors,
-        }
-    }
-}
-
 fn invalid(message: String) -> Error {
     Error::new(ErrorKind::InvalidArgument, message)
 }
 
-/// Read and translate the saga file.
+/// The client core's policy for the engine's (milliseconds to durations).
+fn retry_policy(policy: RetryPolicy) -> StepRetryPolicy {
+    StepRetryPolicy {
+        initial_interval: Duration::from_millis(policy.initial_interval_ms),
+        backoff_coefficient: policy.backoff_coefficient,
+        maximum_interval: Duration::from_millis(policy.maximum_interval_ms),
+        maximum_attempts: policy.maximum_attempts,
+        non_retryable_errors: policy.non_retryable_errors,
+    }
+}
+
+/// Read the saga file: the REST API's start body, read and defaulted by the REST gateway's own
+/// code, so that the file and `POST /api/v1/sagas` never drift apart.
 fn read_saga_file(path: &Path) -> Result<StartSaga, Error> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
@@ -148,40 +100,31 @@ fn read_saga_file(path: &Path) -> Result<StartSaga, Error> {
         std::fs::read_to_string(path)
     }
     .map_err(|err| invalid(format!("cannot read {}: {err}", path.display())))?;
-    let file: SagaFile = serde_json::from_str(&text).map_err(|err| {
+    let body: StartSagaBody = serde_json::from_str(&text).map_err(|err| {
         invalid(format!(
             "{} is not a saga definition: {err}",
             path.display()
         ))
     })?;
-    let mut steps = Vec::with_capacity(file.steps.len());
-    for step in file.steps {
-        let timeout = match (step.timeout_ms, step.timeout_seconds) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(format!(
-                    "step {}: give timeout_ms or timeout_seconds, not both",
-                    step.name
-                )))
-            }
-            (Some(ms), None) => Duration::from_millis(ms),
-            (None, Some(seconds)) => Duration::from_secs(seconds),
-            (None, None) => Duration::ZERO,
-        };
-        steps.push(StepDefinition {
-            name: step.name,
-            service: step.service,
-            action: step.action,
-            compensation: step.compensation,
-            timeout,
-            retry: step.retry_policy.map(Into::into),
-        });
-    }
+    let request = start_request(body)
+        .map_err(|err| invalid(format!("{}: {}", path.display(), err.body.message)))?;
     Ok(StartSaga {
-        name: file.name,
-        steps,
-        input_json: file.input.map(|v| v.to_string()).unwrap_or_default(),
-        idempotency_key: file.idempotency_key,
-        retry: file.retry_policy.map(Into::into),
+        name: request.name,
+        steps: request
+            .steps
+            .into_iter()
+            .map(|step| StepDefinition {
+                name: step.name,
+                service: step.service,
+                action: step.action,
+                compensation: step.compensation,
+                timeout: Duration::from_millis(step.timeout_ms),
+                retry: step.retry.map(retry_policy),
+            })
+            .collect(),
+        input_json: request.input,
+        idempotency_key: Some(request.idempotency_key).filter(|key| !key.is_empty()),
+        retry: request.retry.map(retry_policy),
     })
 }
 
