@@ -2,6 +2,7 @@
 // `volo_grpc::Status` is large, and it is the error type Volo's service traits require.
 #![allow(clippy::result_large_err)]
 
+mod cli;
 mod config;
 mod grpc;
 mod http;
@@ -15,11 +16,25 @@ use tracing_subscriber::EnvFilter;
 
 /// Syros: distributed locks with fencing tokens, a tagged cache, an event store and sagas.
 ///
-/// Every option can also be set through the environment variable shown, or in `syros.toml`.
-/// With no configuration at all, `syros serve` keeps its data in ./syros-data (embedded SQLite)
-/// and listens on 127.0.0.1.
+/// `syros serve` runs the server: every option can also be set through the environment variable
+/// shown, or in `syros.toml`. With no configuration at all it keeps its data in ./syros-data
+/// (embedded SQLite) and listens on 127.0.0.1.
+///
+/// The other commands talk to a running server (--address, --token; see docs/cli.md): tables by
+/// default, `--output json` for scripts. Exit status: 0 ok, 1 usage, 2 not found / not held,
+/// 3 conflict, 4 unauthenticated / denied, 5 unavailable / timeout, 6 outcome unknown,
+/// 7 other failure.
 #[derive(Parser)]
-#[command(name = "syros", version)]
+#[command(
+    name = "syros",
+    version,
+    after_help = "Examples:\n  \
+        syros serve\n  \
+        syros health --address 127.0.0.1:9090\n  \
+        syros lock ls orders/\n  \
+        syros events tail orders-42 -o json\n  \
+        syros saga show <saga-id>"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +53,8 @@ enum Command {
         #[command(flatten)]
         storage: config::ServeArgs,
     },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Subcommand)]
@@ -128,8 +145,20 @@ fn init_logging(config: &config::Config) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout with status 0; usage errors exit 1 (docs/cli.md).
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(cli::exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
+        Command::Client(command) => cli::run(command),
         Command::Serve(args) => {
             let config =
                 match config::Config::resolve(args).and_then(|c| init_logging(&c).map(|_| c)) {

@@ -1,55 +1,15 @@
 //! TLS on every port (rustls, PEM files) and mutual TLS, against real servers, with a CA, a
 //! server and a client certificate generated per run (no private key is committed).
 
-use std::path::{Path, PathBuf};
+mod security_support;
+
+use std::path::Path;
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use security_support::{pki, Pki};
 use syros_client::{Client, ClientOptions, SetOptions, TlsOptions};
 use syros_launcher::SyrosServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// PEM files of one test PKI.
-struct Pki {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-}
-
-fn pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let client_cert = CertificateParams::new(vec!["worker.example".into()])
-        .unwrap()
-        .signed_by(&client_key, &issuer)
-        .unwrap();
-    Pki {
-        ca: write("ca.pem", ca_cert.pem()),
-        server_cert: write("server.pem", server_cert.pem()),
-        server_key: write("server.key", server_key.serialize_pem()),
-        client_cert: write("client.pem", client_cert.pem()),
-        client_key: write("client.key", client_key.serialize_pem()),
-        _dir: dir,
-    }
-}
 
 fn tls_server(pki: &Pki, mtls: bool) -> SyrosServer {
     let mut builder = SyrosServer::builder()

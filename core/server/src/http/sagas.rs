@@ -247,8 +247,8 @@ pub struct ListParams {
     pub page_token: Option<String>,
 }
 
-/// The engine's start request from the REST body.
-fn start_request(body: StartSagaBody) -> Result<StartSaga, ApiError> {
+/// The engine's start request from the REST body (also the saga file of `syros saga start`).
+pub(crate) fn start_request(body: StartSagaBody) -> Result<StartSaga, ApiError> {
     let mut steps = Vec::with_capacity(body.steps.len());
     for step in body.steps {
         steps.push(StepDefinition {

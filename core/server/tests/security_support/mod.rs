@@ -3,13 +3,14 @@
 //! carrying a credential.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{json, Value};
 use syros_launcher::SyrosServer;
 
@@ -255,4 +256,47 @@ pub fn acquire_mutation(key: &str) -> String {
     format!(
         r#"mutation {{ acquireLock(input: {{key: "{key}", owner: "tester", ttlMs: 30000}}) {{ acquired }} }}"#
     )
+}
+
+/// PEM files of one test PKI: a CA, a server certificate for `localhost` and `127.0.0.1`, and a
+/// client certificate, generated per run.
+pub struct Pki {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+pub fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = CertificateParams::new(vec!["worker.example".into()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    Pki {
+        ca: write("ca.pem", ca_cert.pem()),
+        server_cert: write("server.pem", server_cert.pem()),
+        server_key: write("server.key", server_key.serialize_pem()),
+        client_cert: write("client.pem", client_cert.pem()),
+        client_key: write("client.key", client_key.serialize_pem()),
+        _dir: dir,
+    }
 }
