@@ -200,12 +200,12 @@ pub fn api_call(
         (ids.trace_id().to_string(), ids.span_id().to_string())
     } else {
         // Traces are off: logs still correlate with the caller's trace, or with each other.
-        let ours = uuid::Uuid::new_v4();
         let trace_id = traceparent
             .and_then(trace_id_of)
             .map(str::to_string)
-            .unwrap_or_else(|| ours.simple().to_string());
-        (trace_id, format!("{:016x}", ours.as_u64_pair().1))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let span_id = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
+        (trace_id, span_id)
     };
     span.record("trace_id", trace_id.as_str());
     span.record("span_id", span_id.as_str());
