@@ -278,7 +278,12 @@ mod tests {
     #[test]
     fn request_ids_come_from_the_caller_when_sensible() {
         assert_eq!(request_id(Some("req-42")), "req-42");
-        for bad in [None, Some(""), Some("has space"), Some(&"x".repeat(129)[..])] {
+        for bad in [
+            None,
+            Some(""),
+            Some("has space"),
+            Some(&"x".repeat(129)[..]),
+        ] {
             let generated = request_id(bad);
             assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{bad:?}");
         }

@@ -63,12 +63,12 @@ async fn json_log_lines_carry_request_and_trace_ids() {
     let lines: Vec<Value> = log
         .lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect();
     assert!(
-        lines.iter().any(|l| l["fields"]["message"] == "syros ready"),
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "syros ready"),
         "{log}"
     );
     let finished = |name: &str| -> Vec<&Value> {
@@ -82,8 +82,14 @@ async fn json_log_lines_carry_request_and_trace_ids() {
     assert_eq!(acquire.len(), 1, "{log}");
     let acquire = acquire[0];
     assert_eq!(acquire["trace_id"], TRACE_ID, "{acquire}");
-    assert!(is_hex(acquire["span_id"].as_str().unwrap_or(""), 16), "{acquire}");
-    assert_ne!(acquire["span_id"], "00f067aa0ba902b7", "the server's own span");
+    assert!(
+        is_hex(acquire["span_id"].as_str().unwrap_or(""), 16),
+        "{acquire}"
+    );
+    assert_ne!(
+        acquire["span_id"], "00f067aa0ba902b7",
+        "the server's own span"
+    );
     let request_id = acquire["request_id"].as_str().expect("a request id");
     assert!(uuid_like(request_id), "{acquire}");
     assert_eq!(acquire["fields"]["status"], "OK", "{acquire}");
@@ -91,14 +97,21 @@ async fn json_log_lines_carry_request_and_trace_ids() {
     let release = finished("syros.v1.LockService/Release");
     assert_eq!(release.len(), 1, "{log}");
     assert_eq!(release[0]["trace_id"], TRACE_ID, "{}", release[0]);
-    assert_ne!(release[0]["request_id"], acquire["request_id"], "one id per call");
+    assert_ne!(
+        release[0]["request_id"], acquire["request_id"],
+        "one id per call"
+    );
 
     let rest = finished("DELETE /api/v1/locks/{lease_id}");
     assert_eq!(rest.len(), 1, "{log}");
     assert_eq!(rest[0]["request_id"], "rest-req-1", "{}", rest[0]);
     // No traceparent: a trace id of the server's own, still well-formed.
     let rest_trace = rest[0]["trace_id"].as_str().unwrap_or("");
-    assert!(is_hex(rest_trace, 32) && rest_trace != TRACE_ID, "{}", rest[0]);
+    assert!(
+        is_hex(rest_trace, 32) && rest_trace != TRACE_ID,
+        "{}",
+        rest[0]
+    );
 }
 
 fn uuid_like(s: &str) -> bool {

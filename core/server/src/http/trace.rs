@@ -28,12 +28,7 @@ pub async fn trace(request: Request, next: Next) -> Response {
     };
     let mut response = next.run(request).instrument(call.span.clone()).await;
     let status = response.status();
-    telemetry::record_outcome(
-        &call.span,
-        status.as_str(),
-        None,
-        status.is_server_error(),
-    );
+    telemetry::record_outcome(&call.span, status.as_str(), None, status.is_server_error());
     if let Ok(id) = HeaderValue::from_str(&call.request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
