@@ -166,4 +166,32 @@ mod tests {
         inject(&mut outside);
         assert!(outside.get(TRACEPARENT).is_none());
     }
+
+    #[test]
+    fn the_call_span_of_an_application_trace_is_sent_as_parent() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("app")));
+        tracing::subscriber::with_default(subscriber, || {
+            let app = tracing::info_span!("app.checkout");
+            let app_context = app.context().span().span_context().clone();
+            assert!(app_context.is_valid());
+            let call = app.in_scope(|| call_span("locks.acquire"));
+            let sent = call.in_scope(current).expect("a context to send");
+            let call_context = call.context().span().span_context().clone();
+            // The call's own span is the parent the server sees, in the application's trace.
+            assert_eq!(
+                sent.traceparent,
+                format!(
+                    "00-{}-{}-01",
+                    app_context.trace_id(),
+                    call_context.span_id()
+                )
+            );
+            assert_ne!(call_context.span_id(), app_context.span_id());
+        });
+    }
 }
