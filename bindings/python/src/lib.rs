@@ -52,11 +52,29 @@ fn runtime_running() -> bool {
     core_rt::is_running()
 }
 
+/// Call `call()` (which starts client calls on this thread) with the caller's W3C trace
+/// context: the calls it starts send it to the server (docs/tracing.md). The `syros` package
+/// does this when `opentelemetry` is installed.
+#[pyfunction]
+#[pyo3(signature = (traceparent, tracestate, call))]
+fn with_trace_context(
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    call: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    syros_binding_api::trace::with_trace_context(
+        traceparent.as_deref(),
+        tracestate.as_deref(),
+        || call.call0().map(Bound::unbind),
+    )
+}
+
 #[pymodule]
 fn _syros(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(runtime_running, m)?)?;
+    m.add_function(wrap_pyfunction!(with_trace_context, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_kinds, m)?)?;
     m.add_class::<client::Client>()?;
     m.add_class::<handles::Lease>()?;

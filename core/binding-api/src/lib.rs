@@ -42,6 +42,7 @@ mod lease;
 pub mod records;
 pub mod rt;
 mod sagas;
+pub mod trace;
 
 pub use cache::{CacheLookup, ComputeTicket};
 pub use client::Client;

@@ -187,7 +187,11 @@ where
 {
     match syros_client::runtime::try_runtime() {
         Ok(handle) => CoreTask {
-            handle: Some(handle.spawn(future)),
+            // The host's trace context of this call (crate::trace), if it gave one.
+            handle: Some(handle.spawn(syros_client::trace::scope(
+                crate::trace::host_context(),
+                future,
+            ))),
             startup: None,
         },
         Err(err) => CoreTask {

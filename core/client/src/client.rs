@@ -13,6 +13,7 @@ use syros_proto::grpc::health::v1 as health;
 use syros_proto::syros::v1 as pb;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
+use tracing::Instrument;
 use volo_grpc::metadata::MetadataValue;
 use volo_grpc::Status;
 
@@ -379,7 +380,8 @@ impl Inner {
         }
     }
 
-    /// A request carrying the auth token and, for unary calls, the `grpc-timeout` header.
+    /// A request carrying the auth token, the trace context (`traceparent`) and, for unary
+    /// calls, the `grpc-timeout` header.
     // The error is a Status because it is returned from inside Volo call futures.
     #[allow(clippy::result_large_err)]
     pub(crate) fn request<T>(
@@ -388,6 +390,7 @@ impl Inner {
         timeout: Option<Duration>,
     ) -> Result<volo_grpc::Request<T>, Status> {
         let mut request = volo_grpc::Request::new(message);
+        crate::trace::inject(request.metadata_mut());
         if let Some(provider) = &self.options.auth_token {
             if let Some(token) = provider() {
                 let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
@@ -424,6 +427,7 @@ impl Inner {
         // Endpoints tried since the last sleep: a failover is tried at once, a full round sleeps.
         let mut round: usize = 0;
         let mut sleeps: u32 = 0;
+        let span = crate::trace::call_span(spec.op);
         loop {
             let now = Instant::now();
             let mut timeout = self.options.call_timeout + spec.extra_timeout;
@@ -445,7 +449,11 @@ impl Inner {
             let index = self.current.load(Ordering::Relaxed) % endpoints;
             let endpoint = self.endpoints[index].clone();
             let addr = endpoint.addr;
-            let err = match tokio::time::timeout(timeout, attempt(endpoint, timeout)).await {
+            // In the call's span: the attempt builds its request (and trace context) right away.
+            let attempt = span
+                .in_scope(|| attempt(endpoint, timeout))
+                .instrument(span.clone());
+            let err = match tokio::time::timeout(timeout, attempt).await {
                 Ok(Ok(value)) => {
                     return Outcome {
                         result: Ok(value),

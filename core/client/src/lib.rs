@@ -46,6 +46,7 @@ mod retry;
 pub mod runtime;
 mod sagas;
 mod tls;
+pub mod trace;
 
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheEntry, SetOptions};

@@ -69,6 +69,7 @@ impl CacheManager {
     }
 
     /// The value of `key`, never an expired one.
+    #[tracing::instrument(level = "debug", name = "engine.cache.get", skip_all, fields(key = %key))]
     pub async fn get(&self, key: &str) -> Result<Option<CacheEntry>> {
         self.check_key(key)?;
         let entry = self.store.get(key, now_ms()).await?;
@@ -84,6 +85,7 @@ impl CacheManager {
 
     /// Store `value` under `key` for `ttl_ms` (0 = no expiry) with `tags`, replacing any earlier
     /// value and tags. Returns the stored entry (with its expiry).
+    #[tracing::instrument(level = "debug", name = "engine.cache.set", skip_all, fields(key = %key))]
     pub async fn set(
         &self,
         key: &str,
@@ -98,6 +100,7 @@ impl CacheManager {
     /// repeat within [`SET_REQUEST_MEMORY_MS`] of a set already applied changes nothing and
     /// answers with the first set's expiry. So a client retrying a set whose reply was lost never
     /// stores its value again after an `invalidate_tag` (or a newer set) replaced it.
+    #[tracing::instrument(level = "debug", name = "engine.cache.set_once", skip_all, fields(key = %key))]
     pub async fn set_once(
         &self,
         key: &str,
@@ -158,6 +161,7 @@ impl CacheManager {
     }
 
     /// Remove `key`; true if it existed.
+    #[tracing::instrument(level = "debug", name = "engine.cache.delete", skip_all, fields(key = %key))]
     pub async fn delete(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         let deleted = self.store.delete(key).await?;
@@ -168,6 +172,7 @@ impl CacheManager {
     }
 
     /// Remove every key carrying `tag`, atomically. Returns how many were removed.
+    #[tracing::instrument(level = "debug", name = "engine.cache.invalidate_tag", skip_all, fields(tag = %tag))]
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         check_name("tag", tag, self.limits.max_tag_bytes)?;
         let removed = self.store.invalidate_tag(tag).await?;

@@ -157,6 +157,7 @@ impl EventManager {
     /// the append is acknowledged again with that attempt's result instead of conflicting or
     /// storing them twice. A connection to the store lost during COMMIT is
     /// [`ErrorKind::OutcomeUnknown`]; repeating the append is then safe.
+    #[tracing::instrument(level = "debug", name = "engine.events.append", skip_all, fields(stream = %stream))]
     pub async fn append(
         &self,
         stream: &str,
@@ -224,6 +225,7 @@ impl EventManager {
     }
 
     /// Read one stream from `from` (inclusive; `None` = its start, or its end backwards).
+    #[tracing::instrument(level = "debug", name = "engine.events.read_stream", skip_all, fields(stream = %stream))]
     pub async fn read_stream(
         &self,
         stream: &str,
@@ -248,6 +250,7 @@ impl EventManager {
     }
 
     /// Read every stream in global order from position `from` (inclusive).
+    #[tracing::instrument(level = "debug", name = "engine.events.read_all", skip_all)]
     pub async fn read_all(
         &self,
         from: Option<u64>,
@@ -272,6 +275,7 @@ impl EventManager {
     /// they are committed, in order, without gaps or duplicates. The subscription reads from the
     /// store after each wake-up, so the hand-over from catch-up to live cannot lose an event.
     /// The receiver ends with an `Unavailable` error when the server shuts down.
+    #[tracing::instrument(level = "debug", name = "engine.events.subscribe", skip_all)]
     pub async fn subscribe(
         &self,
         target: SubscriptionTarget,

@@ -377,6 +377,7 @@ impl LockManager {
     }
 
     /// Acquire a lock, waiting in FIFO order up to `wait_timeout_ms`.
+    #[tracing::instrument(level = "debug", name = "engine.locks.acquire", skip_all, fields(key = %args.key))]
     pub async fn acquire(&self, args: AcquireLock) -> Result<AcquireOutcome> {
         let mut probe = AcquireProbe::start();
         let outcome = self.acquire_probed(args, &mut probe).await;
@@ -487,6 +488,7 @@ impl LockManager {
     }
 
     /// Extend a held lease to `ttl_ms` from now.
+    #[tracing::instrument(level = "debug", name = "engine.locks.renew", skip_all, fields(lease_id = %lease_id))]
     pub async fn renew(&self, lease_id: &str, ttl_ms: u64) -> Result<Lease> {
         self.check_lease_id(lease_id)?;
         self.check_ttl(ttl_ms)?;
@@ -500,6 +502,7 @@ impl LockManager {
     /// Runs to the end even if the caller is cancelled: once the store may have released the
     /// key, the release must be reported and the next waiter woken (this server ignores the
     /// store's echo of its own releases), or that waiter would sleep until the old lease expires.
+    #[tracing::instrument(level = "debug", name = "engine.locks.release", skip_all, fields(lease_id = %lease_id))]
     pub async fn release(&self, lease_id: &str) -> Result<Lease> {
         self.check_lease_id(lease_id)?;
         let store = self.store.clone();
@@ -515,12 +518,14 @@ impl LockManager {
     }
 
     /// The current holder of `key`.
+    #[tracing::instrument(level = "debug", name = "engine.locks.status", skip_all, fields(key = %key))]
     pub async fn status(&self, key: &str) -> Result<Option<Lease>> {
         self.check_key(key)?;
         self.store.status(key, now_ms()).await
     }
 
     /// Held locks whose key starts with `prefix`.
+    #[tracing::instrument(level = "debug", name = "engine.locks.list", skip_all, fields(prefix = %prefix))]
     pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<Lease>> {
         if !prefix.is_empty() {
             self.check_key(prefix)?;
@@ -533,6 +538,7 @@ impl LockManager {
     ///
     /// Like [`Self::release`], runs to the end (report and wake-up) even if the caller is
     /// cancelled.
+    #[tracing::instrument(level = "debug", name = "engine.locks.force_release", skip_all, fields(key = %key))]
     pub async fn force_release(&self, key: &str) -> Result<Option<Lease>> {
         self.check_key(key)?;
         let store = self.store.clone();
@@ -600,7 +606,8 @@ async fn run_detached<T: Send + 'static>(
     what: &str,
     work: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
-    match tokio::spawn(work).await {
+    // In the caller's span, so the store work shows beneath the call in traces.
+    match tokio::spawn(tracing::Instrument::in_current_span(work)).await {
         Ok(result) => result,
         Err(err) => Err(Error::internal(format!("lock {what} task failed: {err}"))),
     }

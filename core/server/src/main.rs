@@ -8,11 +8,11 @@ mod grpc;
 mod http;
 mod security;
 mod server;
+mod telemetry;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Syros: distributed locks with fencing tokens, a tagged cache, an event store and sagas.
 ///
@@ -126,22 +126,10 @@ async fn api_key_command(action: ApiKeyAction, config: config::Config) -> anyhow
     Ok(())
 }
 
-fn init_logging(config: &config::Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| {
-        anyhow::anyhow!(
-            "LOG_LEVEL {:?} is not a valid filter: {e}",
-            config.log_level
-        )
-    })?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.json_logs {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    Ok(())
+/// Logs to stderr and, when the `OTEL_*` variables ask for it, traces over OTLP
+/// (docs/tracing.md). Must run before the async runtime starts.
+fn init_logging(config: &config::Config) -> anyhow::Result<telemetry::Telemetry> {
+    telemetry::init(&config.log_level, config.json_logs)
 }
 
 fn main() -> ExitCode {
@@ -160,14 +148,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Client(command) => cli::run(command),
         Command::Serve(args) => {
-            let config =
-                match config::Config::resolve(args).and_then(|c| init_logging(&c).map(|_| c)) {
-                    Ok(config) => config,
-                    Err(err) => {
-                        eprintln!("syros: {err:#}");
-                        return ExitCode::from(2);
-                    }
-                };
+            let (config, telemetry) = match config::Config::resolve(args)
+                .and_then(|c| init_logging(&c).map(|t| (c, t)))
+            {
+                Ok(resolved) => resolved,
+                Err(err) => {
+                    eprintln!("syros: {err:#}");
+                    return ExitCode::from(2);
+                }
+            };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -178,14 +167,18 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(server::serve(config)) {
+            let code = match runtime.block_on(server::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");
                     eprintln!("syros: {err:#}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            drop(runtime);
+            // Outside the runtime: the exporter's last flush blocks.
+            telemetry.shutdown();
+            code
         }
         Command::Apikey { action, storage } => {
             let config = match config::Config::resolve(storage) {
@@ -196,12 +189,15 @@ fn main() -> ExitCode {
                 }
             };
             // Audit lines go to stderr like the server's log.
-            let _ = init_logging(&config);
+            let telemetry = init_logging(&config).ok();
             let result = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(api_key_command(action, config)));
+            if let Some(telemetry) = telemetry {
+                telemetry.shutdown();
+            }
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

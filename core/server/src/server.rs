@@ -151,6 +151,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .http2_max_concurrent_streams(config.grpc_max_concurrent_streams)
         .layer_front(layers::CatchPanicLayer)
         .layer_front(TimeoutLayer::new())
+        // Outermost: timeouts, limits and authentication failures are part of the call's span.
+        .layer_front(layers::TraceLayer)
         .layer(layers::RequestLimitLayer(layers::MAX_REQUEST_BYTES))
         .layer(layers::LockWaiterLimitLayer::new(
             config.grpc_max_lock_waiters_per_connection,

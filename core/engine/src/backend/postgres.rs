@@ -190,6 +190,7 @@ async fn listen_heads(
 
 #[async_trait]
 impl EventStore for PostgresStore {
+    #[tracing::instrument(level = "debug", name = "store.events.append", skip_all, fields(db.system = "postgresql", stream = %stream))]
     async fn append(
         &self,
         stream: &str,
@@ -294,6 +295,7 @@ impl EventStore for PostgresStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "postgresql", stream = %query.stream))]
     async fn read_stream(&self, query: &StreamQuery) -> Result<StreamSlice> {
         let last: Option<i64> =
             sqlx::query_scalar("SELECT last_version FROM syros_streams WHERE stream = $1")
@@ -316,6 +318,7 @@ impl EventStore for PostgresStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", name = "store.events.read_all", skip_all, fields(db.system = "postgresql"))]
     async fn read_all(&self, query: &AllQuery) -> Result<AllSlice> {
         let (bound, order, from) = super::read_bounds(query.from, query.direction)?;
         let rows = sqlx::query(&format!(
@@ -419,6 +422,7 @@ async fn insert_tasks(
 
 #[async_trait]
 impl SagaStore for PostgresStore {
+    #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga.saga_id))]
     async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
         let mut tx = self.pool.begin().await?;
         // ON CONFLICT: two starts with one idempotency key race safely; the loser reads the winner.
@@ -451,6 +455,7 @@ impl SagaStore for PostgresStore {
         Ok(saga.clone())
     }
 
+    #[tracing::instrument(level = "debug", name = "store.sagas.get_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga_id))]
     async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>> {
         let doc: Option<String> =
             sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE saga_id = $1")
@@ -484,6 +489,7 @@ impl SagaStore for PostgresStore {
         docs.iter().map(|d| saga_from_doc(d)).collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.sagas.apply", skip_all, fields(db.system = "postgresql", saga_id = %transition.saga.saga_id))]
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
         let mut tx = self.pool.begin().await?;
         if let Some(consumed) = &transition.consumed_task {

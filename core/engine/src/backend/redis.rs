@@ -533,6 +533,7 @@ async fn listen_releases(
 
 #[async_trait]
 impl LockStore for RedisStore {
+    #[tracing::instrument(level = "debug", name = "store.locks.try_acquire", skip_all, fields(db.system = "redis", key = %request.key))]
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
         let lease_id = super::new_lease_id(request);
         for _ in 0..3 {
@@ -578,6 +579,7 @@ impl LockStore for RedisStore {
         ))
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.renew", skip_all, fields(db.system = "redis", lease_id = %lease_id))]
     async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease> {
         let mut conn = self.conn().await?;
         let reply: Option<Vec<Value>> = self
@@ -598,6 +600,7 @@ impl LockStore for RedisStore {
         lease_from(&fields, key)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.release", skip_all, fields(db.system = "redis", lease_id = %lease_id))]
     async fn release(&self, lease_id: &str, _now_ms: i64) -> Result<Lease> {
         let mut conn = self.conn().await?;
         let reply: Option<Vec<Value>> = self
@@ -619,6 +622,7 @@ impl LockStore for RedisStore {
         lease_from(&fields, key)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.status", skip_all, fields(db.system = "redis", key = %key))]
     async fn status(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
         let mut conn = self.conn().await?;
         let fields: Vec<Value> = redis::cmd("HMGET")
@@ -632,6 +636,7 @@ impl LockStore for RedisStore {
         lease_from(&fields, key.to_string()).map(Some)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.list", skip_all, fields(db.system = "redis", prefix = %prefix))]
     async fn list(&self, prefix: &str, limit: usize, now_ms: i64) -> Result<Vec<Lease>> {
         let (start, end) = lex_bounds(prefix);
         let mut leases = Vec::new();
@@ -666,6 +671,7 @@ impl LockStore for RedisStore {
         Ok(leases)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.force_release", skip_all, fields(db.system = "redis", key = %key))]
     async fn force_release(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
         let mut conn = self.conn().await?;
         let reply: Option<Vec<Value>> = self
@@ -722,6 +728,7 @@ impl LockStore for RedisStore {
 
 #[async_trait]
 impl CacheStore for RedisStore {
+    #[tracing::instrument(level = "debug", name = "store.cache.get", skip_all, fields(db.system = "redis", key = %key))]
     async fn get(&self, key: &str, _now_ms: i64) -> Result<Option<CacheEntry>> {
         let mut conn = self.conn().await?;
         let (value, expires, tags): (Option<Vec<u8>>, Option<String>, Option<String>) =
@@ -752,6 +759,7 @@ impl CacheStore for RedisStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "store.cache.set", skip_all, fields(db.system = "redis", key = %entry.key))]
     async fn set(
         &self,
         entry: &CacheEntry,
@@ -798,6 +806,7 @@ impl CacheStore for RedisStore {
         Ok(CacheSetOutcome::Repeated { expires_at_ms })
     }
 
+    #[tracing::instrument(level = "debug", name = "store.cache.delete", skip_all, fields(db.system = "redis", key = %key))]
     async fn delete(&self, key: &str) -> Result<bool> {
         let mut conn = self.conn().await?;
         let deleted: i64 = self
@@ -810,6 +819,7 @@ impl CacheStore for RedisStore {
         Ok(deleted > 0)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.cache.invalidate_tag", skip_all, fields(db.system = "redis", tag = %tag))]
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         let mut conn = self.conn().await?;
         let removed: u64 = self

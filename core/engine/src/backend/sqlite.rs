@@ -175,6 +175,7 @@ fn not_held(lease_id: &str) -> Error {
 
 #[async_trait]
 impl LockStore for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store.locks.try_acquire", skip_all, fields(db.system = "sqlite", key = %request.key))]
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
         let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
         // Usually one round trip: a single upsert that only replaces an expired lease, with the
@@ -236,6 +237,7 @@ impl LockStore for SqliteStore {
         )))
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.renew", skip_all, fields(db.system = "sqlite", lease_id = %lease_id))]
     async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease> {
         let expires = now_ms.saturating_add(to_i64(ttl_ms)?);
         let row = sqlx::query(&format!(
@@ -253,6 +255,7 @@ impl LockStore for SqliteStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.release", skip_all, fields(db.system = "sqlite", lease_id = %lease_id))]
     async fn release(&self, lease_id: &str, now_ms: i64) -> Result<Lease> {
         let row = sqlx::query(&format!(
             "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ? RETURNING {LEASE_COLUMNS}"
@@ -267,6 +270,7 @@ impl LockStore for SqliteStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.status", skip_all, fields(db.system = "sqlite", key = %key))]
     async fn status(&self, key: &str, now_ms: i64) -> Result<Option<Lease>> {
         let row = sqlx::query(&format!(
             "SELECT {LEASE_COLUMNS} FROM locks WHERE key = ? AND expires_at_ms > ?"
@@ -278,6 +282,7 @@ impl LockStore for SqliteStore {
         row.as_ref().map(lease_from_row).transpose()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.list", skip_all, fields(db.system = "sqlite", prefix = %prefix))]
     async fn list(&self, prefix: &str, limit: usize, now_ms: i64) -> Result<Vec<Lease>> {
         // substr() rather than LIKE: keys may contain % and _.
         let rows = sqlx::query(&format!(
@@ -293,6 +298,7 @@ impl LockStore for SqliteStore {
         rows.iter().map(lease_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.locks.force_release", skip_all, fields(db.system = "sqlite", key = %key))]
     async fn force_release(&self, key: &str, now_ms: i64) -> Result<Option<Lease>> {
         let row = sqlx::query(&format!(
             "DELETE FROM locks WHERE key = ? AND expires_at_ms > ? RETURNING {LEASE_COLUMNS}"
@@ -315,6 +321,7 @@ impl LockStore for SqliteStore {
 
 #[async_trait]
 impl CacheStore for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store.cache.get", skip_all, fields(db.system = "sqlite", key = %key))]
     async fn get(&self, key: &str, now_ms: i64) -> Result<Option<CacheEntry>> {
         let row = sqlx::query(
             "SELECT value, expires_at_ms FROM cache_entries
@@ -338,6 +345,7 @@ impl CacheStore for SqliteStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", name = "store.cache.set", skip_all, fields(db.system = "sqlite", key = %entry.key))]
     async fn set(
         &self,
         entry: &CacheEntry,
@@ -390,6 +398,7 @@ impl CacheStore for SqliteStore {
         Ok(CacheSetOutcome::Stored)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.cache.delete", skip_all, fields(db.system = "sqlite", key = %key))]
     async fn delete(&self, key: &str) -> Result<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM cache_tags WHERE key = ?")
@@ -404,6 +413,7 @@ impl CacheStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.cache.invalidate_tag", skip_all, fields(db.system = "sqlite", tag = %tag))]
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let removed = sqlx::query(
@@ -450,6 +460,7 @@ impl CacheStore for SqliteStore {
 
 #[async_trait]
 impl EventStore for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store.events.append", skip_all, fields(db.system = "sqlite", stream = %stream))]
     async fn append(
         &self,
         stream: &str,
@@ -536,6 +547,7 @@ impl EventStore for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "sqlite", stream = %query.stream))]
     async fn read_stream(&self, query: &StreamQuery) -> Result<StreamSlice> {
         let last: Option<i64> =
             sqlx::query_scalar("SELECT last_version FROM streams WHERE stream = ?")
@@ -559,6 +571,7 @@ impl EventStore for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", name = "store.events.read_all", skip_all, fields(db.system = "sqlite"))]
     async fn read_all(&self, query: &AllQuery) -> Result<AllSlice> {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let (bound, order, from) = super::read_bounds(query.from, query.direction)?;
@@ -661,6 +674,7 @@ async fn insert_tasks(
 
 #[async_trait]
 impl SagaStore for SqliteStore {
+    #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "sqlite", saga_id = %saga.saga_id))]
     async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = &saga.idempotency_key {
@@ -692,6 +706,7 @@ impl SagaStore for SqliteStore {
         Ok(saga.clone())
     }
 
+    #[tracing::instrument(level = "debug", name = "store.sagas.get_saga", skip_all, fields(db.system = "sqlite", saga_id = %saga_id))]
     async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>> {
         let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM sagas WHERE saga_id = ?")
             .bind(saga_id)
@@ -721,6 +736,7 @@ impl SagaStore for SqliteStore {
         docs.iter().map(|d| saga_from_doc(d)).collect()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.sagas.apply", skip_all, fields(db.system = "sqlite", saga_id = %transition.saga.saga_id))]
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(consumed) = &transition.consumed_task {

@@ -516,6 +516,7 @@ impl SagaManager {
     }
 
     /// Start a saga (or return the one already started with the same idempotency key).
+    #[tracing::instrument(level = "debug", name = "engine.sagas.start", skip_all, fields(saga_name = %request.name))]
     pub async fn start(&self, request: StartSaga) -> Result<Saga> {
         check_name("saga name", &request.name, MAX_NAME_BYTES)?;
         check_optional_name("idempotency_key", &request.idempotency_key, 128)?;
@@ -591,6 +592,7 @@ impl SagaManager {
     }
 
     /// A saga by id.
+    #[tracing::instrument(level = "debug", name = "engine.sagas.get", skip_all, fields(saga_id = %saga_id))]
     pub async fn get(&self, saga_id: &str) -> Result<Saga> {
         check_name("saga_id", saga_id, 128)?;
         self.store
@@ -601,6 +603,7 @@ impl SagaManager {
 
     /// Sagas by state and/or name, newest first, one page at a time. A page token is a unique
     /// cursor, so paging returns every saga that existed before the first page exactly once.
+    #[tracing::instrument(level = "debug", name = "engine.sagas.list", skip_all)]
     pub async fn list(&self, filter: SagaFilter) -> Result<SagaPage> {
         let limit = page_limit(filter.limit, 100, 1000)?;
         if let Some(name) = &filter.name {
@@ -680,6 +683,7 @@ impl SagaManager {
     }
 
     /// Cancel: compensate what completed. An action already running is let finish first.
+    #[tracing::instrument(level = "debug", name = "engine.sagas.cancel", skip_all, fields(saga_id = %saga_id))]
     pub async fn cancel(&self, saga_id: &str) -> Result<Saga> {
         check_name("saga_id", saga_id, 128)?;
         // A queued (unclaimed) action can be withdrawn right away.
@@ -749,6 +753,7 @@ impl SagaManager {
     }
 
     /// Claim up to `max_tasks - (tasks this worker already holds)` ready tasks of `service`.
+    #[tracing::instrument(level = "debug", name = "engine.sagas.claim", skip_all)]
     pub async fn claim(
         &self,
         service: &str,
@@ -807,6 +812,7 @@ impl SagaManager {
 
     /// A step runner reports a task's result. `Ok(false)` when the task is no longer assigned
     /// (it timed out and went to another worker, or was already reported).
+    #[tracing::instrument(level = "debug", name = "engine.sagas.report", skip_all, fields(task_id = %task_id))]
     pub async fn report(&self, task_id: &str, result: TaskResult) -> Result<bool> {
         check_name("task_id", task_id, 128)?;
         let result = match result {
@@ -854,6 +860,7 @@ impl SagaManager {
     }
 
     /// Whether a task is still assigned (step runners call this as a heartbeat).
+    #[tracing::instrument(level = "debug", name = "engine.sagas.heartbeat", skip_all, fields(task_id = %task_id))]
     pub async fn heartbeat(&self, task_id: &str) -> Result<bool> {
         check_name("task_id", task_id, 128)?;
         Ok(self

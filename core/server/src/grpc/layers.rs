@@ -220,3 +220,101 @@ where
         }
     }
 }
+
+/// Runs each call in its server span ([`crate::telemetry::api_call`], the caller's
+/// `traceparent` as parent), records the status and Syros error code, and returns the request
+/// id in the `x-request-id` metadata of the answer (success or error).
+#[derive(Clone, Copy)]
+pub struct TraceLayer;
+
+#[derive(Clone)]
+pub struct Trace<S> {
+    inner: S,
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+    fn layer(self, inner: S) -> Self::Service {
+        Trace { inner }
+    }
+}
+
+/// gRPC codes that mean the server failed or could not serve (OpenTelemetry's semantic
+/// conventions for server spans); the others are the caller's business.
+fn server_fault(code: volo_grpc::Code) -> bool {
+    use volo_grpc::Code;
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+impl<S, T, U> Service<ServerContext, Request<T>> for Trace<S>
+where
+    S: Service<ServerContext, Request<T>, Response = volo_grpc::Response<U>, Error = Status>
+        + Send
+        + Sync,
+    T: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = Status;
+
+    async fn call(
+        &self,
+        cx: &mut ServerContext,
+        req: Request<T>,
+    ) -> Result<Self::Response, Self::Error> {
+        use tracing::Instrument;
+        use volo_grpc::metadata::MetadataValue;
+
+        let call = {
+            let header = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());
+            let method = cx.rpc_info.method();
+            crate::telemetry::api_call(
+                "grpc",
+                method.strip_prefix('/').unwrap_or(method),
+                header("traceparent"),
+                header("tracestate"),
+                header(crate::telemetry::REQUEST_ID_HEADER),
+            )
+        };
+        let request_id: Option<MetadataValue<_>> = call.request_id.parse().ok();
+        let span = call.span;
+        let result = self.inner.call(cx, req).instrument(span.clone()).await;
+        match result {
+            Ok(mut response) => {
+                crate::telemetry::record_outcome(&span, "OK", None, false);
+                if let Some(id) = request_id {
+                    response
+                        .metadata_mut()
+                        .insert(crate::telemetry::REQUEST_ID_HEADER, id);
+                }
+                Ok(response)
+            }
+            Err(mut status) => {
+                let code = status.code();
+                let error_code = status
+                    .metadata()
+                    .get(super::ERROR_CODE_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                crate::telemetry::record_outcome(
+                    &span,
+                    &format!("{code:?}"),
+                    error_code,
+                    server_fault(code),
+                );
+                if let Some(id) = request_id {
+                    status
+                        .metadata_mut()
+                        .insert(crate::telemetry::REQUEST_ID_HEADER, id);
+                }
+                Err(status)
+            }
+        }
+    }
+}

@@ -20,6 +20,7 @@ pub mod locks;
 pub mod metrics;
 pub mod openapi;
 pub mod sagas;
+pub mod trace;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -134,10 +135,11 @@ pub struct RouterSettings {
     pub guard: Arc<guard::BrowserGuard>,
 }
 
-/// The layers every router gets: metrics per matched route, JSON errors, body limit, the
-/// `Host`/`Origin` check, CORS.
+/// The layers every router gets: metrics and a server span (with request id) per matched
+/// route, JSON errors, body limit, the `Host`/`Origin` check, CORS.
 fn finish(routes: Router<AppState>, state: AppState, settings: RouterSettings) -> Router {
     let router = routes
+        .route_layer(middleware::from_fn(trace::trace))
         .route_layer(middleware::from_fn(metrics::track))
         .fallback(|| async {
             ApiError::for_status(axum::http::StatusCode::NOT_FOUND, "no such route")

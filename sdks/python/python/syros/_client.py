@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
-from . import _syros
+from . import _otel, _syros
 from ._syros import AppendResult, CacheEntry, LeaseInfo, ReadResult, RecordedEvent, Saga
 from ._types import (
     ANY,
@@ -82,8 +82,8 @@ def _native_client(
     tls_client_cert_file: Optional[PathArg] = None,
     tls_client_key_file: Optional[PathArg] = None,
 ) -> Any:
-    """The native client (``_syros.Client``), or a :class:`_TokenRefresh` over it when the
-    token comes from a function."""
+    """The native client (``_syros.Client``), behind a :class:`_TokenRefresh` when the token
+    comes from a function and an :class:`_otel.Traced` when OpenTelemetry is installed."""
     if auth_token is not None and not isinstance(auth_token, str) and not callable(auth_token):
         raise InvalidArgument("auth_token must be a str or a function returning a str or None")
     native = _syros.Client(
@@ -101,7 +101,9 @@ def _native_client(
         tls_client_key_file=tls_client_key_file,
     )
     if callable(auth_token):
-        return _TokenRefresh(native, auth_token)
+        native = _TokenRefresh(native, auth_token)
+    if _otel.enabled():
+        native = _otel.Traced(native, _otel.CLIENT_OPS)
     return native
 
 
