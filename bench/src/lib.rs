@@ -118,4 +118,3 @@ pub fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Re
     wait_port(port, &mut proc)?;
     Ok((proc, port))
 }
-

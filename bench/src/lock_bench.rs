@@ -326,9 +326,16 @@ async fn measure(
     let seq = sequential(settings.window, &cycle, name).await?;
     let conc = concurrent(settings.window, settings.workers, &cycle, name).await?;
     let hot = match hot_client {
-        Some(client) => {
-            Some(self::hot(client, settings.window, settings.workers, settings.hold, name).await?)
-        }
+        Some(client) => Some(
+            self::hot(
+                client,
+                settings.window,
+                settings.workers,
+                settings.hold,
+                name,
+            )
+            .await?,
+        ),
         None => None,
     };
     eprintln!("  measured {name}");
@@ -423,7 +430,10 @@ fn ratios(args: &[String]) -> Result<()> {
     for (syros, seq_goal) in [("syros-redis", "<= 2.0"), ("syros-embedded", "<= 1.5")] {
         show(
             &format!("seq p50 {syros} / redis-rs"),
-            div(get(syros, "seq", "p50_us"), get("redis-rs", "seq", "p50_us")),
+            div(
+                get(syros, "seq", "p50_us"),
+                get("redis-rs", "seq", "p50_us"),
+            ),
             seq_goal,
         );
         show(
@@ -496,13 +506,32 @@ async fn main() -> Result<()> {
         settings.hold.as_millis(),
         if pin { "pinned to CPU 0" } else { "not pinned (no taskset)" }
     );
-    let mut rows = vec![measure("redis crate (direct)", redis_cycle(&redis_url).await?, None, &settings).await?];
-    for (name, port) in [("syros embedded", embedded_port), ("syros on redis", redis_port)] {
+    let mut rows = vec![
+        measure(
+            "redis crate (direct)",
+            redis_cycle(&redis_url).await?,
+            None,
+            &settings,
+        )
+        .await?,
+    ];
+    for (name, port) in [
+        ("syros embedded", embedded_port),
+        ("syros on redis", redis_port),
+    ] {
         let client = syros_client(port).await?;
         rows.push(measure(name, syros_cycle(client.clone()), Some(&client), &settings).await?);
     }
     if std::env::var("BENCH_VOLO").is_ok_and(|v| v == "1") {
-        rows.push(measure("volo only, on redis", raw_cycle(redis_port), None, &settings).await?);
+        rows.push(
+            measure(
+                "volo only, on redis",
+                raw_cycle(redis_port),
+                None,
+                &settings,
+            )
+            .await?,
+        );
     }
 
     println!(

@@ -135,9 +135,8 @@ async fn main() -> Result<()> {
         .elapsed();
     worker.stop().await;
     all.sort();
-    let at = |q: f64| {
-        all[((q * all.len() as f64) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0
-    };
+    let at =
+        |q: f64| all[((q * all.len() as f64) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
     let rss = server
         .as_ref()
         .and_then(|s| rss_mb(s.id()))
