@@ -8,6 +8,7 @@
 # 200 cycles, zeroes the counters, runs `lock_bench load` for <cycles> (default 2000) split over
 # <workers> (default 32) tasks on distinct keys, dumps, stops what it started (by pid) and prints
 # instructions per cycle and the top inclusive functions. Output: target/callgrind/<store>.*
+# SYROS_BIN picks another server binary (e.g. a copy of an older build to compare).
 # Needs: valgrind, a release build (cargo build --release -p syros-server -p syros-bench).
 set -euo pipefail
 store=${1:?embedded or redis}
@@ -15,7 +16,7 @@ cycles=${2:-2000}
 workers=${3:-32}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-bin=$target/release/syros
+bin=${SYROS_BIN:-$target/release/syros}
 bench=$target/release/lock_bench
 out=$target/callgrind
 mkdir -p "$out"
