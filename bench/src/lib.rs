@@ -90,6 +90,10 @@ pub fn start_redis(dir: &Path, pin: bool) -> Result<(Proc, String)> {
 }
 
 pub fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Result<(Proc, u16)> {
+    // The server runs in `dir`: a relative path must not be resolved there.
+    let bin = &bin
+        .canonicalize()
+        .with_context(|| format!("no server binary at {}", bin.display()))?;
     let port = free_port()?;
     let mut cmd = pinned(bin, pin);
     cmd.arg("serve")

@@ -534,33 +534,26 @@ async fn main() -> Result<()> {
         );
     }
 
+    let (conc_header, hot_header) = (format!("c{workers} c/s"), format!("hot{workers} c/s"));
     println!(
-        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6} {:>7}",
-        "",
-        "seq p50",
-        "seq p99",
-        "seq c/s",
-        format!("c{workers} c/s"),
-        format!("hot{workers} c/s"),
-        "hot p50",
-        "turns",
-        "failed",
-        "tokens"
+        "{:<22} {:>9} {:>9} {:>9} {conc_header:>9} {hot_header:>9} {:>9} {:>6} {:>6} {:>7}",
+        "", "seq p50", "seq p99", "seq c/s", "hot p50", "turns", "failed", "tokens"
     );
     for row in &rows {
         let hot = match &row.hot {
-            Some(h) => format!(
-                "{:>9.0} {:>9} {:>6} {:>6} {:>7}",
-                h.per_sec,
-                micros(h.p50),
-                format!("{}/{}", h.turns_min, h.turns_max),
-                h.failed,
-                if h.token_violations == 0 && h.overlaps == 0 {
+            Some(h) => {
+                let turns = format!("{}/{}", h.turns_min, h.turns_max);
+                let tokens = if h.token_violations == 0 && h.overlaps == 0 {
                     "ok".to_string()
                 } else {
                     format!("{}v{}o", h.token_violations, h.overlaps)
-                }
-            ),
+                };
+                let p50 = micros(h.p50);
+                format!(
+                    "{:>9.0} {p50:>9} {turns:>6} {:>6} {tokens:>7}",
+                    h.per_sec, h.failed
+                )
+            }
             None => format!("{:>9} {:>9} {:>6} {:>6} {:>7}", "—", "—", "—", "—", "—"),
         };
         println!(
