@@ -1,33 +1,46 @@
-//! Lock cycle benchmark: acquire (TTL 10 s) + release.
+//! Lock cycle benchmark: acquire (TTL 10 s) + release, the table of issue 19 in one command.
 //!
 //! Measured in one run, on this machine:
 //! - **redis crate (direct)**: `SET key token NX PX 10000` + a Lua compare-and-delete release
 //!   (`EVALSHA`), over one multiplexed connection — the peer;
 //! - **syros embedded**: `syros-client` → `syros serve` on its embedded SQLite store;
-//! - **syros on redis**: `syros-client` → `syros serve` with `REDIS_URL` (same Redis as the peer).
+//! - **syros on redis**: `syros-client` → `syros serve` with `REDIS_URL` (same Redis as the peer);
+//! - **volo only, on redis** (`BENCH_VOLO=1`): the generated Volo client alone, to isolate what
+//!   the client core adds.
 //!
-//! For each: sequential latency p50/p99 and cycles/s from one task, then cycles/s with 64
-//! concurrent tasks on distinct keys; then the ratios against the peer, with the targets from
-//! DESIGN.md. Not a test: it only reports.
+//! Modes for each: `seq` (one task, one key: p50/p99 and cycles/s), `c32` (32 workers on distinct
+//! keys: cycles/s) and, for Syros, `hot32` (32 workers on ONE key, each holding it 1 ms and waiting
+//! as long as needed: cycles/s, min/max turns per worker, failed acquisitions, whether fencing
+//! tokens were strictly increasing, overlapping holds). Then the ratios against the redis crate
+//! measured in the same run. Not a test: it only reports.
 //!
 //! ```text
 //! cargo build --release -p syros-server -p syros-bench
-//! SYROS_BIN=target/release/syros taskset -c 0 target/release/lock_bench
+//! SYROS_BIN=target/release/syros taskset -c 1 target/release/lock_bench
 //! ```
 //!
+//! `lock_bench ratios <peers results file>` prints the issue's goal ratios from one run of
+//! `../shared/peers/run.sh` (whose syros peers come from this checkout): against redsync and the
+//! redis-rs peer measured in that same run.
+//!
+//! `lock_bench load <addr> <cycles> <workers>` runs a fixed number of lock cycles against a
+//! running server and exits: a bounded load for `valgrind --tool=callgrind` (docs/performance.md).
+//!
 //! Environment: `SYROS_BIN` (required), `REDIS_URL` (default: start a private `redis-server`),
-//! `BENCH_SECONDS` per measurement window (default 3), `BENCH_CONCURRENCY` (default 64).
-//! Servers are pinned to CPU 1 with `taskset` when it exists; pin this process to CPU 0.
+//! `BENCH_SECONDS` per measurement window (default 3), `BENCH_CONCURRENCY` (default 32),
+//! `BENCH_HOLD_MS` (hot hold, default 1), `BENCH_VOLO` (1: add the Volo-only row).
+//! Servers (and Redis) are pinned to CPU 0 with `taskset` when it exists, as in the peers
+//! harness; pin this process to CPU 1.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use syros_bench::{has_taskset, start_redis, start_syros};
 use syros_client::{Client, ClientOptions};
 
 type Cycle =
@@ -40,111 +53,6 @@ else
   return 0
 end
 "#;
-
-/// A child process (redis-server or syros serve) killed on drop.
-struct Proc {
-    child: Child,
-    name: &'static str,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Whether servers can be pinned to CPU 1 (this process may itself be pinned to CPU 0, so the
-/// parallelism it sees says nothing).
-fn has_taskset() -> bool {
-    Command::new("taskset")
-        .args(["-c", "1", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `program args...`, pinned to CPU 1 when possible.
-fn pinned(program: &Path, pin: bool) -> Command {
-    if pin {
-        let mut cmd = Command::new("taskset");
-        cmd.arg("-c").arg("1").arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-fn wait_port(port: u16, proc: &mut Proc) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while Instant::now() < deadline {
-        if let Some(status) = proc.child.try_wait()? {
-            bail!("{} exited with {status} before listening", proc.name);
-        }
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("{} did not listen on {port} within 60 s", proc.name)
-}
-
-fn start_redis(dir: &Path, pin: bool) -> Result<(Proc, String)> {
-    let port = free_port()?;
-    let child = pinned(Path::new("redis-server"), pin)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start redis-server (install it, or set REDIS_URL)")?;
-    let mut proc = Proc {
-        child,
-        name: "redis-server",
-    };
-    wait_port(port, &mut proc)?;
-    Ok((proc, format!("redis://127.0.0.1:{port}")))
-}
-
-fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Result<(Proc, u16)> {
-    let port = free_port()?;
-    let mut cmd = pinned(bin, pin);
-    cmd.arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SERVER_HOST", "127.0.0.1")
-        .env("GRPC_PORT", port.to_string())
-        .env("REST_PORT", free_port()?.to_string())
-        .env("WS_PORT", free_port()?.to_string())
-        .env("SYROS_DATA_DIR", dir)
-        .env("LOG_LEVEL", "warn")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(url) = redis {
-        cmd.env("REDIS_URL", url)
-            .env("SYROS_NAMESPACE", format!("bench{}", std::process::id()));
-    }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("start {}", bin.display()))?;
-    let mut proc = Proc {
-        child,
-        name: "syros serve",
-    };
-    wait_port(port, &mut proc)?;
-    Ok((proc, port))
-}
 
 struct Sequential {
     p50: Duration,
@@ -168,15 +76,16 @@ async fn sequential(window: Duration, cycle: &Cycle, label: &str) -> Result<Sequ
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let at = |q: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
-        latencies.get(index).copied().unwrap_or_default()
-    };
     Ok(Sequential {
-        p50: at(0.50),
-        p99: at(0.99),
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
         per_sec: latencies.len() as f64 / elapsed,
     })
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
 }
 
 async fn concurrent(window: Duration, tasks: usize, cycle: &Cycle, label: &str) -> Result<f64> {
@@ -207,6 +116,114 @@ async fn concurrent(window: Duration, tasks: usize, cycle: &Cycle, label: &str) 
     Ok((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
 }
 
+/// hot32: `workers` tasks contend for one key through the Syros client, each holding it `hold`.
+struct Hot {
+    per_sec: f64,
+    p50: Duration,
+    turns_min: usize,
+    turns_max: usize,
+    failed: u64,
+    /// Holds whose fencing token was not greater than the previous holder's (expect 0).
+    token_violations: u64,
+    /// Holds that began while another was in progress (expect 0).
+    overlaps: u64,
+}
+
+#[derive(Default)]
+struct Tokens {
+    seen: u64,
+    last: u64,
+    violations: u64,
+}
+
+async fn hot(
+    client: &Client,
+    window: Duration,
+    workers: usize,
+    hold: Duration,
+    label: &str,
+) -> Result<Hot> {
+    let warmup = Duration::from_millis(500);
+    let start = Instant::now();
+    let (measure_at, stop_at) = (start + warmup, start + warmup + window);
+    let holders = Arc::new(AtomicU64::new(0));
+    let overlaps = Arc::new(AtomicU64::new(0));
+    let tokens = Arc::new(std::sync::Mutex::new(Tokens::default()));
+    let key = format!("bench/{label}/hot");
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (client, key) = (client.clone(), key.clone());
+        let (holders, overlaps, tokens) = (holders.clone(), overlaps.clone(), tokens.clone());
+        handles.push(tokio::spawn(async move {
+            let (mut latencies, mut failed) = (Vec::new(), 0u64);
+            loop {
+                let began = Instant::now();
+                if began >= stop_at {
+                    break;
+                }
+                let wait = (stop_at + Duration::from_millis(300)).saturating_duration_since(began);
+                let lease = match client
+                    .lock(key.clone())
+                    .ttl(Duration::from_secs(10))
+                    .wait(wait)
+                    .acquire()
+                    .await
+                {
+                    Ok(lease) => lease,
+                    Err(_) if Instant::now() >= stop_at => break,
+                    Err(_) => {
+                        if began >= measure_at {
+                            failed += 1;
+                        }
+                        continue;
+                    }
+                };
+                if holders.fetch_add(1, Ordering::SeqCst) != 0 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                {
+                    let token = lease.fencing_token();
+                    let mut t = tokens.lock().unwrap_or_else(|e| e.into_inner());
+                    if t.seen > 0 && token <= t.last {
+                        t.violations += 1;
+                    }
+                    t.last = token;
+                    t.seen += 1;
+                }
+                // tokio's timer rounds a 1 ms sleep up to ~2 ms: hold with a thread sleep, off
+                // the runtime's workers (as the peers harness does).
+                tokio::task::spawn_blocking(move || std::thread::sleep(hold)).await?;
+                holders.fetch_sub(1, Ordering::SeqCst);
+                lease.release().await?;
+                let ended = Instant::now();
+                if began >= measure_at && ended <= stop_at {
+                    latencies.push(ended - began);
+                }
+            }
+            anyhow::Ok((latencies, failed))
+        }));
+    }
+    let (mut all, mut turns_min, mut turns_max, mut failed) = (Vec::new(), usize::MAX, 0, 0);
+    for handle in handles {
+        let (latencies, worker_failed) = handle.await??;
+        turns_min = turns_min.min(latencies.len());
+        turns_max = turns_max.max(latencies.len());
+        failed += worker_failed;
+        all.extend(latencies);
+    }
+    all.sort();
+    let tokens = tokens.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Hot {
+        per_sec: all.len() as f64 / window.as_secs_f64(),
+        p50: quantile(&all, 0.5),
+        turns_min,
+        turns_max,
+        failed,
+        token_violations: tokens.violations,
+        overlaps: overlaps.load(Ordering::SeqCst),
+    })
+}
+
 async fn redis_cycle(url: &str) -> Result<Cycle> {
     let client = redis::Client::open(url)?;
     let conn = client.get_multiplexed_async_connection().await?;
@@ -235,9 +252,12 @@ async fn redis_cycle(url: &str) -> Result<Cycle> {
     }))
 }
 
-async fn syros_cycle(port: u16) -> Result<Cycle> {
-    let client = Client::connect(ClientOptions::new([format!("127.0.0.1:{port}")])).await?;
-    Ok(Arc::new(move |key: String, _token: u64| {
+async fn syros_client(port: u16) -> Result<Client> {
+    Ok(Client::connect(ClientOptions::new([format!("127.0.0.1:{port}")])).await?)
+}
+
+fn syros_cycle(client: Client) -> Cycle {
+    Arc::new(move |key: String, _token: u64| {
         let client = client.clone();
         Box::pin(async move {
             let lease = client
@@ -249,30 +269,18 @@ async fn syros_cycle(port: u16) -> Result<Cycle> {
             lease.release().await?;
             Ok(())
         })
-    }))
+    })
 }
 
 /// The same cycle with the generated Volo client alone (no retries, renewal or lease handle):
 /// isolates what the client core adds.
 fn raw_cycle(port: u16) -> Cycle {
-    raw_cycle_over(port, 1)
-}
-
-/// [`raw_cycle`] spread round-robin over `connections` separate Volo clients (one HTTP/2
-/// connection each): shows whether one connection is the limit.
-fn raw_cycle_over(port: u16, connections: usize) -> Cycle {
     use syros_proto::syros::v1 as pb;
-    let clients: Vec<_> = (0..connections.max(1))
-        .map(|_| {
-            pb::LockServiceClientBuilder::new("syros")
-                .address(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-                .build()
-        })
-        .collect();
-    let next = Arc::new(AtomicU64::new(0));
+    let client = pb::LockServiceClientBuilder::new("syros")
+        .address(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build();
     Arc::new(move |key: String, _token: u64| {
-        let turn = next.fetch_add(1, Ordering::Relaxed) as usize;
-        let client = clients[turn % clients.len()].clone();
+        let client = client.clone();
         Box::pin(async move {
             let lease = client
                 .acquire(pb::AcquireLockRequest {
@@ -300,35 +308,181 @@ struct Row {
     name: &'static str,
     seq: Sequential,
     conc: f64,
+    hot: Option<Hot>,
 }
 
-async fn measure(name: &'static str, cycle: Cycle, window: Duration, tasks: usize) -> Result<Row> {
-    let seq = sequential(window, &cycle, name).await?;
-    let conc = concurrent(window, tasks, &cycle, name).await?;
+struct Settings {
+    window: Duration,
+    workers: usize,
+    hold: Duration,
+}
+
+async fn measure(
+    name: &'static str,
+    cycle: Cycle,
+    hot_client: Option<&Client>,
+    settings: &Settings,
+) -> Result<Row> {
+    let seq = sequential(settings.window, &cycle, name).await?;
+    let conc = concurrent(settings.window, settings.workers, &cycle, name).await?;
+    let hot = match hot_client {
+        Some(client) => Some(
+            self::hot(
+                client,
+                settings.window,
+                settings.workers,
+                settings.hold,
+                name,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     eprintln!("  measured {name}");
-    Ok(Row { name, seq, conc })
+    Ok(Row {
+        name,
+        seq,
+        conc,
+        hot,
+    })
 }
 
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `lock_bench load <addr> <cycles> <workers>`: a fixed number of cycles (acquire + release
+/// through the client core), split over `workers` tasks on distinct keys, then exit.
+async fn load(args: &[String]) -> Result<()> {
+    let [addr, cycles, workers] = args else {
+        bail!("usage: lock_bench load <addr> <cycles> <workers>");
+    };
+    let (cycles, workers): (u64, u64) = (cycles.parse()?, workers.parse()?);
+    let client = Client::connect(ClientOptions::new([addr.clone()])).await?;
+    let cycle = syros_cycle(client);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for worker in 0..workers.max(1) {
+        let cycle = cycle.clone();
+        let share = cycles / workers.max(1);
+        handles.push(tokio::spawn(async move {
+            let key = format!("bench/load/{}/{worker}", std::process::id());
+            for i in 0..share {
+                cycle(key.clone(), i).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    eprintln!(
+        "{cycles} cycles, {workers} workers: {:.0} cycles/s",
+        cycles as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// One `peer=<name> mode=<mode> cycles_per_s=<n> ...` line of the peers harness, as fields.
+fn peers_line(line: &str) -> Option<std::collections::HashMap<&str, &str>> {
+    let fields: std::collections::HashMap<_, _> = line
+        .split_whitespace()
+        .filter_map(|field| field.split_once('='))
+        .collect();
+    (fields.contains_key("peer") && fields.contains_key("mode")).then_some(fields)
+}
+
+/// `lock_bench ratios <file>`: the issue's lock goals from one peers-harness run (cpu=idle lines).
+fn ratios(args: &[String]) -> Result<()> {
+    let [file] = args else {
+        bail!("usage: lock_bench ratios <peers results file>");
+    };
+    let text = std::fs::read_to_string(file).with_context(|| format!("read {file}"))?;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if line.contains("cpu=awake") {
+            continue;
+        }
+        if let Some(fields) = peers_line(line) {
+            lines.push(fields);
+        }
+    }
+    let get = |peer: &str, mode: &str, field: &str| -> Option<f64> {
+        lines
+            .iter()
+            .find(|f| f["peer"] == peer && f["mode"].starts_with(mode))
+            .and_then(|f| f.get(field))
+            .and_then(|v| v.parse().ok())
+    };
+    let show = |what: &str, value: Option<f64>, target: &str| match value {
+        Some(value) => println!("  {what:<52} {value:>6.2}x  (goal {target})"),
+        None => println!("  {what:<52}    n/a  (goal {target}; not in this run)"),
+    };
+    let div = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    println!("goals of issue 19 from {file} (same run):");
+    for (syros, seq_goal) in [("syros-redis", "<= 2.0"), ("syros-embedded", "<= 1.5")] {
+        show(
+            &format!("seq p50 {syros} / redis-rs"),
+            div(
+                get(syros, "seq", "p50_us"),
+                get("redis-rs", "seq", "p50_us"),
+            ),
+            seq_goal,
+        );
+        show(
+            &format!("c32 cycles/s {syros} / redsync"),
+            div(
+                get(syros, "c32", "cycles_per_s"),
+                get("redsync", "c32", "cycles_per_s"),
+            ),
+            ">= 1.0",
+        );
+        show(
+            &format!("hot32 cycles/s {syros} / redsync"),
+            div(
+                get(syros, "hot", "cycles_per_s"),
+                get("redsync", "hot", "cycles_per_s"),
+            ),
+            ">= 1.1",
+        );
+        show(
+            &format!("hot32 turns min/max {syros}"),
+            div(
+                get(syros, "hot", "worker_min"),
+                get(syros, "hot", "worker_max"),
+            ),
+            ">= 0.9",
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("load") => return load(&args[1..]).await,
+        Some("ratios") => return ratios(&args[1..]),
+        Some(other) => bail!("unknown mode {other}: none, `load` or `ratios`"),
+        None => {}
+    }
     let bin = PathBuf::from(
         std::env::var_os("SYROS_BIN")
             .context("set SYROS_BIN to a (release) syros binary, e.g. target/release/syros")?,
     );
-    let window = Duration::from_secs_f64(
-        std::env::var("BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3.0),
-    );
-    let tasks: usize = std::env::var("BENCH_CONCURRENCY")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
+    let settings = Settings {
+        window: Duration::from_secs_f64(env_f64("BENCH_SECONDS", 3.0)),
+        workers: env_f64("BENCH_CONCURRENCY", 32.0) as usize,
+        hold: Duration::from_secs_f64(env_f64("BENCH_HOLD_MS", 1.0) / 1000.0),
+    };
+    let workers = settings.workers;
     let pin = has_taskset();
     let dir = tempfile::tempdir()?;
 
@@ -347,79 +501,84 @@ async fn main() -> Result<()> {
     let (_on_redis, redis_port) = start_syros(&bin, &redis_dir, Some(&redis_url), pin)?;
 
     eprintln!(
-        "lock cycle = acquire (TTL 10 s) + release; {:.1} s windows; {tasks} concurrent tasks; servers {}",
-        window.as_secs_f64(),
-        if pin { "pinned to CPU 1" } else { "not pinned (no taskset)" }
+        "lock cycle = acquire (TTL 10 s) + release; {:.1} s windows; {workers} workers; hot hold {} ms; servers {}",
+        settings.window.as_secs_f64(),
+        settings.hold.as_millis(),
+        if pin { "pinned to CPU 0" } else { "not pinned (no taskset)" }
     );
-    let peer = measure(
-        "redis crate (direct)",
-        redis_cycle(&redis_url).await?,
-        window,
-        tasks,
-    )
-    .await?;
-    let embedded = measure(
-        "syros embedded",
-        syros_cycle(embedded_port).await?,
-        window,
-        tasks,
-    )
-    .await?;
-    let on_redis = measure(
-        "syros on redis",
-        syros_cycle(redis_port).await?,
-        window,
-        tasks,
-    )
-    .await?;
-    let raw = measure("volo only, on redis", raw_cycle(redis_port), window, tasks).await?;
-    let raw8 = measure(
-        "volo, 8 connections, on redis",
-        raw_cycle_over(redis_port, 8),
-        window,
-        tasks,
-    )
-    .await?;
+    let mut rows = vec![
+        measure(
+            "redis crate (direct)",
+            redis_cycle(&redis_url).await?,
+            None,
+            &settings,
+        )
+        .await?,
+    ];
+    for (name, port) in [
+        ("syros embedded", embedded_port),
+        ("syros on redis", redis_port),
+    ] {
+        let client = syros_client(port).await?;
+        rows.push(measure(name, syros_cycle(client.clone()), Some(&client), &settings).await?);
+    }
+    if std::env::var("BENCH_VOLO").is_ok_and(|v| v == "1") {
+        rows.push(
+            measure(
+                "volo only, on redis",
+                raw_cycle(redis_port),
+                None,
+                &settings,
+            )
+            .await?,
+        );
+    }
 
+    let (conc_header, hot_header) = (format!("c{workers} c/s"), format!("hot{workers} c/s"));
     println!(
-        "{:<22} {:>10} {:>10} {:>14} {:>18}",
-        "",
-        "seq p50",
-        "seq p99",
-        "seq cycles/s",
-        format!("{tasks} tasks cycles/s")
+        "{:<22} {:>9} {:>9} {:>9} {conc_header:>9} {hot_header:>9} {:>9} {:>6} {:>6} {:>7}",
+        "", "seq p50", "seq p99", "seq c/s", "hot p50", "turns", "failed", "tokens"
     );
-    for row in [&peer, &embedded, &on_redis, &raw, &raw8] {
+    for row in &rows {
+        let hot = match &row.hot {
+            Some(h) => {
+                let turns = format!("{}/{}", h.turns_min, h.turns_max);
+                let tokens = if h.token_violations == 0 && h.overlaps == 0 {
+                    "ok".to_string()
+                } else {
+                    format!("{}v{}o", h.token_violations, h.overlaps)
+                };
+                let p50 = micros(h.p50);
+                format!(
+                    "{:>9.0} {p50:>9} {turns:>6} {:>6} {tokens:>7}",
+                    h.per_sec, h.failed
+                )
+            }
+            None => format!("{:>9} {:>9} {:>6} {:>6} {:>7}", "—", "—", "—", "—", "—"),
+        };
         println!(
-            "{:<22} {:>10} {:>10} {:>14.0} {:>18.0}",
+            "{:<22} {:>9} {:>9} {:>9.0} {:>9.0} {hot}",
             row.name,
             micros(row.seq.p50),
             micros(row.seq.p99),
             row.seq.per_sec,
-            row.conc
+            row.conc,
         );
     }
+    let peer = &rows[0];
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
-    println!("ratios against the redis crate, same run (DESIGN.md targets):");
-    println!(
-        "  p50 syros on redis / redis   = {:.2}x  (target <= 2.0)",
-        ratio(on_redis.seq.p50, peer.seq.p50)
-    );
-    println!(
-        "  {tasks} tasks syros on redis / redis = {:.2}x  (target >= 0.6)",
-        on_redis.conc / peer.conc.max(1e-9)
-    );
-    println!(
-        "  p50 syros embedded / redis   = {:.2}x  (target <= 1.0)",
-        ratio(embedded.seq.p50, peer.seq.p50)
-    );
-    println!(
-        "  {tasks} tasks syros embedded / redis = {:.2}x",
-        embedded.conc / peer.conc.max(1e-9)
-    );
-    println!(
-        "  client core overhead: p50 syros on redis / volo only = {:.2}x",
-        ratio(on_redis.seq.p50, raw.seq.p50)
-    );
+    println!("ratios against the redis crate, same run (issue 19 goals):");
+    for (row, goal) in [(&rows[1], "<= 1.5"), (&rows[2], "<= 2.0")] {
+        println!(
+            "  seq p50 {} / redis crate = {:.2}x  (goal {goal})",
+            row.name,
+            ratio(row.seq.p50, peer.seq.p50)
+        );
+        println!(
+            "  c{workers} {} / redis crate = {:.2}x  (no goal: redsync is the c32 peer, see `lock_bench ratios`)",
+            row.name,
+            row.conc / peer.conc.max(1e-9)
+        );
+    }
     Ok(())
 }

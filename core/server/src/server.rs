@@ -158,6 +158,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             config.grpc_max_lock_waiters_per_connection,
         ))
         .layer(crate::security::grpc::AuthLayer(security.clone()))
+        // Last `layer_front`: outermost of the inner layers, so volo's per-request clone of the
+        // stack is one Arc clone (see grpc/shared.rs).
+        .layer_front(grpc::shared::SharedLayer)
         .add_service(
             ServiceBuilder::new(LockServiceServer::new(grpc::locks::LockApi {
                 engine: engine.clone(),

@@ -3,6 +3,8 @@
 //! Write transactions start with `BEGIN IMMEDIATE`, so a writer from another process makes them
 //! wait (busy timeout) instead of failing halfway. One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
 //! global event positions in commit order); a small pool of read-only connections serves reads.
+//! Lock acquisitions and releases go through one task that commits them in groups (one
+//! transaction for all the writes that queued while the previous group was written).
 //! `synchronous = NORMAL` in WAL mode survives a process crash (kill -9) without losing commits;
 //! an OS crash or power loss may lose the last commits (see docs/storage.md). Fencing stays
 //! monotonic anyway: every open durably bumps a boot epoch and raises the token counter above it
@@ -14,11 +16,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::Row;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::*;
@@ -32,6 +34,193 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     head_tx: watch::Sender<u64>,
+    /// Lock acquisitions and releases, committed in groups by [`group_commit`].
+    lock_writes: mpsc::UnboundedSender<LockWrite>,
+}
+
+/// Most lock writes committed in one transaction.
+const MAX_GROUP: usize = 64;
+
+/// A lock write waiting for the group-commit task, with where its answer goes.
+enum LockWrite {
+    Acquire {
+        request: LeaseRequest,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<TryAcquire>>,
+    },
+    Release {
+        lease_id: String,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Lease>>,
+    },
+}
+
+/// A lock write done inside the group's transaction, answered once the commit is known.
+enum LockWritten {
+    Acquire(Result<TryAcquire>, oneshot::Sender<Result<TryAcquire>>),
+    Release(Result<Lease>, oneshot::Sender<Result<Lease>>),
+}
+
+impl LockWrite {
+    async fn run(self, conn: &mut SqliteConnection) -> LockWritten {
+        match self {
+            LockWrite::Acquire {
+                request,
+                now_ms,
+                reply,
+            } => LockWritten::Acquire(acquire_on(conn, &request, now_ms).await, reply),
+            LockWrite::Release {
+                lease_id,
+                now_ms,
+                reply,
+            } => LockWritten::Release(release_on(conn, &lease_id, now_ms).await, reply),
+        }
+    }
+
+    fn fail(self, err: Error) {
+        match self {
+            LockWrite::Acquire { reply, .. } => drop(reply.send(Err(err))),
+            LockWrite::Release { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+impl LockWritten {
+    /// Answer with the write's own result (the transaction committed) or with `failed`.
+    fn answer(self, failed: Option<&Error>) {
+        match self {
+            LockWritten::Acquire(result, reply) => {
+                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
+            }
+            LockWritten::Release(result, reply) => {
+                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
+            }
+        }
+    }
+}
+
+/// Group commit of lock writes: every write queued while the previous group was being written
+/// goes into the next transaction (up to [`MAX_GROUP`]), so under concurrency one commit (WAL
+/// frames, checksums, index) serves many acquisitions and releases instead of one each. A lone
+/// write runs as its own statement (no BEGIN/COMMIT round trips). Answers are sent only after
+/// the commit. Ends when the store is dropped.
+async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<LockWrite>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let mut conn = match writer.acquire().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                let err = Error::from(err);
+                group.drain(..).for_each(|write| write.fail(err.clone()));
+                continue;
+            }
+        };
+        if group.len() == 1 {
+            if let Some(write) = group.pop() {
+                write.run(&mut conn).await.answer(None);
+            }
+            continue;
+        }
+        if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            let err = Error::from(err);
+            group.drain(..).for_each(|write| write.fail(err.clone()));
+            continue;
+        }
+        let mut written = Vec::with_capacity(group.len());
+        for write in group.drain(..) {
+            written.push(write.run(&mut conn).await);
+        }
+        let failed = match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => None,
+            Err(err) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Some(Error::from(err))
+            }
+        };
+        written
+            .into_iter()
+            .for_each(|write| write.answer(failed.as_ref()));
+    }
+}
+
+/// Grant `request.key` if it has no unexpired holder. Usually one statement: a single upsert
+/// that only replaces an expired lease, with the next token read from `meta` (a trigger stores
+/// it back, migration 0004). Only when the key is held does a second statement read the holder;
+/// if that holder is gone by then, try again.
+async fn acquire_on(
+    conn: &mut SqliteConnection,
+    request: &LeaseRequest,
+    now_ms: i64,
+) -> Result<TryAcquire> {
+    let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
+    for _ in 0..5 {
+        let lease_id = super::new_lease_id(request);
+        let granted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
+             VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)
+             ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
+               fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
+               expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
+             WHERE locks.expires_at_ms <= ?4
+             RETURNING fencing_token",
+        )
+        .bind(&request.key)
+        .bind(&lease_id)
+        .bind(&request.owner)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .bind(&request.request_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(token) = granted {
+            return Ok(TryAcquire::Acquired(Lease {
+                lease_id,
+                key: request.key.clone(),
+                owner: request.owner.clone(),
+                fencing_token: to_u64(token),
+                acquired_at_ms: now_ms,
+                expires_at_ms,
+            }));
+        }
+        let current = sqlx::query(&format!(
+            "SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
+        ))
+        .bind(&request.key)
+        .bind(now_ms)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = current {
+            let lease = lease_from_row(&row)?;
+            let holder_request: Option<String> = row.try_get("request_id")?;
+            let same_request = request.request_id.is_some()
+                && holder_request == request.request_id
+                && lease.owner == request.owner;
+            return Ok(if same_request {
+                TryAcquire::Acquired(lease)
+            } else {
+                TryAcquire::Held(lease)
+            });
+        }
+    }
+    Err(Error::unavailable(format!(
+        "lock {} kept changing hands; retry",
+        request.key
+    )))
+}
+
+/// Delete the lease if it is held and unexpired; the deleted lease.
+async fn release_on(conn: &mut SqliteConnection, lease_id: &str, now_ms: i64) -> Result<Lease> {
+    let row = sqlx::query(&format!(
+        "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ? RETURNING {LEASE_COLUMNS}"
+    ))
+    .bind(lease_id)
+    .bind(now_ms)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => lease_from_row(&row),
+        None => Err(not_held(lease_id)),
+    }
 }
 
 const LEASE_COLUMNS: &str = "lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms";
@@ -62,15 +251,20 @@ impl SqliteStore {
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        // No ping before each use (`test_before_acquire`, sqlx's default): a SQLite connection
+        // is a file handle that does not go stale, and the ping was one more hop to the
+        // connection's worker thread per statement (docs/performance.md).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
@@ -90,11 +284,20 @@ impl SqliteStore {
             .fetch_one(&reader)
             .await?;
         let (head_tx, _) = watch::channel(to_u64(head));
+        let (lock_writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(group_commit(writer.clone(), queue));
         Ok(SqliteStore {
             writer,
             reader,
             head_tx,
+            lock_writes,
         })
+    }
+
+    fn queue_lock_write(&self, write: LockWrite) -> Result<()> {
+        self.lock_writes
+            .send(write)
+            .map_err(|_| group_commit_gone())
     }
 
     /// Close both pools, waiting for in-flight statements.
@@ -165,6 +368,10 @@ fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent> {
     })
 }
 
+fn group_commit_gone() -> Error {
+    Error::unavailable("the lock writer of the embedded store stopped")
+}
+
 fn not_held(lease_id: &str) -> Error {
     Error::new(
         ErrorKind::LockNotHeld,
@@ -177,64 +384,13 @@ fn not_held(lease_id: &str) -> Error {
 impl LockStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store.locks.try_acquire", skip_all, fields(db.system = "sqlite", key = %request.key))]
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
-        let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
-        // Usually one round trip: a single upsert that only replaces an expired lease, with the
-        // next token read from `meta` (a trigger stores it back, migration 0004). Only when the
-        // key is held does a second statement read the holder; if that holder is gone by then,
-        // try again.
-        for _ in 0..5 {
-            let lease_id = super::new_lease_id(request);
-            let granted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-                 VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)
-                 ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
-                   fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
-                   expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
-                 WHERE locks.expires_at_ms <= ?4
-                 RETURNING fencing_token",
-            )
-            .bind(&request.key)
-            .bind(&lease_id)
-            .bind(&request.owner)
-            .bind(now_ms)
-            .bind(expires_at_ms)
-            .bind(&request.request_id)
-            .fetch_optional(&self.writer)
-            .await?;
-            if let Some(token) = granted {
-                return Ok(TryAcquire::Acquired(Lease {
-                    lease_id,
-                    key: request.key.clone(),
-                    owner: request.owner.clone(),
-                    fencing_token: to_u64(token),
-                    acquired_at_ms: now_ms,
-                    expires_at_ms,
-                }));
-            }
-            let current = sqlx::query(&format!(
-                "SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
-            ))
-            .bind(&request.key)
-            .bind(now_ms)
-            .fetch_optional(&self.writer)
-            .await?;
-            if let Some(row) = current {
-                let lease = lease_from_row(&row)?;
-                let holder_request: Option<String> = row.try_get("request_id")?;
-                let same_request = request.request_id.is_some()
-                    && holder_request == request.request_id
-                    && lease.owner == request.owner;
-                return Ok(if same_request {
-                    TryAcquire::Acquired(lease)
-                } else {
-                    TryAcquire::Held(lease)
-                });
-            }
-        }
-        Err(Error::unavailable(format!(
-            "lock {} kept changing hands; retry",
-            request.key
-        )))
+        let (reply, answer) = oneshot::channel();
+        self.queue_lock_write(LockWrite::Acquire {
+            request: request.clone(),
+            now_ms,
+            reply,
+        })?;
+        answer.await.map_err(|_| group_commit_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.renew", skip_all, fields(db.system = "sqlite", lease_id = %lease_id))]
@@ -257,17 +413,13 @@ impl LockStore for SqliteStore {
 
     #[tracing::instrument(level = "debug", name = "store.locks.release", skip_all, fields(db.system = "sqlite", lease_id = %lease_id))]
     async fn release(&self, lease_id: &str, now_ms: i64) -> Result<Lease> {
-        let row = sqlx::query(&format!(
-            "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ? RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(lease_id)
-        .bind(now_ms)
-        .fetch_optional(&self.writer)
-        .await?;
-        match row {
-            Some(row) => lease_from_row(&row),
-            None => Err(not_held(lease_id)),
-        }
+        let (reply, answer) = oneshot::channel();
+        self.queue_lock_write(LockWrite::Release {
+            lease_id: lease_id.to_string(),
+            now_ms,
+            reply,
+        })?;
+        answer.await.map_err(|_| group_commit_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.status", skip_all, fields(db.system = "sqlite", key = %key))]

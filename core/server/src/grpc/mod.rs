@@ -6,6 +6,7 @@ pub mod health;
 pub mod layers;
 pub mod locks;
 pub mod sagas;
+pub mod shared;
 
 use syros_engine::{Error, ErrorKind};
 use volo_grpc::metadata::MetadataValue;

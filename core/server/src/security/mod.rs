@@ -92,10 +92,13 @@ pub fn retry_after_seconds(after: Duration) -> u64 {
 impl Principal {
     /// The principal of every request when authentication is off: allowed everything.
     pub fn anonymous() -> Principal {
-        Principal {
+        // Built once: it is the principal of every request when authentication is off, and
+        // parsing its grant on each call showed in the per-call profile (docs/performance.md).
+        static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(|| Principal {
             id: "anonymous".into(),
             grants: Arc::new(roles::parse_grant("*").unwrap_or_default()),
-        }
+        });
+        ANONYMOUS.clone()
     }
 
     /// A principal allowed nothing.
