@@ -107,6 +107,14 @@ impl LockWaiters {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Release `lease_id` in the store, report it, and offer its key to the next waiter.
+    async fn release(self: &Arc<Self>, lease_id: &str) -> Result<Lease> {
+        let lease = self.store.release(lease_id, now_ms()).await?;
+        self.feed.released(&lease, false);
+        self.wake(&lease.key);
+        Ok(lease)
+    }
+
     /// Offer `key` to its first waiter in the background, if anyone waits here.
     fn wake(self: &Arc<Self>, key: &str) {
         {
@@ -505,16 +513,9 @@ impl LockManager {
     #[tracing::instrument(level = "debug", name = "engine.locks.release", skip_all, fields(lease_id = %lease_id))]
     pub async fn release(&self, lease_id: &str) -> Result<Lease> {
         self.check_lease_id(lease_id)?;
-        let store = self.store.clone();
         let waiters = self.waiters.clone();
         let lease_id = lease_id.to_string();
-        run_detached("release", async move {
-            let lease = store.release(&lease_id, now_ms()).await?;
-            waiters.feed.released(&lease, false);
-            waiters.wake(&lease.key);
-            Ok(lease)
-        })
-        .await
+        run_detached("release", async move { waiters.release(&lease_id).await }).await
     }
 
     /// The current holder of `key`.
@@ -588,11 +589,8 @@ impl Drop for HandOffSlot {
         };
         let waiters = self.waiters.clone();
         runtime.spawn(async move {
-            match waiters.store.release(&lease.lease_id, now_ms()).await {
-                Ok(released) => {
-                    waiters.feed.released(&released, false);
-                    waiters.wake(&released.key);
-                }
+            match waiters.release(&lease.lease_id).await {
+                Ok(_) => {}
                 Err(err) if err.kind == ErrorKind::LockNotHeld => {}
                 Err(err) => {
                     tracing::warn!(key = %lease.key, error = %err, "releasing a lease handed to a cancelled waiter failed");
