@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::client::{Client, Inner, Outcome};
+use crate::client::{Client, Inner};
 use crate::error::{Error, ErrorKind, Result};
 
 /// A lease as the server granted it.
@@ -518,7 +518,25 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
         request_id: request_id.clone(),
         armed: true,
     };
-    let outcome = acquire_call(inner, key, &owner, options.ttl, wait, &request_id, started).await;
+    let mut spec = inner.spec("locks.acquire", true);
+    spec.extra_timeout = wait;
+    spec.deadline = inner.options.retry.deadline.map(|d| started + d + wait);
+    let outcome = inner
+        .run(&spec, |ep, timeout| {
+            let remaining_wait = wait.saturating_sub(started.elapsed());
+            let request = inner.request(
+                pb::AcquireLockRequest {
+                    key: key.to_string().into(),
+                    owner: owner.clone().into(),
+                    ttl_ms: millis(options.ttl),
+                    wait_timeout_ms: millis(remaining_wait),
+                    request_id: request_id.clone().into(),
+                },
+                Some(timeout),
+            );
+            async move { Ok(ep.locks.acquire(request?).await?.into_inner()) }
+        })
+        .await;
     // Finished, not dropped mid-call: a grant reaches the caller below. Only an attempt that
     // failed ambiguously (its answer lost, no retry got through) may have left one behind.
     abandoned.armed = outcome.ambiguous && outcome.result.is_err();
@@ -545,38 +563,6 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
             Err(err)
         }
     }
-}
-
-/// One acquire call (with its retries, all carrying `request_id`), its lock wait counted from
-/// `started`.
-async fn acquire_call(
-    inner: &Inner,
-    key: &str,
-    owner: &str,
-    ttl: Duration,
-    wait: Duration,
-    request_id: &str,
-    started: Instant,
-) -> Outcome<pb::AcquireLockResponse> {
-    let mut spec = inner.spec("locks.acquire", true);
-    spec.extra_timeout = wait;
-    spec.deadline = inner.options.retry.deadline.map(|d| started + d + wait);
-    inner
-        .run(&spec, |ep, timeout| {
-            let remaining_wait = wait.saturating_sub(started.elapsed());
-            let request = inner.request(
-                pb::AcquireLockRequest {
-                    key: key.to_string().into(),
-                    owner: owner.to_string().into(),
-                    ttl_ms: millis(ttl),
-                    wait_timeout_ms: millis(remaining_wait),
-                    request_id: request_id.to_string().into(),
-                },
-                Some(timeout),
-            );
-            async move { Ok(ep.locks.acquire(request?).await?.into_inner()) }
-        })
-        .await
 }
 
 /// An acquire dropped by its caller (a cancelled task, an abandoned wait) after its request
