@@ -103,7 +103,7 @@ pub fn init(log_level: &str, json_logs: bool) -> anyhow::Result<Telemetry> {
     let traces = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("syros"))
-            .with_filter(filter_fn(|meta| {
+            .with_filter(AskEveryTime(filter_fn(|meta| {
                 let ours = meta.target().starts_with("syros");
                 if meta.is_span() {
                     ours && *meta.level() <= Level::DEBUG
@@ -111,7 +111,7 @@ pub fn init(log_level: &str, json_logs: bool) -> anyhow::Result<Telemetry> {
                     // Log lines become span events from INFO up.
                     ours && *meta.level() <= Level::INFO
                 }
-            }))
+            })))
     });
     tracing_subscriber::registry()
         .with(logs)
@@ -122,6 +122,47 @@ pub fn init(log_level: &str, json_logs: bool) -> anyhow::Result<Telemetry> {
         tracing::info!("exporting traces over OTLP (docs/tracing.md)");
     }
     Ok(Telemetry { provider })
+}
+
+/// A per-layer filter whose callsites are never cached as "always enabled", so the subscriber
+/// asks the filters before every span and event.
+///
+/// Why: tracing-subscriber hands each per-layer filter's decision from `enabled` to `new_span`
+/// through a thread-local; a callsite cached as always-enabled skips `enabled`, so its span
+/// inherits whatever the previous `enabled` call on that thread left there. sqlx's query logger
+/// calls `log::log_enabled!` after every statement (through tracing-log, a bare `enabled` with
+/// no event after it), which left "disabled" behind on the runtime's threads: on PostgreSQL,
+/// an API call's server span that followed on the same thread was never seen by the trace
+/// layer and never exported (tokio-rs/tracing#2519; upstream fix proposed in #3572). Capping
+/// this filter's interest at "sometimes" makes every callsite it enables go through `enabled`.
+struct AskEveryTime<F>(F);
+
+impl<S, F: tracing_subscriber::layer::Filter<S>> tracing_subscriber::layer::Filter<S>
+    for AskEveryTime<F>
+{
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        self.0.enabled(meta, cx)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        let interest = self.0.callsite_enabled(meta);
+        if interest.is_always() {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            interest
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
 }
 
 /// The ids of one API call, kept in its span for the JSON log lines.

@@ -8,7 +8,6 @@ spans beneath them, each with the right parent.
 from __future__ import annotations
 
 import gzip
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -94,14 +93,6 @@ def one(spans: List[Dict], **match: object) -> Dict:
     return found[0]
 
 
-# Known defect (docs/tracing.md, "Limits"): on the Redis + PostgreSQL backend the API call's
-# server span is, in about half of the runs, never exported while the engine and store spans
-# beneath it are; the cause is not found yet. This test holds the embedded backend to the whole
-# chain and runs there only until that is fixed.
-@pytest.mark.skipif(
-    os.environ.get("SYROS_TEST_BACKEND", "embedded") != "embedded",
-    reason="known defect: server spans intermittently lost on redis-postgres (docs/tracing.md)",
-)
 def test_one_trace_holds_the_client_and_server_spans(receiver: Receiver, name: str) -> None:
     server = Server(
         env={
