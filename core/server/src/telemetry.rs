@@ -20,12 +20,14 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing::field::Empty;
-use tracing::{Event, Level, Span, Subscriber};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{span, Event, Level, Metadata, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, JsonFields, Writer};
 use tracing_subscriber::fmt::FmtContext;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
@@ -87,12 +89,12 @@ pub fn init(log_level: &str, json_logs: bool) -> anyhow::Result<Telemetry> {
             .with_writer(std::io::stderr)
             .fmt_fields(JsonFields::new())
             .event_format(JsonWithIds(format::format().json()))
-            .with_filter(filter)
+            .with_filter(AskEveryTime(filter))
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_filter(filter)
+            .with_filter(AskEveryTime(filter))
             .boxed()
     };
     let provider = if otlp_configured() {
@@ -125,43 +127,61 @@ pub fn init(log_level: &str, json_logs: bool) -> anyhow::Result<Telemetry> {
 }
 
 /// A per-layer filter whose callsites are never cached as "always enabled", so the subscriber
-/// asks the filters before every span and event.
+/// asks the filters before every span and event. Both the log and the trace layer's filters are
+/// wrapped in it.
 ///
 /// Why: tracing-subscriber hands each per-layer filter's decision from `enabled` to `new_span`
-/// through a thread-local; a callsite cached as always-enabled skips `enabled`, so its span
-/// inherits whatever the previous `enabled` call on that thread left there. sqlx's query logger
-/// calls `log::log_enabled!` after every statement (through tracing-log, a bare `enabled` with
-/// no event after it), which left "disabled" behind on the runtime's threads: on PostgreSQL,
-/// an API call's server span that followed on the same thread was never seen by the trace
-/// layer and never exported (tokio-rs/tracing#2519; upstream fix proposed in #3572). Capping
-/// this filter's interest at "sometimes" makes every callsite it enables go through `enabled`.
+/// or `on_event` through a thread-local; a callsite cached as always-enabled skips `enabled`, so
+/// its span or event inherits whatever the previous `enabled` call on that thread left there.
+/// sqlx's query logger calls `log::log_enabled!` after every statement (through tracing-log, a
+/// bare `enabled` with no event after it), which left "disabled" behind on the runtime's
+/// threads: on PostgreSQL, an API call's server span that followed on the same thread was never
+/// seen by the trace layer, and a log line could be dropped the same way
+/// (tokio-rs/tracing#2519; upstream fix proposed in tokio-rs/tracing#3572). Capping the
+/// interest at "sometimes" makes every callsite these filters enable go through `enabled`.
 struct AskEveryTime<F>(F);
 
-impl<S, F: tracing_subscriber::layer::Filter<S>> tracing_subscriber::layer::Filter<S>
-    for AskEveryTime<F>
-{
-    fn enabled(
-        &self,
-        meta: &tracing::Metadata<'_>,
-        cx: &tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
+impl<S, F: Filter<S>> Filter<S> for AskEveryTime<F> {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
         self.0.enabled(meta, cx)
     }
 
-    fn callsite_enabled(
-        &self,
-        meta: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let interest = self.0.callsite_enabled(meta);
         if interest.is_always() {
-            tracing::subscriber::Interest::sometimes()
+            Interest::sometimes()
         } else {
             interest
         }
     }
 
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        self.0.event_enabled(event, cx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
         self.0.max_level_hint()
+    }
+
+    // EnvFilter tracks spans for its span-field directives: pass the span life cycle on.
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
+        self.0.on_new_span(attrs, id, cx)
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
+        self.0.on_record(id, values, cx)
+    }
+
+    fn on_enter(&self, id: &span::Id, cx: Context<'_, S>) {
+        self.0.on_enter(id, cx)
+    }
+
+    fn on_exit(&self, id: &span::Id, cx: Context<'_, S>) {
+        self.0.on_exit(id, cx)
+    }
+
+    fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
+        self.0.on_close(id, cx)
     }
 }
 
@@ -327,6 +347,55 @@ mod tests {
         ] {
             let generated = request_id(bad);
             assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{bad:?}");
+        }
+    }
+
+    /// The lines a fmt layer wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_bare_enabled_check_does_not_disable_the_next_span_or_event() {
+        use tracing_log::AsTrace;
+        let logs = Lines::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_filter(AskEveryTime(EnvFilter::new("info"))),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            for round in 0..3 {
+                // What sqlx's query logger does after each statement: `log::log_enabled!` at
+                // DEBUG, i.e. (through tracing-log) a bare `enabled` that the filter refuses;
+                // sqlx's own event callsite is disabled, so no event consumes that decision.
+                // Without `AskEveryTime` the span below is then missing from the log line.
+                let query_log = log::Metadata::builder()
+                    .level(log::Level::Debug)
+                    .target("sqlx::query")
+                    .build();
+                tracing::dispatcher::get_default(|d| d.enabled(&query_log.as_trace()));
+                let span = tracing::info_span!("syros.api", round);
+                span.in_scope(|| tracing::info!(round, "after the check"));
+            }
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        for round in 0..3 {
+            assert!(
+                text.contains(&format!("syros.api{{round={round}}}: syros::telemetry::tests: after the check round={round}")),
+                "round {round} missing from the log:\n{text}"
+            );
         }
     }
 
