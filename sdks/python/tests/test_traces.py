@@ -156,3 +156,24 @@ def test_one_trace_holds_the_client_and_server_spans(receiver: Receiver, name: s
         s for s in receiver.spans if s["service"] == "syros" and s["name"].startswith("syros.v1.LockService")
         and s["trace_id"] != trace_id
     ]
+
+
+def test_without_an_sdk_calls_carry_only_the_callers_context(receiver: Receiver, name: str) -> None:
+    """With opentelemetry-api but no SDK, the SDK records nothing of its own, yet a trace context
+    the application is in still reaches the server; outside any trace nothing is sent."""
+    server = Server(env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}).start()
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        run = python_script(HELPERS / "untraced_lock.py", server.address, name, trace_id, span_id, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert server.stop() == 0, server.log()
+    finally:
+        server.close()
+    assert not [s for s in receiver.spans if s["service"] != "syros"], "the client recorded spans"
+    acquires = [s for s in receiver.spans if s["name"] == "syros.v1.LockService/Acquire"]
+    assert len(acquires) == 2, receiver.spans
+    propagated = [s for s in acquires if s["trace_id"] == trace_id]
+    assert len(propagated) == 1, acquires
+    assert propagated[0]["parent"] == span_id, propagated
+    plain = [s for s in acquires if s["trace_id"] != trace_id]
+    assert len(plain) == 1 and plain[0]["parent"] == "", plain
