@@ -4,17 +4,23 @@
 # the same Redis: 32 goroutines on distinct keys, and 32 on one hot key holding it 1 ms); prints
 # both and the ratios. Stops what it started.
 #
-#   bench/go/run.sh [seconds per measurement]   (SYROS_BIN: the server; default target/debug/syros)
+#   bench/go/run.sh [seconds per measurement]
+#
+# SYROS_PROFILE=release (default debug) links the release static library and runs the release
+# server: `cargo build --release -p syros-server -p syros-ffi` first. Only release figures are
+# worth comparing with redsync. SYROS_BIN overrides the server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 source scripts/lib/services.sh
 trap stop_services EXIT
-SYROS_BIN="${SYROS_BIN:-$CARGO_TARGET_DIR/debug/syros}"
-[ -x "$SYROS_BIN" ] || { echo "build the server first: cargo build -p syros-server" >&2; exit 1; }
-[ -f "$CARGO_TARGET_DIR/debug/libsyros_ffi.a" ] || { echo "build the static library first: cargo build -p syros-ffi" >&2; exit 1; }
-export CGO_LDFLAGS="-L$CARGO_TARGET_DIR/debug ${CGO_LDFLAGS:-}"
+PROFILE="${SYROS_PROFILE:-debug}"
+case "$PROFILE" in debug) flag="" ;; release) flag="--release " ;; *) echo "SYROS_PROFILE is debug or release" >&2; exit 1 ;; esac
+SYROS_BIN="${SYROS_BIN:-$CARGO_TARGET_DIR/$PROFILE/syros}"
+[ -x "$SYROS_BIN" ] || { echo "build the server first: cargo build ${flag}-p syros-server" >&2; exit 1; }
+[ -f "$CARGO_TARGET_DIR/$PROFILE/libsyros_ffi.a" ] || { echo "build the static library first: cargo build ${flag}-p syros-ffi" >&2; exit 1; }
+export CGO_LDFLAGS="-L$CARGO_TARGET_DIR/$PROFILE ${CGO_LDFLAGS:-}"
 start_redis
 start_postgres
 DIR=$(mktemp -d)
