@@ -32,8 +32,15 @@ pub fn lease_id_for_request(key: &str, request_id: &str) -> String {
     hash.update(key.as_bytes());
     hash.update(request_id.as_bytes());
     let digest = hash.finalize();
-    // 128 bits, as hex: the shape of the random ids (32 hex digits).
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    // 128 bits, as hex: the shape of the random ids (32 hex digits). Written digit by digit: a
+    // `format!` per byte made this a tenth of an acquire's server work (callgrind).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for byte in &digest[..16] {
+        id.push(HEX[usize::from(byte >> 4)] as char);
+        id.push(HEX[usize::from(byte & 0x0f)] as char);
+    }
+    id
 }
 
 /// What went wrong, independent of transport and language.
@@ -370,6 +377,16 @@ impl Direction {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn lease_ids_for_requests_are_the_documented_hash() {
+        // SHA-256(len(key) as u64 BE || key || request id), first 16 bytes as lower-case hex;
+        // computed independently (Python's hashlib).
+        assert_eq!(
+            lease_id_for_request("orders/42", "req-7"),
+            "b8ded0ef2693446ec23b5891a29dcd57"
+        );
+    }
 
     #[test]
     fn lease_ids_of_requests_are_stable_and_apart() {
