@@ -17,7 +17,9 @@ use super::{Denied, Permission, Principal, Security};
 pub fn method_permission(method: &str) -> Option<Permission> {
     let (service, name) = method.strip_prefix("/syros.v1.")?.split_once('/')?;
     Some(match (service, name) {
-        ("LockService", "Acquire" | "Renew" | "Release") => Permission::LocksAcquire,
+        // A lock session carries acquire / renew / release frames, each checked on its own
+        // ([`FrameAuth`]).
+        ("LockService", "Acquire" | "Renew" | "Release" | "Session") => Permission::LocksAcquire,
         ("LockService", "Status" | "List") => Permission::LocksRead,
         ("LockService", "ForceRelease") => Permission::LocksAdmin,
         ("CacheService", "Get") => Permission::CacheRead,
@@ -72,6 +74,33 @@ pub fn require<T>(
     let principal = principal(req)?;
     principal.require(permission, resource).map_err(status)?;
     Ok(principal)
+}
+
+/// The method whose request frames are operations of their own (grpc/locks.rs).
+pub const LOCK_SESSION_METHOD: &str = "/syros.v1.LockService/Session";
+
+/// The decision the layer makes for a whole unary call, made again for each frame of a lock
+/// session: the per-IP and per-principal rate limits count the frame as one request, then the
+/// principal must hold the permission on the resource. The layer puts it in the extensions of
+/// [`LOCK_SESSION_METHOD`] calls.
+#[derive(Clone)]
+pub struct FrameAuth {
+    security: Arc<Security>,
+    ip: Option<IpAddr>,
+    /// The caller who opened the stream.
+    pub principal: Principal,
+}
+
+impl FrameAuth {
+    /// Count one operation against the rate limits and check `permission` on `resource`.
+    #[allow(clippy::result_large_err)]
+    pub fn check(&self, permission: Permission, resource: Option<&str>) -> Result<(), Status> {
+        self.security.rate_check_ip(self.ip).map_err(status)?;
+        self.security
+            .rate_check(&self.principal, Some(permission.family()))
+            .map_err(status)?;
+        self.principal.require(permission, resource).map_err(status)
+    }
 }
 
 /// Authenticates every call.
@@ -140,6 +169,13 @@ where
             .map_err(status)?;
         if let Some(permission) = permission {
             principal.require(permission, None).map_err(status)?;
+        }
+        if method == LOCK_SESSION_METHOD {
+            req.extensions_mut().insert(FrameAuth {
+                security: self.security.clone(),
+                ip,
+                principal: principal.clone(),
+            });
         }
         req.extensions_mut().insert(principal);
         self.inner.call(cx, req).await
