@@ -305,6 +305,12 @@ where
         use tracing::Instrument;
         use volo_grpc::metadata::MetadataValue;
 
+        // A lock session lives as long as its client: no call of its own, each of its frames
+        // gets the span of the call it stands for (grpc/lock_session.rs).
+        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
+            return self.inner.call(cx, req).await;
+        }
+
         let call = {
             let header = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());
             let method = cx.rpc_info.method();
