@@ -286,3 +286,49 @@ async fn every_frame_is_authorized_for_its_own_key() {
     };
     assert_eq!(refused.code(), volo_grpc::Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn acquire_frames_count_against_the_connections_waiter_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_with(
+        dir.path(),
+        &[("GRPC_MAX_LOCK_WAITERS_PER_CONNECTION", "2".to_string())],
+    )
+    .await;
+    let mut session = Session::open(server.addr, None).await;
+    session.acquire(1, "session/limit", 0);
+    let first = session.granted(1).await;
+    session.acquire(2, "session/limit", 60_000);
+    session.acquire(3, "session/limit", 60_000);
+    session.acquire(4, "session/limit", 60_000);
+    match session.next().await {
+        (4, Answer::Error(error)) => {
+            assert_eq!(
+                error.grpc_code,
+                i32::from(volo_grpc::Code::ResourceExhausted)
+            );
+            assert!(error
+                .message
+                .contains("GRPC_MAX_LOCK_WAITERS_PER_CONNECTION"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A cancelled waiter frees its place.
+    session.send(5, Some(Op::Cancel(2)));
+    assert_eq!(session.error(2).await, "cancelled");
+    session.acquire(6, "session/limit", 60_000);
+    session.release(7, &first.lease_id);
+    let mut answers = [session.next().await, session.next().await];
+    answers.sort_by_key(|(id, _)| *id);
+    let third = match answers {
+        [(3, Answer::Acquire(third)), (7, Answer::Release(_))] => third.lease.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    session.release(8, &third.lease_id);
+    let mut answers = [session.next().await, session.next().await];
+    answers.sort_by_key(|(id, _)| *id);
+    assert!(
+        matches!(&answers, [(6, Answer::Acquire(r)), (8, Answer::Release(_))] if r.acquired),
+        "{answers:?}"
+    );
+}
