@@ -273,6 +273,18 @@ async fn every_frame_is_authorized_for_its_own_key() {
     session.release(4, &lease.lease_id);
     assert!(matches!(session.next().await, (4, Answer::Release(_))));
 
+    // A credential revoked while its session is open stops working there too, as soon as it
+    // would for unary calls (the server re-checks it at most 2 s after the last check).
+    let (key_id, api_key) =
+        security_support::create_api_key(&secured.server, "session-key", &["admin"]);
+    let mut keyed = Session::open(addr, Some(&api_key)).await;
+    keyed.acquire(1, "payments/2", 0);
+    keyed.granted(1).await;
+    security_support::apikey(&secured.server, &["revoke", &key_id]);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    keyed.acquire(2, "payments/3", 0);
+    assert_eq!(keyed.error(2).await, "unauthenticated");
+
     // Without a credential the stream itself is refused.
     let (_frames, outgoing) = mpsc::unbounded::<pb::LockSessionRequest>();
     let refused = match locks(addr).session(volo_grpc::Request::new(outgoing)).await {

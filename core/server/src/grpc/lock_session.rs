@@ -40,13 +40,13 @@ const DETAIL_HEADERS: [&str; 1] = ["retry-after"];
 /// Serve the frames of one session stream; the answers, in completion order.
 pub fn serve(
     engine: Arc<Engine>,
-    auth: FrameAuth,
+    auth: Arc<FrameAuth>,
     waiters: Option<ConnectionWaiters>,
     frames: RecvStream<pb::LockSessionRequest>,
 ) -> BoxStream<'static, Result<pb::LockSessionResponse, Status>> {
     let session = Session {
         engine,
-        auth: Arc::new(auth),
+        auth,
         waiters,
         frames: Some(frames),
         running: FuturesUnordered::new(),
@@ -237,16 +237,16 @@ async fn run(
 ) -> Result<Answer, Status> {
     match op {
         Op::Acquire(req) => {
-            auth.check(Permission::LocksAcquire, Some(&req.key))?;
+            auth.check(Permission::LocksAcquire, Some(&req.key)).await?;
             let _slot = waiters.as_ref().map(ConnectionWaiters::take).transpose()?;
             locks::acquire(&engine, req).await.map(Answer::Acquire)
         }
         Op::Renew(req) => {
-            auth.check(Permission::LocksAcquire, None)?;
+            auth.check(Permission::LocksAcquire, None).await?;
             locks::renew(&engine, req).await.map(Answer::Renew)
         }
         Op::Release(req) => {
-            auth.check(Permission::LocksAcquire, None)?;
+            auth.check(Permission::LocksAcquire, None).await?;
             locks::release(&engine, req).await.map(Answer::Release)
         }
         Op::Cancel(_) => Err(status(Error::invalid("a cancel is not an operation"))),

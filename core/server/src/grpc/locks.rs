@@ -151,7 +151,7 @@ impl pb::LockService for LockApi {
     ) -> Result<Response<BoxStream<'static, Result<pb::LockSessionResponse, Status>>>, Status> {
         let auth = req
             .extensions()
-            .get::<FrameAuth>()
+            .get::<Arc<FrameAuth>>()
             .cloned()
             .ok_or_else(|| Status::internal("the lock session has no frame authorization"))?;
         let waiters = req.extensions().get::<ConnectionWaiters>().cloned();
