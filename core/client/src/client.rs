@@ -117,6 +117,8 @@ pub(crate) struct Endpoint {
     pub events: pb::EventServiceClient,
     pub sagas: pb::SagaServiceClient,
     pub health: health::HealthClient,
+    /// The lock session stream on this address (crate::session).
+    pub sessions: crate::session::Sessions,
 }
 
 impl Endpoint {
@@ -149,6 +151,7 @@ impl Endpoint {
             events: build!(pb::EventServiceClientBuilder),
             sagas: build!(pb::SagaServiceClientBuilder),
             health: build!(health::HealthClientBuilder),
+            sessions: Default::default(),
         }
     }
 }

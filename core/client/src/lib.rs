@@ -45,6 +45,7 @@ mod locks;
 mod retry;
 pub mod runtime;
 mod sagas;
+mod session;
 mod tls;
 pub mod trace;
 

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::client::{Client, Inner};
 use crate::error::{Error, ErrorKind, Result};
+use crate::session::{unexpected, Answer, Op};
 
 /// A lease as the server granted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -524,17 +525,25 @@ async fn acquire(client: &Client, key: &str, options: &LockOptions) -> Result<Le
     let outcome = inner
         .run(&spec, |ep, timeout| {
             let remaining_wait = wait.saturating_sub(started.elapsed());
-            let request = inner.request(
-                pb::AcquireLockRequest {
-                    key: key.to_string().into(),
-                    owner: owner.clone().into(),
-                    ttl_ms: millis(options.ttl),
-                    wait_timeout_ms: millis(remaining_wait),
-                    request_id: request_id.clone().into(),
-                },
-                Some(timeout),
-            );
-            async move { Ok(ep.locks.acquire(request?).await?.into_inner()) }
+            let message = pb::AcquireLockRequest {
+                key: key.to_string().into(),
+                owner: owner.clone().into(),
+                ttl_ms: millis(options.ttl),
+                wait_timeout_ms: millis(remaining_wait),
+                request_id: request_id.clone().into(),
+            };
+            let framed = inner.lock_frame(&ep, Op::Acquire(message.clone()), timeout);
+            async move {
+                match framed.await {
+                    Some(Ok(Answer::Acquire(resp))) => Ok(resp),
+                    Some(Ok(other)) => Err(unexpected(other)),
+                    Some(Err(status)) => Err(status),
+                    None => {
+                        let request = inner.request(message, Some(timeout))?;
+                        Ok(ep.locks.acquire(request).await?.into_inner())
+                    }
+                }
+            }
         })
         .await;
     // Finished, not dropped mid-call: a grant reaches the caller below. Only an attempt that
@@ -700,14 +709,22 @@ async fn renew_call(
     }
     let resp = inner
         .run(&spec, |ep, timeout| {
-            let request = inner.request(
-                pb::RenewLockRequest {
-                    lease_id: lease_id.to_string().into(),
-                    ttl_ms: millis(ttl),
-                },
-                Some(timeout),
-            );
-            async move { Ok(ep.locks.renew(request?).await?.into_inner()) }
+            let message = pb::RenewLockRequest {
+                lease_id: lease_id.to_string().into(),
+                ttl_ms: millis(ttl),
+            };
+            let framed = inner.lock_frame(&ep, Op::Renew(message.clone()), timeout);
+            async move {
+                match framed.await {
+                    Some(Ok(Answer::Renew(resp))) => Ok(resp),
+                    Some(Ok(other)) => Err(unexpected(other)),
+                    Some(Err(status)) => Err(status),
+                    None => {
+                        let request = inner.request(message, Some(timeout))?;
+                        Ok(ep.locks.renew(request).await?.into_inner())
+                    }
+                }
+            }
         })
         .await
         .result?;
@@ -720,13 +737,21 @@ async fn release_call(inner: &Inner, lease_id: &str) -> Result<()> {
     let spec = inner.spec("locks.release", true);
     let outcome = inner
         .run(&spec, |ep, timeout| {
-            let request = inner.request(
-                pb::ReleaseLockRequest {
-                    lease_id: lease_id.to_string().into(),
-                },
-                Some(timeout),
-            );
-            async move { Ok(ep.locks.release(request?).await?.into_inner()) }
+            let message = pb::ReleaseLockRequest {
+                lease_id: lease_id.to_string().into(),
+            };
+            let framed = inner.lock_frame(&ep, Op::Release(message.clone()), timeout);
+            async move {
+                match framed.await {
+                    Some(Ok(Answer::Release(resp))) => Ok(resp),
+                    Some(Ok(other)) => Err(unexpected(other)),
+                    Some(Err(status)) => Err(status),
+                    None => {
+                        let request = inner.request(message, Some(timeout))?;
+                        Ok(ep.locks.release(request).await?.into_inner())
+                    }
+                }
+            }
         })
         .await;
     match outcome.result {

@@ -13,6 +13,8 @@ use volo_grpc::body::BoxBody;
 use volo_grpc::context::ServerContext;
 use volo_grpc::{Request, Status};
 
+use crate::security::grpc::LOCK_SESSION_METHOD;
+
 /// Largest request body (all messages of one call) the server reads: 16 MiB. Bigger requests get
 /// RESOURCE_EXHAUSTED before they are buffered.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -46,6 +48,11 @@ where
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Self::Response, Self::Error> {
+        // A lock session is one long-lived body of many small frames: a cap on its total would
+        // end it after so many operations.
+        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
+            return self.inner.call(cx, req).await;
+        }
         let max = self.max;
         let (metadata, extensions, body) = req.into_parts();
         let limited = Limited::new(body, max)
@@ -103,9 +110,26 @@ impl<S> Layer<S> for LockWaiterLimitLayer {
     }
 }
 
+/// The waiter limit of one connection, for the acquire frames of a lock session on it (the
+/// layer puts it in the extensions of [`LOCK_SESSION_METHOD`] calls).
+#[derive(Clone)]
+pub struct ConnectionWaiters {
+    limit: LockWaiterLimitLayer,
+    connection: String,
+}
+
+impl ConnectionWaiters {
+    /// Count one acquisition in progress until the slot is dropped; RESOURCE_EXHAUSTED past
+    /// the limit.
+    #[allow(clippy::result_large_err)]
+    pub fn take(&self) -> Result<WaiterSlot, Status> {
+        self.limit.take(self.connection.clone())
+    }
+}
+
 /// One acquisition in progress on one connection; counted down when the call ends or is
 /// cancelled.
-struct WaiterSlot {
+pub struct WaiterSlot {
     connection: String,
     in_progress: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -155,7 +179,8 @@ where
         cx: &mut ServerContext,
         req: Request<T>,
     ) -> Result<Self::Response, Self::Error> {
-        if cx.rpc_info.method() != ACQUIRE_METHOD {
+        let method = cx.rpc_info.method();
+        if method != ACQUIRE_METHOD && method != LOCK_SESSION_METHOD {
             return self.inner.call(cx, req).await;
         }
         // volo puts the peer address in the `rip` metadata, or in the caller when the client
@@ -167,6 +192,14 @@ where
             .map(str::to_string)
             .or_else(|| cx.rpc_info.caller().address().map(|a| a.to_string()))
             .unwrap_or_default();
+        if method == LOCK_SESSION_METHOD {
+            let mut req = req;
+            req.extensions_mut().insert(ConnectionWaiters {
+                limit: self.limit.clone(),
+                connection,
+            });
+            return self.inner.call(cx, req).await;
+        }
         let _slot = self.limit.take(connection)?;
         self.inner.call(cx, req).await
     }
@@ -241,7 +274,7 @@ impl<S> Layer<S> for TraceLayer {
 
 /// gRPC codes that mean the server failed or could not serve (OpenTelemetry's semantic
 /// conventions for server spans); the others are the caller's business.
-fn server_fault(code: volo_grpc::Code) -> bool {
+pub(crate) fn server_fault(code: volo_grpc::Code) -> bool {
     use volo_grpc::Code;
     matches!(
         code,
@@ -271,6 +304,12 @@ where
     ) -> Result<Self::Response, Self::Error> {
         use tracing::Instrument;
         use volo_grpc::metadata::MetadataValue;
+
+        // A lock session lives as long as its client: no call of its own, each of its frames
+        // gets the span of the call it stands for (grpc/lock_session.rs).
+        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
+            return self.inner.call(cx, req).await;
+        }
 
         let call = {
             let header = |name: &str| req.metadata().get(name).and_then(|v| v.to_str().ok());

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use syros_engine::{AcquireLock, AcquireOutcome, Engine};
 use syros_proto::syros::v1 as pb;
-use volo_grpc::{Request, Response, Status};
+use volo_grpc::{BoxStream, Request, Response, Status};
 
+use super::layers::ConnectionWaiters;
 use super::{limit, status};
-use crate::security::grpc::require;
+use crate::security::grpc::{require, FrameAuth};
 use crate::security::Permission;
 
 pub struct LockApi {
@@ -25,67 +26,89 @@ pub fn lease(lease: syros_engine::Lease) -> pb::Lease {
     }
 }
 
+/// Acquire, once the caller is allowed to: the unary RPC and the session frame.
+pub(crate) async fn acquire(
+    engine: &Engine,
+    req: pb::AcquireLockRequest,
+) -> Result<pb::AcquireLockResponse, Status> {
+    let outcome = engine
+        .locks
+        .acquire(AcquireLock {
+            key: req.key.to_string(),
+            owner: req.owner.to_string(),
+            ttl_ms: req.ttl_ms,
+            wait_timeout_ms: req.wait_timeout_ms,
+            request_id: req.request_id.to_string(),
+        })
+        .await;
+    Ok(match outcome.map_err(status)? {
+        AcquireOutcome::Acquired(l) => pb::AcquireLockResponse {
+            acquired: true,
+            lease: Some(lease(l)),
+            holder: None,
+        },
+        AcquireOutcome::TimedOut { holder } => pb::AcquireLockResponse {
+            acquired: false,
+            lease: None,
+            holder: holder.map(lease),
+        },
+    })
+}
+
+/// Renew, once the caller is allowed to.
+pub(crate) async fn renew(
+    engine: &Engine,
+    req: pb::RenewLockRequest,
+) -> Result<pb::RenewLockResponse, Status> {
+    let renewed = engine
+        .locks
+        .renew(&req.lease_id, req.ttl_ms)
+        .await
+        .map_err(status)?;
+    Ok(pb::RenewLockResponse {
+        lease: Some(lease(renewed)),
+    })
+}
+
+/// Release, once the caller is allowed to. The engine finishes a release it started even when
+/// this future is dropped.
+pub(crate) async fn release(
+    engine: &Engine,
+    req: pb::ReleaseLockRequest,
+) -> Result<pb::ReleaseLockResponse, Status> {
+    let released = engine.locks.release(&req.lease_id).await.map_err(status)?;
+    Ok(pb::ReleaseLockResponse {
+        key: released.key.into(),
+    })
+}
+
 impl pb::LockService for LockApi {
     async fn acquire(
         &self,
         req: Request<pb::AcquireLockRequest>,
     ) -> Result<Response<pb::AcquireLockResponse>, Status> {
         require(&req, Permission::LocksAcquire, Some(&req.get_ref().key))?;
-        let req = req.into_inner();
-        let outcome = self
-            .engine
-            .locks
-            .acquire(AcquireLock {
-                key: req.key.to_string(),
-                owner: req.owner.to_string(),
-                ttl_ms: req.ttl_ms,
-                wait_timeout_ms: req.wait_timeout_ms,
-                request_id: req.request_id.to_string(),
-            })
-            .await;
-        Ok(Response::new(match outcome.map_err(status)? {
-            AcquireOutcome::Acquired(l) => pb::AcquireLockResponse {
-                acquired: true,
-                lease: Some(lease(l)),
-                holder: None,
-            },
-            AcquireOutcome::TimedOut { holder } => pb::AcquireLockResponse {
-                acquired: false,
-                lease: None,
-                holder: holder.map(lease),
-            },
-        }))
+        acquire(&self.engine, req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn renew(
         &self,
         req: Request<pb::RenewLockRequest>,
     ) -> Result<Response<pb::RenewLockResponse>, Status> {
-        let req = req.into_inner();
-        let renewed = self
-            .engine
-            .locks
-            .renew(&req.lease_id, req.ttl_ms)
+        renew(&self.engine, req.into_inner())
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::RenewLockResponse {
-            lease: Some(lease(renewed)),
-        }))
+            .map(Response::new)
     }
 
     async fn release(
         &self,
         req: Request<pb::ReleaseLockRequest>,
     ) -> Result<Response<pb::ReleaseLockResponse>, Status> {
-        let released = self
-            .engine
-            .locks
-            .release(&req.into_inner().lease_id)
+        release(&self.engine, req.into_inner())
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ReleaseLockResponse {
-            key: released.key.into(),
-        }))
+            .map(Response::new)
     }
 
     async fn status(
@@ -120,6 +143,25 @@ impl pb::LockService for LockApi {
         Ok(Response::new(pb::ListLocksResponse {
             leases: leases.into_iter().map(lease).collect(),
         }))
+    }
+
+    async fn session(
+        &self,
+        req: Request<volo_grpc::RecvStream<pb::LockSessionRequest>>,
+    ) -> Result<Response<BoxStream<'static, Result<pb::LockSessionResponse, Status>>>, Status> {
+        let auth = req
+            .extensions()
+            .get::<Arc<FrameAuth>>()
+            .cloned()
+            .ok_or_else(|| Status::internal("the lock session has no frame authorization"))?;
+        let waiters = req.extensions().get::<ConnectionWaiters>().cloned();
+        let frames = req.into_inner();
+        Ok(Response::new(super::lock_session::serve(
+            self.engine.clone(),
+            auth,
+            waiters,
+            frames,
+        )))
     }
 
     async fn force_release(

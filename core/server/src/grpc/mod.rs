@@ -4,6 +4,7 @@ pub mod cache;
 pub mod events;
 pub mod health;
 pub mod layers;
+pub mod lock_session;
 pub mod locks;
 pub mod sagas;
 pub mod shared;

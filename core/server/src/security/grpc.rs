@@ -4,7 +4,8 @@
 //! resource checks.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use volo::{Layer, Service};
 use volo_grpc::context::ServerContext;
@@ -17,7 +18,9 @@ use super::{Denied, Permission, Principal, Security};
 pub fn method_permission(method: &str) -> Option<Permission> {
     let (service, name) = method.strip_prefix("/syros.v1.")?.split_once('/')?;
     Some(match (service, name) {
-        ("LockService", "Acquire" | "Renew" | "Release") => Permission::LocksAcquire,
+        // A lock session carries acquire / renew / release frames, each checked on its own
+        // ([`FrameAuth`]).
+        ("LockService", "Acquire" | "Renew" | "Release" | "Session") => Permission::LocksAcquire,
         ("LockService", "Status" | "List") => Permission::LocksRead,
         ("LockService", "ForceRelease") => Permission::LocksAdmin,
         ("CacheService", "Get") => Permission::CacheRead,
@@ -72,6 +75,60 @@ pub fn require<T>(
     let principal = principal(req)?;
     principal.require(permission, resource).map_err(status)?;
     Ok(principal)
+}
+
+/// The method whose request frames are operations of their own (grpc/locks.rs).
+pub const LOCK_SESSION_METHOD: &str = "/syros.v1.LockService/Session";
+
+/// The decision the layer makes for a whole unary call, made again for each frame of a lock
+/// session: the per-IP and per-principal rate limits count the frame as one request, then the
+/// principal must hold the permission on the resource. The stream's credential is checked again
+/// when the last check is older than [`API_KEY_RECHECK`](super::API_KEY_RECHECK), so a revoked
+/// API key or an expired token ends a long-lived session's rights as it ends unary calls'. The
+/// layer puts it in the extensions of [`LOCK_SESSION_METHOD`] calls.
+pub struct FrameAuth {
+    security: Arc<Security>,
+    ip: Option<IpAddr>,
+    credential: Option<String>,
+    /// The caller, and when its credential was last checked.
+    checked: Mutex<(Instant, Principal)>,
+}
+
+impl FrameAuth {
+    /// Count one operation against the rate limits and check `permission` on `resource`.
+    #[allow(clippy::result_large_err)]
+    pub async fn check(
+        &self,
+        permission: Permission,
+        resource: Option<&str>,
+    ) -> Result<(), Status> {
+        self.security.rate_check_ip(self.ip).map_err(status)?;
+        let principal = self.principal().await?;
+        self.security
+            .rate_check(&principal, Some(permission.family()))
+            .map_err(status)?;
+        principal.require(permission, resource).map_err(status)
+    }
+
+    #[allow(clippy::result_large_err)]
+    async fn principal(&self) -> Result<Principal, Status> {
+        let (at, principal) = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if at.elapsed() < super::API_KEY_RECHECK {
+            return Ok(principal);
+        }
+        let principal = self
+            .security
+            .authenticate(self.credential.as_deref())
+            .await
+            .map_err(status)?;
+        *self.checked.lock().unwrap_or_else(|e| e.into_inner()) =
+            (Instant::now(), principal.clone());
+        Ok(principal)
+    }
 }
 
 /// Authenticates every call.
@@ -140,6 +197,14 @@ where
             .map_err(status)?;
         if let Some(permission) = permission {
             principal.require(permission, None).map_err(status)?;
+        }
+        if method == LOCK_SESSION_METHOD {
+            req.extensions_mut().insert(Arc::new(FrameAuth {
+                security: self.security.clone(),
+                ip,
+                credential: credential.clone(),
+                checked: Mutex::new((Instant::now(), principal.clone())),
+            }));
         }
         req.extensions_mut().insert(principal);
         self.inner.call(cx, req).await

@@ -1,0 +1,353 @@
+//! Lock operations as frames of one `LockService/Session` stream per endpoint
+//! (docs/architecture.md, "Lock sessions").
+//!
+//! A unary call costs a new HTTP/2 stream and a pass through the server's layer stack; on one
+//! long-lived stream an acquire, renew or release is one frame each way. Every lock call of a
+//! client goes through its endpoint's session: it is opened by the first call, a multiplexer
+//! task routes each answer to its caller by id, and it is replaced by the next call once it
+//! broke. This module only carries frames: [`Inner::run`](crate::client::Inner) around each
+//! attempt still decides timeouts, retries and failover, so a broken stream is, for the calls
+//! in flight on it, what a broken unary call is (an ambiguous `unavailable`).
+//!
+//! A server without sessions (UNIMPLEMENTED) is remembered per endpoint, and the calls to it go
+//! unary.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+use syros_proto::syros::v1 as pb;
+use volo_grpc::metadata::{MetadataKey, MetadataValue};
+use volo_grpc::{Code, Status};
+
+use crate::client::{Endpoint, Inner};
+use crate::trace::TraceContext;
+
+pub(crate) use pb::lock_session_request::Op;
+pub(crate) use pb::lock_session_response::Result as Answer;
+
+/// The answer routed to a caller.
+enum Routed {
+    Answer(Answer),
+    Failed(Status),
+    /// The server has no sessions: go unary.
+    Unsupported,
+}
+
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Routed>>>>>;
+
+/// The session state of one endpoint.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    current: Mutex<Option<Arc<Session>>>,
+    unsupported: Arc<AtomicBool>,
+}
+
+/// One open stream.
+struct Session {
+    frames: mpsc::UnboundedSender<pb::LockSessionRequest>,
+    /// Callers waiting for an answer, by frame id; `None` once the stream broke.
+    pending: Pending,
+    next_id: AtomicU64,
+    /// The bearer token the stream was opened with: a new token opens a new stream.
+    token: Option<String>,
+}
+
+impl Session {
+    fn broken(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}
+
+/// One operation waiting for its answer; dropping it before then cancels the operation.
+struct InFlight {
+    session: Arc<Session>,
+    id: u64,
+    answered: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let waiting = self
+            .session
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .and_then(|pending| pending.remove(&self.id))
+            .is_some();
+        if waiting {
+            let _ = self.session.frames.unbounded_send(pb::LockSessionRequest {
+                id: self.session.next_id.fetch_add(1, Ordering::Relaxed),
+                op: Some(Op::Cancel(self.id)),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+impl Sessions {
+    /// Run `op` on this endpoint's session with the attempt's `timeout`, trace context and
+    /// bearer token. `None` when the server has no sessions (the caller goes unary).
+    pub(crate) async fn call(
+        &self,
+        client: &pb::LockServiceClient,
+        handle: &tokio::runtime::Handle,
+        op: Op,
+        timeout: Duration,
+        trace: Option<TraceContext>,
+        token: Option<String>,
+    ) -> Option<Result<Answer, Status>> {
+        if self.unsupported.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (session, id, receiver) = {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let session = match &*current {
+                Some(session) if session.token == token && !session.broken() => session.clone(),
+                _ => {
+                    let session = self.open(client, handle, token);
+                    *current = Some(session.clone());
+                    session
+                }
+            };
+            let id = session.next_id.fetch_add(1, Ordering::Relaxed);
+            let (sender, receiver) = oneshot::channel();
+            let registered = session
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .map(|pending| pending.insert(id, sender))
+                .is_some();
+            if !registered {
+                return Some(Err(broken()));
+            }
+            (session, id, receiver)
+        };
+        let mut in_flight = InFlight {
+            session,
+            id,
+            answered: false,
+        };
+        let (traceparent, tracestate) = match trace {
+            Some(context) => (context.traceparent, context.tracestate.unwrap_or_default()),
+            None => Default::default(),
+        };
+        let frame = pb::LockSessionRequest {
+            id,
+            timeout_ms: u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            traceparent: traceparent.into(),
+            tracestate: tracestate.into(),
+            op: Some(op),
+        };
+        if in_flight.session.frames.unbounded_send(frame).is_err() {
+            return Some(Err(broken()));
+        }
+        let routed = receiver.await;
+        in_flight.answered = true;
+        match routed {
+            Ok(Routed::Answer(Answer::Error(error))) => Some(Err(status_of(error))),
+            Ok(Routed::Answer(answer)) => Some(Ok(answer)),
+            Ok(Routed::Failed(status)) => Some(Err(status)),
+            Ok(Routed::Unsupported) => None,
+            Err(_) => Some(Err(broken())),
+        }
+    }
+
+    /// Open a stream; its multiplexer task runs on `handle` until the stream ends.
+    fn open(
+        &self,
+        client: &pb::LockServiceClient,
+        handle: &tokio::runtime::Handle,
+        token: Option<String>,
+    ) -> Arc<Session> {
+        let (frames, outgoing) = mpsc::unbounded();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let mut request = volo_grpc::Request::new(outgoing);
+        if let Some(value) = token
+            .as_ref()
+            .and_then(|t| format!("Bearer {t}").parse::<MetadataValue<_>>().ok())
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
+        handle.spawn(multiplex(
+            client.clone(),
+            request,
+            pending.clone(),
+            self.unsupported.clone(),
+        ));
+        Arc::new(Session {
+            frames,
+            pending,
+            next_id: AtomicU64::new(1),
+            token,
+        })
+    }
+}
+
+impl Inner {
+    /// One attempt of a lock operation as a frame on `endpoint`'s session, with the current
+    /// trace context and bearer token; `None` when the server has no sessions (the caller goes
+    /// unary).
+    pub(crate) fn lock_frame(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        op: Op,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Option<Result<Answer, Status>>> + Send + 'static {
+        let trace = crate::trace::current();
+        let token = self
+            .options
+            .auth_token
+            .as_ref()
+            .and_then(|provider| provider());
+        let endpoint = endpoint.clone();
+        let handle = self.handle.clone();
+        async move {
+            endpoint
+                .sessions
+                .call(&endpoint.locks, &handle, op, timeout, trace, token)
+                .await
+        }
+    }
+}
+
+/// An answer of another kind than the operation asked for.
+pub(crate) fn unexpected(answer: Answer) -> Status {
+    let kind = match answer {
+        Answer::Acquire(_) => "acquire",
+        Answer::Renew(_) => "renew",
+        Answer::Release(_) => "release",
+        Answer::Error(_) => "error",
+    };
+    Status::internal(format!("the lock session answered with a {kind} frame"))
+}
+
+/// Open the stream and route its answers until it ends; then fail whoever still waits.
+async fn multiplex(
+    client: pb::LockServiceClient,
+    request: volo_grpc::Request<mpsc::UnboundedReceiver<pb::LockSessionRequest>>,
+    pending: Pending,
+    unsupported: Arc<AtomicBool>,
+) {
+    let failure = match client.session(request).await {
+        Err(status)
+            if status.code() == Code::Unimplemented
+                && status
+                    .metadata()
+                    .get(crate::error::ERROR_CODE_HEADER)
+                    .is_none() =>
+        {
+            unsupported.store(true, Ordering::Relaxed);
+            tracing::debug!("the server has no lock sessions; lock calls go unary");
+            None
+        }
+        Err(status) => Some(open_failure(&status)),
+        Ok(answers) => {
+            let mut answers = answers.into_inner();
+            loop {
+                match answers.next().await {
+                    Some(Ok(frame)) => {
+                        let waiter = pending
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .as_mut()
+                            .and_then(|pending| pending.remove(&frame.id));
+                        if let (Some(waiter), Some(answer)) = (waiter, frame.result) {
+                            let _ = waiter.send(Routed::Answer(answer));
+                        }
+                    }
+                    Some(Err(status)) => {
+                        tracing::debug!(error = %status, "lock session broke");
+                        break Some(broken());
+                    }
+                    None => break Some(broken()),
+                }
+            }
+        }
+    };
+    let waiting = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_default();
+    for waiter in waiting.into_values() {
+        let routed = match &failure {
+            None => Routed::Unsupported,
+            Some(status) => Routed::Failed(copy(status)),
+        };
+        let _ = waiter.send(routed);
+    }
+}
+
+/// What a call in flight on a broken stream gets: like a broken unary call, it is unknown
+/// whether the server applied it.
+fn broken() -> Status {
+    Status::unavailable("the lock session stream ended before the answer")
+}
+
+/// What the calls waiting for a stream that could not be opened get: the server's refusal as
+/// it is (e.g. `unauthenticated`), a transport failure as the unary call would have reported it:
+/// never sent when it failed to connect, else unknown.
+fn open_failure(status: &Status) -> Status {
+    if status
+        .metadata()
+        .get(crate::error::ERROR_CODE_HEADER)
+        .is_some()
+    {
+        return copy(status);
+    }
+    let error = crate::error::Error::from_status(status, "locks.session");
+    if error.delivery == crate::error::Delivery::NotSent {
+        // A Syros `unavailable` code is how a server says "not applied".
+        let mut status = Status::unavailable(error.message);
+        status.metadata_mut().insert(
+            crate::error::ERROR_CODE_HEADER,
+            MetadataValue::from_static("unavailable"),
+        );
+        return status;
+    }
+    broken()
+}
+
+/// A status as the client's error mapping reads it: code, message, Syros error code.
+fn copy(status: &Status) -> Status {
+    let mut copy = Status::new(status.code(), status.message().to_string());
+    if let Some(code) = status.metadata().get(crate::error::ERROR_CODE_HEADER) {
+        copy.metadata_mut()
+            .insert(crate::error::ERROR_CODE_HEADER, code.clone());
+    }
+    copy
+}
+
+/// The status a unary call would have ended with, from an error frame.
+fn status_of(error: pb::LockSessionError) -> Status {
+    let mut status = Status::new(Code::from(error.grpc_code), error.message.to_string());
+    let metadata = status.metadata_mut();
+    if let Ok(code) = error.code.parse::<MetadataValue<_>>() {
+        if !error.code.is_empty() {
+            metadata.insert(crate::error::ERROR_CODE_HEADER, code);
+        }
+    }
+    for (name, value) in &error.details {
+        if let (Ok(name), Ok(value)) = (
+            MetadataKey::from_bytes(name.as_bytes()),
+            value.parse::<MetadataValue<_>>(),
+        ) {
+            metadata.insert(name, value);
+        }
+    }
+    status
+}
