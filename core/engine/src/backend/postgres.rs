@@ -82,6 +82,7 @@ impl PostgresStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(2))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
@@ -589,9 +590,8 @@ impl SagaStore for PostgresStore {
             .map(|row| {
                 let doc: Option<String> = row.try_get("saga_doc")?;
                 let task = task_from_row(row)?;
-                let doc = doc.ok_or_else(|| {
-                    Error::internal(format!("task {} has no saga", task.task_id))
-                })?;
+                let doc = doc
+                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
                 Ok((task, saga_from_doc(&doc)?))
             })
             .collect()
