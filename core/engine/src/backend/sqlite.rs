@@ -981,9 +981,8 @@ impl SagaStore for SqliteStore {
             .map(|row| {
                 let doc: Option<String> = row.try_get("saga_doc")?;
                 let task = task_from_row(row)?;
-                let doc = doc.ok_or_else(|| {
-                    Error::internal(format!("task {} has no saga", task.task_id))
-                })?;
+                let doc = doc
+                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
                 Ok((task, saga_from_doc(&doc)?))
             })
             .collect()

@@ -788,8 +788,7 @@ impl SagaManager {
                     .iter()
                     .filter_map(|s| {
                         let output = s.output.as_ref()?;
-                        let value =
-                            serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
+                        let value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
                         Some((s.definition.name.clone(), value))
                     })
                     .collect();
