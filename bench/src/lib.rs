@@ -90,6 +90,17 @@ pub fn start_redis(dir: &Path, pin: bool) -> Result<(Proc, String)> {
 }
 
 pub fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Result<(Proc, u16)> {
+    start_syros_with(bin, dir, redis, None, pin)
+}
+
+/// [`start_syros`] with a `DATABASE_URL` too (e.g. PostgreSQL for sagas and events).
+pub fn start_syros_with(
+    bin: &Path,
+    dir: &Path,
+    redis: Option<&str>,
+    database_url: Option<&str>,
+    pin: bool,
+) -> Result<(Proc, u16)> {
     // The server runs in `dir`: a relative path must not be resolved there.
     let bin = &bin
         .canonicalize()
@@ -108,6 +119,9 @@ pub fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Re
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
     if let Some(url) = redis {
         cmd.env("REDIS_URL", url)
             .env("SYROS_NAMESPACE", format!("bench{}", std::process::id()));

@@ -431,8 +431,11 @@ impl Sagas {
     }
 
     /// Wait until the saga is final, at most `timeout`. Follows the saga's audit stream for
-    /// prompt wake-ups, and also re-reads the saga every [`WAIT_RECHECK`]: a server that crashed
-    /// between storing a transition and appending its audit event never sends that event.
+    /// prompt wake-ups and re-reads the saga only when an audit event reports a final state
+    /// (every audit event carries the saga's `state` after its transition), so a saga costs one
+    /// read at the start and one at its end, not one per event. It also re-reads the saga every
+    /// [`WAIT_RECHECK`]: a server that crashed between storing a transition and appending its
+    /// audit event never sends that event.
     pub async fn wait(&self, saga_id: &str, timeout: Duration) -> Result<SagaInfo> {
         let deadline = tokio::time::Instant::now() + timeout;
         let events = Client {
@@ -461,16 +464,33 @@ impl Sagas {
             }
             let recheck = (now + WAIT_RECHECK).min(deadline);
             match audit.as_mut() {
-                Some(stream) => match tokio::time::timeout_at(recheck, stream.next()).await {
-                    Ok(Some(Err(err))) => return Err(err),
-                    // The stream ended: keep re-reading the saga.
-                    Ok(None) => audit = None,
-                    Ok(Some(Ok(_))) | Err(_) => {}
+                // Events of transitions to non-final states are skipped without a read.
+                Some(stream) => loop {
+                    match tokio::time::timeout_at(recheck, stream.next()).await {
+                        Ok(Some(Err(err))) => return Err(err),
+                        // The stream ended: keep re-reading the saga.
+                        Ok(None) => {
+                            audit = None;
+                            break;
+                        }
+                        Ok(Some(Ok(event))) if !reports_final_state(&event) => continue,
+                        Ok(Some(Ok(_))) | Err(_) => break,
+                    }
                 },
                 None => tokio::time::sleep_until(recheck).await,
             }
         }
     }
+}
+
+/// Whether a saga audit event says the saga reached a final state. An event whose `state` is
+/// missing or unreadable counts as final, so the caller re-reads the saga rather than miss its end.
+fn reports_final_state(event: &crate::RecordedEvent) -> bool {
+    let data: Option<serde_json::Value> = serde_json::from_str(&event.data_json).ok();
+    data.as_ref()
+        .and_then(|data| data.get("state")?.as_str())
+        .and_then(SagaState::parse)
+        .is_none_or(SagaState::is_final)
 }
 
 /// How often [`Sagas::wait`] re-reads the saga when its audit stream is quiet.

@@ -172,6 +172,30 @@ pub trait SagaStore: Send + Sync + 'static {
         limit: usize,
         now_ms: i64,
     ) -> Result<Vec<SagaTask>>;
+    /// Claim ready tasks of `service` for `worker_id`, at most `max_held` minus the tasks it
+    /// holds already, each with its saga (a handler gets the saga's input and earlier outputs).
+    /// This default takes `2 + tasks` store calls; the SQL stores do it in one statement, since
+    /// a worker's feed claims once per task it is woken for.
+    async fn claim_with_sagas(
+        &self,
+        service: &str,
+        worker_id: &str,
+        max_held: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(SagaTask, Saga)>> {
+        let room = max_held.saturating_sub(self.count_claimed(worker_id).await?);
+        if room == 0 {
+            return Ok(Vec::new());
+        }
+        let mut claimed = Vec::new();
+        for task in self.claim_tasks(service, worker_id, room, now_ms).await? {
+            let saga = self.get_saga(&task.saga_id).await?.ok_or_else(|| {
+                crate::error::Error::internal(format!("task {} has no saga", task.task_id))
+            })?;
+            claimed.push((task, saga));
+        }
+        Ok(claimed)
+    }
     async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>>;
     /// Tasks currently claimed by `worker_id`.
     async fn count_claimed(&self, worker_id: &str) -> Result<usize>;

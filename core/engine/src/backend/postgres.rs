@@ -82,6 +82,7 @@ impl PostgresStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(2))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
@@ -552,6 +553,48 @@ impl SagaStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(task_from_row).collect()
+    }
+
+    async fn claim_with_sagas(
+        &self,
+        service: &str,
+        worker_id: &str,
+        max_held: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(SagaTask, Saga)>> {
+        // One round trip: the room left (max_held minus what the worker holds), the claim (SKIP
+        // LOCKED, as in claim_tasks) and each task's saga document.
+        let rows = sqlx::query(
+            "WITH claimed AS (
+                 UPDATE syros_saga_tasks SET worker_id = $1,
+                     deadline_ms = $2 + (doc->>'timeout_ms')::bigint
+                 WHERE task_id IN (
+                     SELECT task_id FROM syros_saga_tasks
+                     WHERE service = $3 AND worker_id IS NULL AND visible_at_ms <= $2
+                     ORDER BY visible_at_ms
+                     LIMIT GREATEST(0, $4 - (SELECT COUNT(*) FROM syros_saga_tasks WHERE worker_id = $1))
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING task_id, saga_id, doc, worker_id, deadline_ms, visible_at_ms)
+             SELECT c.task_id, c.doc::text AS doc, c.worker_id, c.deadline_ms, c.visible_at_ms,
+                 s.doc::text AS saga_doc
+             FROM claimed c LEFT JOIN syros_sagas s ON s.saga_id = c.saga_id
+             ORDER BY c.visible_at_ms",
+        )
+        .bind(worker_id)
+        .bind(now_ms)
+        .bind(service)
+        .bind(i64::try_from(max_held).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let doc: Option<String> = row.try_get("saga_doc")?;
+                let task = task_from_row(row)?;
+                let doc = doc
+                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
+                Ok((task, saga_from_doc(&doc)?))
+            })
+            .collect()
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>> {

@@ -951,6 +951,43 @@ impl SagaStore for SqliteStore {
         rows.iter().map(task_from_row).collect()
     }
 
+    async fn claim_with_sagas(
+        &self,
+        service: &str,
+        worker_id: &str,
+        max_held: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(SagaTask, Saga)>> {
+        // One statement on the writer: the room left (max_held minus what the worker holds), the
+        // claim, and each task's saga document.
+        let rows = sqlx::query(&format!(
+            "UPDATE saga_tasks SET worker_id = ?1,
+                 deadline_ms = ?2 + CAST(json_extract(doc, '$.timeout_ms') AS INTEGER)
+             WHERE task_id IN (
+                 SELECT task_id FROM saga_tasks
+                 WHERE service = ?3 AND worker_id IS NULL AND visible_at_ms <= ?2
+                 ORDER BY visible_at_ms
+                 LIMIT MAX(0, ?4 - (SELECT COUNT(*) FROM saga_tasks WHERE worker_id = ?1)))
+             RETURNING {TASK_COLUMNS},
+                 (SELECT doc FROM sagas WHERE sagas.saga_id = saga_tasks.saga_id) AS saga_doc"
+        ))
+        .bind(worker_id)
+        .bind(now_ms)
+        .bind(service)
+        .bind(i64::try_from(max_held).unwrap_or(i64::MAX))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let doc: Option<String> = row.try_get("saga_doc")?;
+                let task = task_from_row(row)?;
+                let doc = doc
+                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
+                Ok((task, saga_from_doc(&doc)?))
+            })
+            .collect()
+    }
+
     async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>> {
         let row = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM saga_tasks WHERE task_id = ?"

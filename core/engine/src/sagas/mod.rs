@@ -9,6 +9,7 @@
 pub mod model;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,12 +74,14 @@ pub struct SagaManager {
     audit: Arc<dyn EventStore>,
     ready: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// [`FEED_RECHECK`] unless changed by [`SagaManager::set_feed_recheck`] (ms).
+    feed_recheck_ms: AtomicU64,
 }
 
 /// Tasks buffered per task feed beyond what the worker runs at once.
 const FEED_BUFFER: usize = 16;
 /// A feed re-checks the queue at least this often (covers tasks queued through another replica).
-const FEED_RECHECK: Duration = Duration::from_millis(250);
+pub const FEED_RECHECK: Duration = Duration::from_millis(250);
 
 fn check_json(what: &str, text: &str) -> Result<()> {
     if text.len() > MAX_JSON_BYTES {
@@ -415,7 +418,17 @@ impl SagaManager {
             audit,
             ready: Mutex::new(HashMap::new()),
             shutdown,
+            feed_recheck_ms: AtomicU64::new(FEED_RECHECK.as_millis() as u64),
         }
+    }
+
+    /// How often an idle task feed re-checks its queue without being woken (default
+    /// [`FEED_RECHECK`]). Tasks queued through this server wake a waiting feed at once; the
+    /// re-check only matters for tasks queued through another replica. Feeds opened after the
+    /// call use it.
+    pub fn set_feed_recheck(&self, every: Duration) {
+        let millis = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.feed_recheck_ms.store(millis, Ordering::Relaxed);
     }
 
     /// A live feed of tasks for one worker: claims ready tasks of `service` whenever the worker
@@ -435,6 +448,7 @@ impl SagaManager {
             (self.clone(), service.to_string(), worker_id.to_string());
         let max_concurrent = max_concurrent.clamp(1, 1000);
         let mut shutdown = self.shutdown.clone();
+        let recheck = Duration::from_millis(self.feed_recheck_ms.load(Ordering::Relaxed));
         tokio::spawn(async move {
             loop {
                 let claimed = match manager.claim(&service, &worker_id, max_concurrent).await {
@@ -454,7 +468,7 @@ impl SagaManager {
                     continue;
                 }
                 let stopping = tokio::select! {
-                    _ = manager.wait_for_tasks(&service, FEED_RECHECK) => false,
+                    _ = manager.wait_for_tasks(&service, recheck) => false,
                     _ = tx.closed() => return,
                     _ = shutdown.wait_for(|s| *s) => true,
                 };
@@ -762,34 +776,29 @@ impl SagaManager {
     ) -> Result<Vec<ClaimedTask>> {
         check_name("service", service, MAX_NAME_BYTES)?;
         check_name("worker_id", worker_id, 128)?;
-        let held = self.store.count_claimed(worker_id).await?;
-        let room = max_tasks.clamp(1, 1000).saturating_sub(held);
-        if room == 0 {
-            return Ok(Vec::new());
-        }
-        let tasks = self
+        let claimed = self
             .store
-            .claim_tasks(service, worker_id, room, now_ms())
+            .claim_with_sagas(service, worker_id, max_tasks.clamp(1, 1000), now_ms())
             .await?;
-        let mut claimed = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            let saga = self.get(&task.saga_id).await?;
-            let outputs: serde_json::Map<String, serde_json::Value> = saga
-                .steps
-                .iter()
-                .filter_map(|s| {
-                    let output = s.output.as_ref()?;
-                    let value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
-                    Some((s.definition.name.clone(), value))
-                })
-                .collect();
-            claimed.push(ClaimedTask {
-                task,
-                input: saga.input.clone(),
-                previous_outputs: serde_json::Value::Object(outputs).to_string(),
-            });
-        }
-        Ok(claimed)
+        Ok(claimed
+            .into_iter()
+            .map(|(task, saga)| {
+                let outputs: serde_json::Map<String, serde_json::Value> = saga
+                    .steps
+                    .iter()
+                    .filter_map(|s| {
+                        let output = s.output.as_ref()?;
+                        let value = serde_json::from_str(output).unwrap_or(serde_json::Value::Null);
+                        Some((s.definition.name.clone(), value))
+                    })
+                    .collect();
+                ClaimedTask {
+                    task,
+                    input: saga.input,
+                    previous_outputs: serde_json::Value::Object(outputs).to_string(),
+                }
+            })
+            .collect())
     }
 
     /// Wait until `service` may have ready tasks (a new task, or the next retry coming due),
@@ -800,6 +809,7 @@ impl SagaManager {
         tokio::pin!(notified);
         // Register before looking at the queue, so a task queued in between still wakes us.
         notified.as_mut().enable();
+        // A task queued before we registered is seen here: it makes the wait zero.
         let wait = match self.store.next_visible(service).await {
             Ok(Some(at)) => {
                 let delta = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);

@@ -125,6 +125,7 @@ macro_rules! engine_suite {
             nul_in_reported_text_is_stored,
             timed_out_step_is_compensated,
             cancel_racing_a_report_stops_the_next_step,
+            waiting_feed_gets_tasks_without_a_recheck,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {

@@ -764,3 +764,47 @@ pub async fn cancel_racing_a_report_stops_the_next_step<H: Harness>(h: H) {
         assert_eq!(done.steps[1].state, StepState::Pending, "round {round}");
     }
 }
+
+/// A feed waiting for work gets each new task pushed when it is queued (a started saga's first
+/// step, a report's next step), also when it is queued while the feed is busy claiming (sagas
+/// start and report concurrently here): with the feed's re-check interval set to an hour, a task
+/// that had to wait for the re-check would not arrive within the time limit.
+pub async fn waiting_feed_gets_tasks_without_a_recheck<H: Harness>(h: H) {
+    let engine = h.engine();
+    engine.sagas.set_feed_recheck(Duration::from_secs(3600));
+    let svc = unique("svc");
+    let mut feed = engine.sagas.task_feed(&svc, "w-feed", 64).unwrap();
+    for _ in 0..10 {
+        let starts = (0..8).map(|_| {
+            let (engine, svc) = (engine.clone(), svc.clone());
+            tokio::spawn(async move {
+                let steps = vec![step("a", &svc, false), step("b", &svc, false)];
+                engine.sagas.start(start(steps, 1)).await.unwrap().saga_id
+            })
+        });
+        let mut sagas = Vec::new();
+        for started in starts.collect::<Vec<_>>() {
+            sagas.push(started.await.unwrap());
+        }
+        // Each saga's two steps: each report runs concurrently with the feed's next claim.
+        let mut reports = Vec::new();
+        for _ in 0..sagas.len() * 2 {
+            let claimed = within(20, "a task pushed to the waiting feed", feed.recv())
+                .await
+                .expect("the feed is open")
+                .expect("a task");
+            assert!(sagas.contains(&claimed.task.saga_id));
+            let engine = engine.clone();
+            reports.push(tokio::spawn(async move {
+                engine.sagas.report(&claimed.task.task_id, ok("{}")).await
+            }));
+        }
+        for report in reports {
+            assert!(report.await.unwrap().unwrap());
+        }
+        for saga_id in &sagas {
+            let done = engine.sagas.get(saga_id).await.unwrap();
+            assert_eq!(done.state, SagaState::Completed);
+        }
+    }
+}
