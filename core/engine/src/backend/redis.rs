@@ -407,17 +407,10 @@ impl RedisStore {
         let liveness_key = format!("{prefix}replica:{instance}");
         // Alive before any waiter of this replica can be queued.
         refresh_liveness(&link, &liveness_key).await?;
-        tokio::spawn(keep_alive(
-            link.clone(),
-            liveness_key,
-            stop_rx.clone(),
-        ));
+        tokio::spawn(keep_alive(link.clone(), liveness_key, stop_rx.clone()));
         tokio::spawn(listen_releases(
             client,
-            vec![
-                channel.clone(),
-                format!("{grant_channel_prefix}{instance}"),
-            ],
+            vec![channel.clone(), format!("{grant_channel_prefix}{instance}")],
             instance.clone(),
             releases.clone(),
             stop_rx,
@@ -472,7 +465,12 @@ impl RedisStore {
 
     /// A hand-off to `replica`'s waiter `waiter`: returned when that is this replica (the script
     /// published it to any other).
-    fn local_grant(&self, replica: &Value, waiter: &Value, lease: Lease) -> Result<Option<QueueGrant>> {
+    fn local_grant(
+        &self,
+        replica: &Value,
+        waiter: &Value,
+        lease: Lease,
+    ) -> Result<Option<QueueGrant>> {
         if field_str(replica)? != self.instance {
             return Ok(None);
         }
