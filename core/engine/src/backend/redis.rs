@@ -300,9 +300,6 @@ pub struct RedisStore {
     /// This store instance, named in its release announcements so it can tell its own apart;
     /// also this replica's name in the waiter queues.
     instance: String,
-    /// `<namespace>:lock-granted:`, followed by a replica: where queue hand-offs to that
-    /// replica's waiters are published.
-    grant_channel_prefix: String,
     releases: broadcast::Sender<LockReleased>,
     /// Dropped with the store, which ends the release listener.
     _stop: watch::Sender<()>,
@@ -400,7 +397,6 @@ impl RedisStore {
         // Connect (and verify) now, so a bad REDIS_URL fails at start.
         link.conn().await?;
         let channel = format!("{namespace}:lock-released");
-        let grant_channel_prefix = format!("{namespace}:lock-granted:");
         let (releases, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(());
         let instance = uuid::Uuid::new_v4().simple().to_string();
@@ -410,7 +406,10 @@ impl RedisStore {
         tokio::spawn(keep_alive(link.clone(), liveness_key, stop_rx.clone()));
         tokio::spawn(listen_releases(
             client,
-            vec![channel.clone(), format!("{grant_channel_prefix}{instance}")],
+            vec![
+                channel.clone(), // Where the lock scripts publish queue hand-offs to this replica's waiters.
+                format!("{prefix}lock-granted:{instance}"),
+            ],
             instance.clone(),
             releases.clone(),
             stop_rx,
@@ -421,7 +420,6 @@ impl RedisStore {
             prefix,
             channel,
             instance,
-            grant_channel_prefix,
             releases,
             _stop: stop,
         })
@@ -445,6 +443,7 @@ impl RedisStore {
     fn queue_key(&self, key: &str) -> String {
         format!("{}queue:{key}", self.prefix)
     }
+    /// The hash of `key`'s queued waiters (the scripts name it, and the queue list, alike).
     fn waiting_key(&self, key: &str) -> String {
         format!("{}waiting:{key}", self.prefix)
     }
@@ -521,7 +520,6 @@ impl RedisStore {
                 .arg(epoch_base(epoch + 1)?)
                 .arg(&self.prefix)
                 .arg(&self.instance)
-                .arg(&self.grant_channel_prefix)
                 .invoke_async(&mut conn)
                 .await?;
             match reply {
@@ -765,8 +763,6 @@ impl LockStore for RedisStore {
                 .key(self.fence_key())
                 .key(self.lease_key(&lease_id))
                 .key(self.index_key())
-                .key(self.queue_key(&request.key))
-                .key(self.waiting_key(&request.key))
                 .arg(&lease_id)
                 .arg(&request.owner)
                 .arg(request.ttl_ms)
@@ -777,7 +773,6 @@ impl LockStore for RedisStore {
                 .arg(epoch_base(epoch + 1)?)
                 .arg(&self.prefix)
                 .arg(&self.instance)
-                .arg(&self.grant_channel_prefix)
                 .arg(waiter.map(|w| w.id.to_string()).unwrap_or_default())
                 .arg(waiter.map_or(0, |w| w.deadline_ms))
                 .arg(if waiter.is_some_and(|w| w.asked_before) {
@@ -850,7 +845,6 @@ impl LockStore for RedisStore {
             .arg(epoch_base(epoch)?)
             .arg(epoch_base(epoch + 1)?)
             .arg(&self.prefix)
-            .arg(&self.grant_channel_prefix)
             .invoke_async(&mut conn)
             .await?;
         let fields = reply.ok_or_else(|| not_held(lease_id))?;
@@ -887,7 +881,6 @@ impl LockStore for RedisStore {
             .arg(epoch_base(epoch)?)
             .arg(epoch_base(epoch + 1)?)
             .arg(&self.prefix)
-            .arg(&self.grant_channel_prefix)
             .invoke_async(&mut conn)
             .await?;
         let Some(fields) = reply else {

@@ -28,8 +28,8 @@ end
 -- alive (dead or expired entries are dropped on the way). Returns nil when nobody waits,
 -- {'epoch'} when the fencing counter is not in the verified epoch (the waiter stays first), or
 -- {replica, waiter, lease fields...}. The grant is published to the waiter's replica on
--- `grants .. replica`, unless that replica is `origin`, which delivers it from this reply.
-local function grant_to_head(ns, key, now, first, stop, origin, grants)
+-- <ns>lock-granted:<replica>, unless that replica is `origin`, which delivers it from this reply.
+local function grant_to_head(ns, key, now, first, stop, origin)
   local queue, waiting = ns .. 'queue:' .. key, ns .. 'waiting:' .. key
   while true do
     local id = redis.call('LPOP', queue)
@@ -48,7 +48,7 @@ local function grant_to_head(ns, key, now, first, stop, origin, grants)
           return {'epoch'}
         end
         if w.replica ~= origin then
-          redis.call('PUBLISH', grants .. w.replica, cjson.encode({
+          redis.call('PUBLISH', ns .. 'lock-granted:' .. w.replica, cjson.encode({
             waiter = w.waiter, key = key, lease_id = lease[1], owner = lease[2],
             token = lease[3], acquired_at = lease[4], expires_at = lease[5]}))
         end
