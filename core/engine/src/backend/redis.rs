@@ -16,8 +16,15 @@
 //! limits.
 //!
 //! Releases are published on a channel (JSON: the lease, whether it was forced, and which store
-//! instance announced it); every replica subscribes, wakes its local waiters and reports the
-//! release in its lock-change feed.
+//! instance announced it); every replica subscribes and reports the release in its lock-change
+//! feed.
+//!
+//! Each key's waiters queue in Redis (`lua/lock_queue.lua`), shared by every replica: the acquire
+//! script queues a caller that finds the key held (or others queued first), and the release
+//! scripts hand the freed key to the first live waiter in the same script, publishing the grant
+//! to that waiter's replica (`<prefix>lock-granted:<replica>`) unless it is the releasing one,
+//! which gets it in the reply. A replica counts as live while its key `<prefix>replica:<id>`
+//! exists; one task per store refreshes it ([`REPLICA_LIVENESS_TTL`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
