@@ -12,14 +12,5 @@ redis.call('DEL', KEYS[1], ARGV[3] .. cur[1])
 redis.call('PUBLISH', ARGV[2], cjson.encode({
   key = ARGV[1], lease_id = cur[1], owner = cur[2], token = cur[3], acquired_at = cur[4],
   expires_at = cur[5], origin = ARGV[4], forced = true}))
-local reply = {cur[1], cur[2], cur[3], cur[4], cur[5], 'none'}
 local head = grant_to_head(ARGV[8], ARGV[1], ARGV[5], ARGV[6], ARGV[7], ARGV[4])
-if head then
-  if head[1] == 'epoch' then
-    reply[6] = 'epoch'
-  else
-    reply[6] = 'handed'
-    for i = 1, 7 do reply[6 + i] = head[i] end
-  end
-end
-return reply
+return with_hand_off({cur[1], cur[2], cur[3], cur[4], cur[5]}, head)

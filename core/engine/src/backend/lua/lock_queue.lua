@@ -57,3 +57,18 @@ local function grant_to_head(ns, key, now, first, stop, origin)
     end
   end
 end
+
+-- A release's reply: `reply` (the lease that ended) followed by what happened to the key:
+-- 'none' (nobody waits), 'epoch' (the counter left the verified epoch: nobody got it), or
+-- 'handed' and grant_to_head's {replica, waiter, lease fields...}.
+local function with_hand_off(reply, head)
+  if not head then
+    table.insert(reply, 'none')
+  elseif head[1] == 'epoch' then
+    table.insert(reply, 'epoch')
+  else
+    table.insert(reply, 'handed')
+    for i = 1, #head do table.insert(reply, head[i]) end
+  end
+  return reply
+end

@@ -14,14 +14,5 @@ redis.call('ZREM', KEYS[2], cur[6])
 redis.call('PUBLISH', ARGV[2], cjson.encode({
   key = cur[6], lease_id = cur[1], owner = cur[2], token = cur[3], acquired_at = cur[4],
   expires_at = cur[5], origin = ARGV[3], forced = false}))
-local reply = {cur[1], cur[2], cur[3], cur[4], cur[5], cur[6], 'none'}
 local head = grant_to_head(ARGV[7], cur[6], ARGV[4], ARGV[5], ARGV[6], ARGV[3])
-if head then
-  if head[1] == 'epoch' then
-    reply[7] = 'epoch'
-  else
-    reply[7] = 'handed'
-    for i = 1, 7 do reply[7 + i] = head[i] end
-  end
-end
-return reply
+return with_hand_off({cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]}, head)
