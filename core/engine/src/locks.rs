@@ -95,7 +95,15 @@ pub(crate) struct LockWaiters {
 struct StoreQueued {
     slots: HashMap<u64, StoreSlot>,
     per_key: HashMap<String, usize>,
+    /// Leases waiters took on asking the store again ([`QueuedAcquire::HandedAlready`]) before
+    /// the hand-off's announcement arrived, and when: that announcement, if it still comes,
+    /// must not release them. Forgotten after [`CLAIM_MEMORY`].
+    claimed: HashMap<String, Instant>,
 }
+
+/// How long a claimed lease's late announcement is waited for (pub/sub delivers in
+/// milliseconds, or never after a lost subscription).
+const CLAIM_MEMORY: Duration = Duration::from_secs(60);
 
 struct StoreSlot {
     key: String,
@@ -198,10 +206,35 @@ impl LockWaiters {
         Some(slot.tx)
     }
 
+    /// Let waiter `id` take `lease`, which the store says was handed to it, in place of the
+    /// announcement (false: the announcement got here first; the lease is in its channel).
+    fn claim(&self, id: u64, lease: &Lease) -> bool {
+        if self.unregister(id).is_none() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut queued = self.store_queued();
+        queued
+            .claimed
+            .retain(|_, at| now.duration_since(*at) < CLAIM_MEMORY);
+        queued.claimed.insert(lease.lease_id.clone(), now);
+        drop(queued);
+        self.feed.acquired(lease);
+        true
+    }
+
     /// Give a lease the store's queue handed to waiter `grant.waiter` of this server. A waiter
     /// that is gone (gave up, or its call was cancelled) does not keep it: it is released, which
     /// hands the key to the next in line.
     fn deliver(self: &Arc<Self>, grant: QueueGrant) {
+        if self
+            .store_queued()
+            .claimed
+            .remove(&grant.lease.lease_id)
+            .is_some()
+        {
+            return; // Its waiter took it already.
+        }
         // Published before the waiter can act on it (and release it).
         self.feed.acquired(&grant.lease);
         let undelivered = match self.unregister(grant.waiter) {
@@ -651,6 +684,9 @@ impl LockManager {
                     }
                     Ok(AcquireOutcome::TimedOut { holder })
                 }
+                QueuedAcquire::HandedAlready(_) => Err(Error::internal(
+                    "a try-lock was answered as a queued waiter",
+                )),
             };
         }
         let deadline = Instant::now() + Duration::from_millis(wait_timeout_ms);
@@ -675,11 +711,23 @@ impl LockManager {
             asked_before: false,
         };
         loop {
-            let holder_expiry = match self
+            let answer = match self
                 .store
                 .acquire_queued(&request, Some(&waiter), now_ms())
-                .await?
+                .await
             {
+                // Queued already: a store that cannot answer a re-check now (a connection just
+                // replaced) leaves the waiter queued; it asks again shortly.
+                Err(err) if waiter.asked_before && err.kind == ErrorKind::Unavailable => {
+                    tracing::debug!(key = %request.key, error = %err, "lock waiter re-check failed; retrying");
+                    QueuedAcquire::Queued {
+                        holder: None,
+                        handed: None,
+                    }
+                }
+                other => other?,
+            };
+            let holder_expiry = match answer {
                 QueuedAcquire::Acquired(lease) => {
                     place.in_store_queue = false;
                     self.feed.acquired(&lease);
@@ -690,6 +738,16 @@ impl LockManager {
                         self.waiters.deliver(grant);
                     }
                     holder.map(|h| h.expires_at_ms)
+                }
+                // Its announcement is late or lost (this waiter asked again because the
+                // listener lagged or reconnected, or the old holder's expiry came): take it.
+                QueuedAcquire::HandedAlready(lease) => {
+                    place.in_store_queue = false;
+                    if self.waiters.claim(id, &lease) {
+                        return Ok(AcquireOutcome::Acquired(lease));
+                    }
+                    // Delivered meanwhile: the channel has it.
+                    None
                 }
             };
             if !waiter.asked_before {

@@ -122,6 +122,9 @@ pub enum QueuedAcquire {
         holder: Option<Lease>,
         handed: Option<QueueGrant>,
     },
+    /// The queue handed the key to this waiter already (its [`QueuedWaiter::asked_before`]):
+    /// the announcement may still be on its way, or lost (a lagging or reconnected listener).
+    HandedAlready(Lease),
 }
 
 /// A lease a store-kept queue handed to one of this server's waiters.

@@ -334,6 +334,61 @@ async fn a_release_during_a_hand_off_wakes_the_waiter() {
     );
 }
 
+/// A hand-off whose announcement to the waiter's replica is lost (its Redis connections cut
+/// while the grant was in flight): once that replica's subscription is back, the waiter asks
+/// Redis again, learns the key was handed to it, and takes the lease — not only when that
+/// lease's TTL would have freed the key again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_hand_off_announcement_still_serves_the_waiter() {
+    let redis = OwnRedis::start(&[]).await;
+    let proxy = FaultProxy::start(redis.addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let waiting_side = engine_on(
+        &format!("redis://{}", proxy.address()),
+        dir.path(),
+        Limits::default(),
+    )
+    .await;
+    let other_replica = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+    let key = "lost-announcement-key";
+    let holder = take(&other_replica, key, "holder").await;
+    let waiter = {
+        let engine = waiting_side.clone();
+        tokio::spawn(async move {
+            let outcome = engine
+                .locks
+                .acquire(args(key, "waiter", 30_000, 25_000))
+                .await;
+            (outcome, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the waiter must be queued");
+
+    // The waiting side hears nothing now; the release hands it the key meanwhile, and the
+    // announcement dies with the connections cut under it.
+    proxy.blackhole(true);
+    other_replica.locks.release(&holder.lease_id).await.unwrap();
+    let handed = other_replica.locks.status(key).await.unwrap();
+    assert_eq!(handed.as_ref().map(|l| l.owner.as_str()), Some("waiter"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.cut_all();
+    proxy.blackhole(false);
+    let back_at = Instant::now();
+
+    let (outcome, got_at) = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("the waiter answers")
+        .unwrap();
+    match outcome.unwrap() {
+        AcquireOutcome::Acquired(lease) => assert_eq!(Some(lease), handed),
+        other => panic!("the waiter did not get the key handed to it: {other:?}"),
+    }
+    // The handed lease had 30 s to run.
+    let waited = got_at.duration_since(back_at);
+    assert!(waited < Duration::from_secs(5), "served after {waited:?}");
+}
+
 /// Item 5. A release whose caller is cancelled while Redis holds its writes (`CLIENT PAUSE`) is
 /// applied once Redis resumes, and the waiter on the same server is still woken (the server
 /// ignores its own release announcements, so only the release call itself can wake it).

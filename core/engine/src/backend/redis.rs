@@ -742,6 +742,8 @@ impl LockStore for RedisStore {
                     .map(TryAcquire::Held)
                     .ok_or_else(|| Error::internal("the acquire script named no holder"))
             }
+            // Only a queued waiter is told this; a try-lock never queues.
+            QueuedAcquire::HandedAlready(lease) => Ok(TryAcquire::Acquired(lease)),
         }
     }
 
@@ -803,13 +805,8 @@ impl LockStore for RedisStore {
                         handed,
                     });
                 }
-                // Granted to this waiter already; the delivery is under way.
-                Some(2) => {
-                    return Ok(QueuedAcquire::Queued {
-                        holder: Some(lease()?),
-                        handed: None,
-                    })
-                }
+                // Handed to this waiter already; its delivery may be under way, or lost.
+                Some(2) => return Ok(QueuedAcquire::HandedAlready(lease()?)),
                 // The counter left the verified epoch: verify Redis again on a new connection.
                 Some(3) => self.link.forget(conn.verified.id),
                 _ => return Err(Error::internal("unexpected reply from the acquire script")),
