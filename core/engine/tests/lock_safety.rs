@@ -270,22 +270,50 @@ async fn a_promoted_replica_never_reissues_tokens() {
     );
 }
 
+/// Two replicas on one Redis: `waiting_side` reaches it through `proxy` (so its traffic can be
+/// slowed or cut), `other_replica` directly.
+struct ProxiedReplicas {
+    waiting_side: Arc<Engine>,
+    other_replica: Arc<Engine>,
+    proxy: FaultProxy,
+    _redis: OwnRedis,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxiedReplicas {
+    async fn start() -> ProxiedReplicas {
+        let redis = OwnRedis::start(&[]).await;
+        let proxy = FaultProxy::start(redis.addr()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let waiting_side = engine_on(
+            &format!("redis://{}", proxy.address()),
+            dir.path(),
+            Limits::default(),
+        )
+        .await;
+        let other_replica = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+        ProxiedReplicas {
+            waiting_side,
+            other_replica,
+            proxy,
+            _redis: redis,
+            _dir: dir,
+        }
+    }
+}
+
 /// Item 4. A release lands while the only waiter's queueing is under way (its store call is
 /// slowed by a proxy between the engine and Redis; before the queue moved into Redis this was
 /// the window where a hand-off held the waiter off the queue): the waiter still gets the lock at
 /// once, not when the old lease expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_during_a_hand_off_wakes_the_waiter() {
-    let redis = OwnRedis::start(&[]).await;
-    let proxy = FaultProxy::start(redis.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let waiting_side = engine_on(
-        &format!("redis://{}", proxy.address()),
-        dir.path(),
-        Limits::default(),
-    )
-    .await;
-    let other_replica = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+    let replicas = ProxiedReplicas::start().await;
+    let (proxy, waiting_side, other_replica) = (
+        &replicas.proxy,
+        &replicas.waiting_side,
+        &replicas.other_replica,
+    );
     let key = "hand-off-window-key";
     let holder = match other_replica
         .locks
@@ -340,18 +368,14 @@ async fn a_release_during_a_hand_off_wakes_the_waiter() {
 /// lease's TTL would have freed the key again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_hand_off_announcement_still_serves_the_waiter() {
-    let redis = OwnRedis::start(&[]).await;
-    let proxy = FaultProxy::start(redis.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let waiting_side = engine_on(
-        &format!("redis://{}", proxy.address()),
-        dir.path(),
-        Limits::default(),
-    )
-    .await;
-    let other_replica = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+    let replicas = ProxiedReplicas::start().await;
+    let (proxy, waiting_side, other_replica) = (
+        &replicas.proxy,
+        &replicas.waiting_side,
+        &replicas.other_replica,
+    );
     let key = "lost-announcement-key";
-    let holder = take(&other_replica, key, "holder").await;
+    let holder = take(other_replica, key, "holder").await;
     let waiter = {
         let engine = waiting_side.clone();
         tokio::spawn(async move {
