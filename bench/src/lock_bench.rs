@@ -28,7 +28,8 @@
 //!
 //! Environment: `SYROS_BIN` (required), `REDIS_URL` (default: start a private `redis-server`),
 //! `BENCH_SECONDS` per measurement window (default 3), `BENCH_CONCURRENCY` (default 32),
-//! `BENCH_HOLD_MS` (hot hold, default 1), `BENCH_VOLO` (1: add the Volo-only row).
+//! `BENCH_HOLD_MS` (hot hold, default 1), `BENCH_VOLO` (1: add the Volo-only row),
+//! `BENCH_REPLICAS` (0: skip the `hot32` row across two replicas sharing the Redis).
 //! Servers (and Redis) are pinned to CPU 0 with `taskset` when it exists, as in the peers
 //! harness; pin this process to CPU 1.
 
@@ -137,7 +138,7 @@ struct Tokens {
 }
 
 async fn hot(
-    client: &Client,
+    clients: &[Client],
     window: Duration,
     workers: usize,
     hold: Duration,
@@ -151,8 +152,8 @@ async fn hot(
     let tokens = Arc::new(std::sync::Mutex::new(Tokens::default()));
     let key = format!("bench/{label}/hot");
     let mut handles = Vec::new();
-    for _ in 0..workers {
-        let (client, key) = (client.clone(), key.clone());
+    for worker in 0..workers {
+        let (client, key) = (clients[worker % clients.len()].clone(), key.clone());
         let (holders, overlaps, tokens) = (holders.clone(), overlaps.clone(), tokens.clone());
         handles.push(tokio::spawn(async move {
             let (mut latencies, mut failed) = (Vec::new(), 0u64);
@@ -328,7 +329,7 @@ async fn measure(
     let hot = match hot_client {
         Some(client) => Some(
             self::hot(
-                client,
+                std::slice::from_ref(client),
                 settings.window,
                 settings.workers,
                 settings.hold,
@@ -345,6 +346,52 @@ async fn measure(
         conc,
         hot,
     })
+}
+
+/// `hot32` across two replicas sharing the Redis (`BENCH_REPLICAS=1`, the default; `0` skips
+/// it): a second `syros serve` on the same namespace, half the workers calling each replica, all
+/// on one key. The queue kept in Redis serves them in arrival order whichever replica they
+/// called; turns min/max, failed, tokens and overlaps are counted over both halves together.
+async fn two_replicas_row(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    redis_url: &str,
+    pin: bool,
+    settings: &Settings,
+) -> Result<Option<Row>> {
+    if std::env::var("BENCH_REPLICAS").is_ok_and(|v| v == "0") {
+        return Ok(None);
+    }
+    let (first_dir, second_dir) = (dir.join("replica-a"), dir.join("replica-b"));
+    std::fs::create_dir_all(&first_dir)?;
+    std::fs::create_dir_all(&second_dir)?;
+    let (_first, first_port) = start_syros(bin, &first_dir, Some(redis_url), pin)?;
+    let (_second, second_port) = start_syros(bin, &second_dir, Some(redis_url), pin)?;
+    let clients = [
+        syros_client(first_port).await?,
+        syros_client(second_port).await?,
+    ];
+    let name = "2 replicas, hot only";
+    let hot = hot(
+        &clients,
+        settings.window,
+        settings.workers,
+        settings.hold,
+        "two-replicas",
+    )
+    .await?;
+    eprintln!("  measured {name}");
+    // Only the hot row is measured here; seq and c32 are the one-replica row's.
+    Ok(Some(Row {
+        name,
+        seq: Sequential {
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            per_sec: 0.0,
+        },
+        conc: 0.0,
+        hot: Some(hot),
+    }))
 }
 
 fn micros(d: Duration) -> String {
@@ -532,6 +579,10 @@ async fn main() -> Result<()> {
             )
             .await?,
         );
+    }
+
+    if let Some(row) = two_replicas_row(&bin, dir.path(), &redis_url, pin, &settings).await? {
+        rows.push(row);
     }
 
     let (conc_header, hot_header) = (format!("c{workers} c/s"), format!("hot{workers} c/s"));

@@ -1,9 +1,16 @@
 //! Locks: validation, fair FIFO waiting and hand-off on release.
 //!
 //! A waiter is never woken to race for the lock. When a lease ends (release, force-release, or
-//! expiry noticed by the first waiter), [`LockWaiters::hand_off`] acquires the key in the store
-//! *on behalf of* the longest-waiting caller and hands it the lease through a channel. New callers
-//! do not barge past queued waiters on this server: they queue behind them.
+//! expiry noticed by the first waiter), the key is acquired *on behalf of* the longest-waiting
+//! caller, which gets the lease through a channel. New callers do not barge past queued waiters.
+//!
+//! Where the queue lives depends on the store. A store of one process (SQLite) leaves it to this
+//! server: [`LockWaiters::hand_off`] acquires for the head of an in-memory FIFO. A store shared
+//! by replicas (Redis) keeps one queue per key itself ([`LockStore::keeps_queue`]): its acquire
+//! queues the caller and its release grants the key to the queue's head in the same atomic step,
+//! so waiters on every replica are served in arrival order; the head's replica is told (the
+//! store's [`LockReleased::Granted`], or the release's own reply when it is this server) and
+//! delivers the lease from [`LockWaiters`]'s table of waiting callers.
 //!
 //! Every change is also published on the lock-change feed ([`LockManager::changes`],
 //! [`LockManager::watch`]) and counted in the engine's metrics ([`crate::telemetry`]).
@@ -21,7 +28,9 @@ use crate::limits::{check_name, check_optional_name, check_range_ms, now_ms, pag
 use crate::lock_feed::LockFeed;
 pub use crate::lock_feed::{LockChange, LockChangeKind, LockWatch, LOCK_CHANGE_BUFFER};
 use crate::model::Lease;
-use crate::store::{LeaseRequest, LockReleased, LockStore, TryAcquire};
+use crate::store::{
+    LeaseRequest, LockReleased, LockStore, QueueGrant, QueuedAcquire, QueuedWaiter, TryAcquire,
+};
 use crate::telemetry::AcquireProbe;
 
 /// Arguments of an acquire.
@@ -68,12 +77,65 @@ struct KeyQueue {
     again: bool,
 }
 
-/// The per-key FIFO queues of callers waiting on this server.
+/// The per-key FIFO queues of callers waiting on this server (stores of one process), or the
+/// callers of this server waiting in the store's own queues (shared stores).
 pub(crate) struct LockWaiters {
     store: Arc<dyn LockStore>,
     feed: Arc<LockFeed>,
     queues: Mutex<HashMap<String, KeyQueue>>,
     next_id: AtomicU64,
+    /// Callers queued in the store, by waiter id, for delivering the store's hand-offs.
+    store_queued: Mutex<StoreQueued>,
+    /// Tells callers queued in the store to ask it again now (hand-off notices may be lost).
+    recheck: tokio::sync::Notify,
+}
+
+/// This server's callers waiting in a store-kept queue.
+#[derive(Default)]
+struct StoreQueued {
+    slots: HashMap<u64, StoreSlot>,
+    per_key: HashMap<String, usize>,
+    /// Leases waiters took on asking the store again ([`QueuedAcquire::HandedAlready`]) before
+    /// the hand-off's announcement arrived, and when: that announcement, if it still comes,
+    /// must not release them. Forgotten after [`CLAIM_MEMORY`].
+    claimed: HashMap<String, Instant>,
+}
+
+/// How long a claimed lease's late announcement is waited for (pub/sub delivers in
+/// milliseconds, or never after a lost subscription).
+const CLAIM_MEMORY: Duration = Duration::from_secs(60);
+
+struct StoreSlot {
+    key: String,
+    tx: oneshot::Sender<Lease>,
+}
+
+/// A caller's place in a store-kept queue: on drop (acquire ended, timed out, or cancelled) its
+/// slot goes, and unless it got the key, it takes itself out of the store's queue.
+struct StoreQueuePlace {
+    waiters: Arc<LockWaiters>,
+    key: String,
+    id: u64,
+    in_store_queue: bool,
+}
+
+impl Drop for StoreQueuePlace {
+    fn drop(&mut self) {
+        self.waiters.unregister(self.id);
+        if !self.in_store_queue {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, key, id) = (self.waiters.store.clone(), self.key.clone(), self.id);
+        runtime.spawn(async move {
+            if let Err(err) = store.leave_queue(&key, id).await {
+                // Its deadline still takes it out of the queue.
+                tracing::debug!(key, error = %err, "cannot leave the lock queue");
+            }
+        });
+    }
 }
 
 /// Removes its waiter from the queue when the acquire ends (success, timeout, cancellation).
@@ -96,7 +158,102 @@ impl LockWaiters {
             feed,
             queues: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            store_queued: Mutex::new(StoreQueued::default()),
+            recheck: tokio::sync::Notify::new(),
         }
+    }
+
+    fn store_queued(&self) -> std::sync::MutexGuard<'_, StoreQueued> {
+        // Single inserts and removals: a poisoned lock is still consistent.
+        self.store_queued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A slot for a caller about to queue in the store for `key`, unless `max_per_key` callers
+    /// of this server already wait for it.
+    fn register(&self, key: &str, max_per_key: usize) -> Result<(u64, oneshot::Receiver<Lease>)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let mut queued = self.store_queued();
+        let count = queued.per_key.entry(key.to_string()).or_default();
+        if *count >= max_per_key {
+            if *count == 0 {
+                queued.per_key.remove(key);
+            }
+            return Err(too_many_waiters(max_per_key));
+        }
+        *count += 1;
+        queued.slots.insert(
+            id,
+            StoreSlot {
+                key: key.to_string(),
+                tx,
+            },
+        );
+        Ok((id, rx))
+    }
+
+    fn unregister(&self, id: u64) -> Option<oneshot::Sender<Lease>> {
+        let mut queued = self.store_queued();
+        let slot = queued.slots.remove(&id)?;
+        if let Some(count) = queued.per_key.get_mut(&slot.key) {
+            *count -= 1;
+            if *count == 0 {
+                queued.per_key.remove(&slot.key);
+            }
+        }
+        Some(slot.tx)
+    }
+
+    /// Let waiter `id` take `lease`, which the store says was handed to it, in place of the
+    /// announcement (false: the announcement got here first; the lease is in its channel).
+    fn claim(&self, id: u64, lease: &Lease) -> bool {
+        if self.unregister(id).is_none() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut queued = self.store_queued();
+        queued
+            .claimed
+            .retain(|_, at| now.duration_since(*at) < CLAIM_MEMORY);
+        queued.claimed.insert(lease.lease_id.clone(), now);
+        drop(queued);
+        self.feed.acquired(lease);
+        true
+    }
+
+    /// Give a lease the store's queue handed to waiter `grant.waiter` of this server. A waiter
+    /// that is gone (gave up, or its call was cancelled) does not keep it: it is released, which
+    /// hands the key to the next in line.
+    fn deliver(self: &Arc<Self>, grant: QueueGrant) {
+        if self
+            .store_queued()
+            .claimed
+            .remove(&grant.lease.lease_id)
+            .is_some()
+        {
+            return; // Its waiter took it already.
+        }
+        // Published before the waiter can act on it (and release it).
+        self.feed.acquired(&grant.lease);
+        let undelivered = match self.unregister(grant.waiter) {
+            Some(tx) => tx.send(grant.lease).err(),
+            None => Some(grant.lease),
+        };
+        let Some(lease) = undelivered else {
+            return;
+        };
+        let waiters = self.clone();
+        tokio::spawn(async move {
+            match waiters.release(&lease.lease_id).await {
+                Ok(_) => {}
+                Err(err) if err.kind == ErrorKind::LockNotHeld => {}
+                Err(err) => {
+                    tracing::warn!(key = %lease.key, error = %err, "releasing a lease handed to a departed waiter failed");
+                }
+            }
+        });
     }
 
     fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyQueue>> {
@@ -109,9 +266,12 @@ impl LockWaiters {
 
     /// Release `lease_id` in the store, report it, and offer its key to the next waiter.
     async fn release(self: &Arc<Self>, lease_id: &str) -> Result<Lease> {
-        let lease = self.store.release(lease_id, now_ms()).await?;
+        let (lease, handed) = self.store.release_queued(lease_id, now_ms()).await?;
         self.feed.released(&lease, false);
-        self.wake(&lease.key);
+        match handed {
+            Some(grant) => self.deliver(grant),
+            None => self.wake(&lease.key),
+        }
         Ok(lease)
     }
 
@@ -168,13 +328,7 @@ impl LockWaiters {
             if queue.waiters.is_empty() && !queue.handing_off {
                 queues.remove(&request.key);
             }
-            return Err(Error::new(
-                ErrorKind::PayloadTooLarge,
-                format!(
-                    "{max_per_key} callers already wait for this lock on this server; try later"
-                ),
-            )
-            .with_detail("max_waiters_per_key", max_per_key));
+            return Err(too_many_waiters(max_per_key));
         }
         queue.waiters.push_back(Waiter { id, request, tx });
         Ok(id)
@@ -308,6 +462,14 @@ impl LockWaiters {
     }
 }
 
+fn too_many_waiters(max_per_key: usize) -> Error {
+    Error::new(
+        ErrorKind::PayloadTooLarge,
+        format!("{max_per_key} callers already wait for this lock on this server; try later"),
+    )
+    .with_detail("max_waiters_per_key", max_per_key)
+}
+
 /// Lock operations of the engine.
 pub struct LockManager {
     store: Arc<dyn LockStore>,
@@ -423,6 +585,11 @@ impl LockManager {
             ttl_ms: args.ttl_ms,
             request_id: (!args.request_id.is_empty()).then_some(args.request_id),
         };
+        if self.store.keeps_queue() {
+            return self
+                .acquire_in_store_queue(request, args.wait_timeout_ms, probe)
+                .await;
+        }
 
         // Fast path: nobody queued here, so trying directly is fair.
         let mut holder_expiry = None;
@@ -495,6 +662,130 @@ impl LockManager {
         }
     }
 
+    /// Acquire through the store's own queue of the key (shared stores): one store operation
+    /// grants or queues; the lease then arrives from whichever replica's release (or expiry
+    /// check) hands the key over.
+    async fn acquire_in_store_queue(
+        &self,
+        request: LeaseRequest,
+        wait_timeout_ms: u64,
+        probe: &mut AcquireProbe,
+    ) -> Result<AcquireOutcome> {
+        if wait_timeout_ms == 0 {
+            // A try-lock never queues, and a free key with queued waiters goes to their head.
+            return match self.store.acquire_queued(&request, None, now_ms()).await? {
+                QueuedAcquire::Acquired(lease) => {
+                    self.feed.acquired(&lease);
+                    Ok(AcquireOutcome::Acquired(lease))
+                }
+                QueuedAcquire::Queued { holder, handed } => {
+                    if let Some(grant) = handed {
+                        self.waiters.deliver(grant);
+                    }
+                    Ok(AcquireOutcome::TimedOut { holder })
+                }
+                QueuedAcquire::HandedAlready(_) => Err(Error::internal(
+                    "a try-lock was answered as a queued waiter",
+                )),
+            };
+        }
+        let deadline = Instant::now() + Duration::from_millis(wait_timeout_ms);
+        // Registered before the store may queue it: a hand-off can then arrive at any time.
+        let (id, rx) = self
+            .waiters
+            .register(&request.key, self.limits.max_waiters_per_key)?;
+        let mut rx = HandOffSlot {
+            rx,
+            waiters: self.waiters.clone(),
+        };
+        let mut place = StoreQueuePlace {
+            waiters: self.waiters.clone(),
+            key: request.key.clone(),
+            id,
+            in_store_queue: true,
+        };
+        let mut waiter = QueuedWaiter {
+            id,
+            lease_id: crate::backend::new_lease_id(&request),
+            deadline_ms: now_ms() + i64::try_from(wait_timeout_ms).unwrap_or(i64::MAX),
+            asked_before: false,
+        };
+        loop {
+            let answer = match self
+                .store
+                .acquire_queued(&request, Some(&waiter), now_ms())
+                .await
+            {
+                // Queued already: a store that cannot answer a re-check now (a connection just
+                // replaced) leaves the waiter queued; it asks again shortly.
+                Err(err) if waiter.asked_before && err.kind == ErrorKind::Unavailable => {
+                    tracing::debug!(key = %request.key, error = %err, "lock waiter re-check failed; retrying");
+                    QueuedAcquire::Queued {
+                        holder: None,
+                        handed: None,
+                    }
+                }
+                other => other?,
+            };
+            let holder_expiry = match answer {
+                QueuedAcquire::Acquired(lease) => {
+                    place.in_store_queue = false;
+                    self.feed.acquired(&lease);
+                    return Ok(AcquireOutcome::Acquired(lease));
+                }
+                QueuedAcquire::Queued { holder, handed } => {
+                    if let Some(grant) = handed {
+                        self.waiters.deliver(grant);
+                    }
+                    holder.map(|h| h.expires_at_ms)
+                }
+                // Its announcement is late or lost (this waiter asked again because the
+                // listener lagged or reconnected, or the old holder's expiry came): take it.
+                QueuedAcquire::HandedAlready(lease) => {
+                    place.in_store_queue = false;
+                    if self.waiters.claim(id, &lease) {
+                        return Ok(AcquireOutcome::Acquired(lease));
+                    }
+                    // Delivered meanwhile: the channel has it.
+                    None
+                }
+            };
+            if !waiter.asked_before {
+                probe.waiting();
+                waiter.asked_before = true;
+            }
+            // Woken by the hand-off; the timers only notice a holder that lapsed unreleased
+            // (then asking the store again hands the key to the queue's head) or a lost notice.
+            let recheck = match holder_expiry {
+                Some(expiry) => instant_at(expiry + 1),
+                None => Instant::now() + WAITER_RECHECK,
+            };
+            tokio::select! {
+                delivered = &mut rx.rx => match delivered {
+                    Ok(lease) => {
+                        place.in_store_queue = false;
+                        return Ok(AcquireOutcome::Acquired(lease));
+                    }
+                    Err(_) => return Err(Error::internal("lock waiter dropped without an answer")),
+                },
+                _ = tokio::time::sleep_until(recheck.min(deadline)) => {}
+                _ = self.waiters.recheck.notified() => {}
+            }
+            if Instant::now() >= deadline {
+                // Out of the slot table first: a hand-off arriving from now on is released.
+                self.waiters.unregister(id);
+                self.store.leave_queue(&request.key, id).await?;
+                place.in_store_queue = false;
+                rx.rx.close();
+                if let Ok(lease) = rx.rx.try_recv() {
+                    return Ok(AcquireOutcome::Acquired(lease));
+                }
+                let holder = self.store.status(&request.key, now_ms()).await?;
+                return Ok(AcquireOutcome::TimedOut { holder });
+            }
+        }
+    }
+
     /// Extend a held lease to `ttl_ms` from now.
     #[tracing::instrument(level = "debug", name = "engine.locks.renew", skip_all, fields(lease_id = %lease_id))]
     pub async fn renew(&self, lease_id: &str, ttl_ms: u64) -> Result<Lease> {
@@ -546,10 +837,14 @@ impl LockManager {
         let waiters = self.waiters.clone();
         let key = key.to_string();
         run_detached("force-release", async move {
-            let dropped = store.force_release(&key, now_ms()).await?;
+            let (dropped, handed) = store.force_release_queued(&key, now_ms()).await?;
             if let Some(lease) = &dropped {
                 waiters.feed.released(lease, true);
-                waiters.wake(&key);
+            }
+            match handed {
+                Some(grant) => waiters.deliver(grant),
+                None if dropped.is_some() => waiters.wake(&key),
+                None => {}
             }
             Ok(dropped)
         })
@@ -633,10 +928,13 @@ async fn follow_releases(
                 waiters.feed.announced(&notice);
                 waiters.wake(&notice.key);
             }
+            Ok(LockReleased::Granted(grant)) => waiters.deliver(grant),
             Ok(LockReleased::Resync) | Err(RecvError::Lagged(_)) => {
                 for key in waiters.waiting_keys() {
                     waiters.wake(&key);
                 }
+                // Hand-offs to callers queued in the store may have been missed too.
+                waiters.recheck.notify_waiters();
             }
             Err(RecvError::Closed) => return,
         }

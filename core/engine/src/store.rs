@@ -50,6 +50,89 @@ pub trait LockStore: Send + Sync + 'static {
     fn releases(&self) -> Option<broadcast::Receiver<LockReleased>> {
         None
     }
+    /// Whether the store keeps each key's waiter queue itself (shared stores: one FIFO per key
+    /// across replicas). Then the engine waits through [`Self::acquire_queued`] and the
+    /// `*_queued` releases instead of queueing waiters in memory.
+    fn keeps_queue(&self) -> bool {
+        false
+    }
+    /// Grant the key to the requester if it is free and nobody queued first; otherwise, when
+    /// `waiter` is given, queue it (once) behind the others. A free key with queued waiters goes
+    /// to the first of them still waiting, in the same atomic step.
+    async fn acquire_queued(
+        &self,
+        request: &LeaseRequest,
+        waiter: Option<&QueuedWaiter>,
+        now_ms: i64,
+    ) -> Result<QueuedAcquire> {
+        let _ = waiter;
+        Ok(match self.try_acquire(request, now_ms).await? {
+            TryAcquire::Acquired(lease) => QueuedAcquire::Acquired(lease),
+            TryAcquire::Held(holder) => QueuedAcquire::Queued {
+                holder: Some(holder),
+                handed: None,
+            },
+        })
+    }
+    /// Take a waiter that gives up out of the store's queue of `key`.
+    async fn leave_queue(&self, key: &str, waiter: u64) -> Result<()> {
+        let _ = (key, waiter);
+        Ok(())
+    }
+    /// [`Self::release`], and for a store that keeps the queue, the key handed to its first
+    /// waiter in the same step (returned when that waiter is this server's).
+    async fn release_queued(
+        &self,
+        lease_id: &str,
+        now_ms: i64,
+    ) -> Result<(Lease, Option<QueueGrant>)> {
+        Ok((self.release(lease_id, now_ms).await?, None))
+    }
+    /// [`Self::force_release`] with the hand-off of [`Self::release_queued`].
+    async fn force_release_queued(
+        &self,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<(Option<Lease>, Option<QueueGrant>)> {
+        Ok((self.force_release(key, now_ms).await?, None))
+    }
+}
+
+/// A caller of this server waiting in a store-kept queue ([`LockStore::acquire_queued`]).
+#[derive(Debug, Clone)]
+pub struct QueuedWaiter {
+    /// Unique among this server's waiters.
+    pub id: u64,
+    /// The lease id it gets when the key is handed to it.
+    pub lease_id: String,
+    /// Wall-clock end of its wait: past it, a hand-off skips the entry.
+    pub deadline_ms: i64,
+    /// It called before (and may be queued, or granted the key already).
+    pub asked_before: bool,
+}
+
+/// Outcome of [`LockStore::acquire_queued`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedAcquire {
+    /// The caller now holds this lease.
+    Acquired(Lease),
+    /// Someone else holds the key (`holder`, if known); a waiting caller is queued. `handed`:
+    /// the free key was just given to another waiter of this server, which must get it.
+    Queued {
+        holder: Option<Lease>,
+        handed: Option<QueueGrant>,
+    },
+    /// The queue handed the key to this waiter already (its [`QueuedWaiter::asked_before`]):
+    /// the announcement may still be on its way, or lost (a lagging or reconnected listener).
+    HandedAlready(Lease),
+}
+
+/// A lease a store-kept queue handed to one of this server's waiters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGrant {
+    /// The waiter's [`QueuedWaiter::id`].
+    pub waiter: u64,
+    pub lease: Lease,
 }
 
 /// A notice from a shared lock store.
@@ -59,6 +142,8 @@ pub enum LockReleased {
     Key(ReleasedKey),
     /// Notices may have been missed (reconnect): re-check every waiting key.
     Resync,
+    /// A store-kept queue handed a key to a waiter of this server (through another replica).
+    Granted(QueueGrant),
 }
 
 /// A lease that ended, as a shared store announces it.

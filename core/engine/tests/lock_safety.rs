@@ -270,21 +270,50 @@ async fn a_promoted_replica_never_reissues_tokens() {
     );
 }
 
-/// Item 4. A release lands while a hand-off is under way for the only waiter (its store call is
-/// slowed by a proxy between the engine and Redis, so the waiter is off the queue): the waiter
-/// still gets the lock at once, not when the old lease expires.
+/// Two replicas on one Redis: `waiting_side` reaches it through `proxy` (so its traffic can be
+/// slowed or cut), `other_replica` directly.
+struct ProxiedReplicas {
+    waiting_side: Arc<Engine>,
+    other_replica: Arc<Engine>,
+    proxy: FaultProxy,
+    _redis: OwnRedis,
+    _dir: tempfile::TempDir,
+}
+
+impl ProxiedReplicas {
+    async fn start() -> ProxiedReplicas {
+        let redis = OwnRedis::start(&[]).await;
+        let proxy = FaultProxy::start(redis.addr()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let waiting_side = engine_on(
+            &format!("redis://{}", proxy.address()),
+            dir.path(),
+            Limits::default(),
+        )
+        .await;
+        let other_replica = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+        ProxiedReplicas {
+            waiting_side,
+            other_replica,
+            proxy,
+            _redis: redis,
+            _dir: dir,
+        }
+    }
+}
+
+/// Item 4. A release lands while the only waiter's queueing is under way (its store call is
+/// slowed by a proxy between the engine and Redis; before the queue moved into Redis this was
+/// the window where a hand-off held the waiter off the queue): the waiter still gets the lock at
+/// once, not when the old lease expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_during_a_hand_off_wakes_the_waiter() {
-    let redis = OwnRedis::start(&[]).await;
-    let proxy = FaultProxy::start(redis.addr()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let waiting_side = engine_on(
-        &format!("redis://{}", proxy.address()),
-        dir.path(),
-        Limits::default(),
-    )
-    .await;
-    let other_replica = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+    let replicas = ProxiedReplicas::start().await;
+    let (proxy, waiting_side, other_replica) = (
+        &replicas.proxy,
+        &replicas.waiting_side,
+        &replicas.other_replica,
+    );
     let key = "hand-off-window-key";
     let holder = match other_replica
         .locks
@@ -296,8 +325,8 @@ async fn a_release_during_a_hand_off_wakes_the_waiter() {
         other => panic!("{other:?}"),
     };
 
-    // Every acquire attempt for the key answers a second late: the waiter's own attempt, then
-    // the hand-off its queueing starts.
+    // Every acquire attempt for the key answers a second late: the waiter's own attempt, which
+    // queues it in Redis.
     proxy.delay_replies_to(key.as_bytes(), Duration::from_secs(1));
     let started = Instant::now();
     let waiter = {
@@ -310,8 +339,8 @@ async fn a_release_during_a_hand_off_wakes_the_waiter() {
         })
     };
     assert!(
-        proxy.wait_fired(2, Duration::from_secs(10)).await,
-        "the hand-off never tried the key"
+        proxy.wait_fired(1, Duration::from_secs(10)).await,
+        "the waiter never tried the key"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Released through another replica while the hand-off's attempt is still unanswered.
@@ -331,6 +360,57 @@ async fn a_release_during_a_hand_off_wakes_the_waiter() {
         waited < Duration::from_secs(15),
         "woken only after {waited:?}"
     );
+}
+
+/// A hand-off whose announcement to the waiter's replica is lost (its Redis connections cut
+/// while the grant was in flight): once that replica's subscription is back, the waiter asks
+/// Redis again, learns the key was handed to it, and takes the lease — not only when that
+/// lease's TTL would have freed the key again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_hand_off_announcement_still_serves_the_waiter() {
+    let replicas = ProxiedReplicas::start().await;
+    let (proxy, waiting_side, other_replica) = (
+        &replicas.proxy,
+        &replicas.waiting_side,
+        &replicas.other_replica,
+    );
+    let key = "lost-announcement-key";
+    let holder = take(other_replica, key, "holder").await;
+    let waiter = {
+        let engine = waiting_side.clone();
+        tokio::spawn(async move {
+            let outcome = engine
+                .locks
+                .acquire(args(key, "waiter", 30_000, 25_000))
+                .await;
+            (outcome, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the waiter must be queued");
+
+    // The waiting side hears nothing now; the release hands it the key meanwhile, and the
+    // announcement dies with the connections cut under it.
+    proxy.blackhole(true);
+    other_replica.locks.release(&holder.lease_id).await.unwrap();
+    let handed = other_replica.locks.status(key).await.unwrap();
+    assert_eq!(handed.as_ref().map(|l| l.owner.as_str()), Some("waiter"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.cut_all();
+    proxy.blackhole(false);
+    let back_at = Instant::now();
+
+    let (outcome, got_at) = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("the waiter answers")
+        .unwrap();
+    match outcome.unwrap() {
+        AcquireOutcome::Acquired(lease) => assert_eq!(Some(lease), handed),
+        other => panic!("the waiter did not get the key handed to it: {other:?}"),
+    }
+    // The handed lease had 30 s to run.
+    let waited = got_at.duration_since(back_at);
+    assert!(waited < Duration::from_secs(5), "served after {waited:?}");
 }
 
 /// Item 5. A release whose caller is cancelled while Redis holds its writes (`CLIENT PAUSE`) is

@@ -132,4 +132,146 @@ mod shared_store {
         }
         b.shutdown();
     }
+
+    /// An acquire on `engine` that waits (up to 20 s), holds the key 20 ms, releases it, and
+    /// records its owner and token in `served`.
+    fn queue_up(
+        engine: &std::sync::Arc<Engine>,
+        key: &str,
+        owner: &str,
+        served: &std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (engine, served) = (engine.clone(), served.clone());
+        let args = AcquireLock {
+            key: key.to_string(),
+            owner: owner.to_string(),
+            ttl_ms: 10_000,
+            wait_timeout_ms: 20_000,
+            request_id: String::new(),
+        };
+        tokio::spawn(async move {
+            let lease = match engine.locks.acquire(args).await.unwrap() {
+                AcquireOutcome::Acquired(lease) => lease,
+                other => panic!("{other:?}"),
+            };
+            served
+                .lock()
+                .unwrap()
+                .push((lease.owner.clone(), lease.fencing_token));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            engine.locks.release(&lease.lease_id).await.unwrap();
+        })
+    }
+
+    /// One queue per key across replicas: waiters arriving A1 B1 A2 B2 on two replicas are
+    /// served in that order, with strictly increasing tokens (a queue per replica would serve
+    /// the releasing replica's own waiters first).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_on_two_replicas_are_served_in_arrival_order() {
+        let h = ProductionHarness::new().await;
+        let a = h.engine();
+        let b = ProductionHarness::open(&h.config).await;
+        let k = unique("global-fifo");
+        let holder = take(&a, &k, "holder").await;
+        let served = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (engine, owner) in [(&a, "a1"), (&b, "b1"), (&a, "a2"), (&b, "b2")] {
+            tasks.push(queue_up(engine, &k, owner, &served));
+            // Each waiter queues before the next arrives.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            served.lock().unwrap().is_empty(),
+            "a waiter got a held lock"
+        );
+        a.locks.release(&holder.lease_id).await.unwrap();
+        for task in tasks {
+            within(10, "a queued waiter", task).await.unwrap();
+        }
+        let served = served.lock().unwrap().clone();
+        let owners: Vec<&str> = served.iter().map(|(owner, _)| owner.as_str()).collect();
+        assert_eq!(
+            owners,
+            ["a1", "b1", "a2", "b2"],
+            "served out of arrival order"
+        );
+        let tokens: Vec<u64> = served.iter().map(|(_, token)| *token).collect();
+        assert!(
+            tokens.windows(2).all(|w| w[0] < w[1]) && tokens[0] > holder.fencing_token,
+            "{tokens:?} after {}",
+            holder.fencing_token
+        );
+        b.shutdown();
+    }
+
+    /// Waiters that give up (timed out, or their call dropped) take themselves out of the
+    /// queue in Redis: the next waiter gets the very next token, so no grant went to them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_that_give_up_leave_the_shared_queue() {
+        let h = ProductionHarness::new().await;
+        let a = h.engine();
+        let b = ProductionHarness::open(&h.config).await;
+        let k = unique("leave-queue");
+        let holder = take(&a, &k, "holder").await;
+        let waiting = |wait_timeout_ms| AcquireLock {
+            key: k.clone(),
+            owner: "quitter".to_string(),
+            ttl_ms: 10_000,
+            wait_timeout_ms,
+            request_id: String::new(),
+        };
+        let client = redis::Client::open(super::required_env("SYROS_TEST_REDIS_URL")).unwrap();
+        let redis = client.get_multiplexed_async_connection().await.unwrap();
+        let waiting_key = format!("{{{}}}:waiting:{k}", h.config.namespace);
+        let queued = |mut redis: redis::aio::MultiplexedConnection| {
+            let waiting_key = waiting_key.clone();
+            async move {
+                redis::cmd("HLEN")
+                    .arg(&waiting_key)
+                    .query_async::<u64>(&mut redis)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // A waiter on B that times out is queued while it waits, and gone after.
+        let timing_out = {
+            let b = b.clone();
+            let args = waiting(400);
+            tokio::spawn(async move { b.locks.acquire(args).await })
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            queued(redis.clone()).await,
+            1,
+            "the waiter is queued in Redis"
+        );
+        let outcome = within(5, "the timed-out waiter", timing_out).await.unwrap();
+        assert!(
+            matches!(outcome, Ok(AcquireOutcome::TimedOut { .. })),
+            "{outcome:?}"
+        );
+        assert_eq!(queued(redis.clone()).await, 0, "the timed-out waiter left");
+
+        // A waiter on A whose call is dropped (its client went away) leaves too.
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(150), a.locks.acquire(waiting(20_000)))
+                .await;
+        assert!(dropped.is_err(), "it should still be waiting: {dropped:?}");
+        within(5, "the dropped waiter to leave", async {
+            while queued(redis.clone()).await != 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+
+        let served = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let next = queue_up(&b, &k, "next", &served);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        a.locks.release(&holder.lease_id).await.unwrap();
+        within(10, "the next waiter", next).await.unwrap();
+        let served = served.lock().unwrap().clone();
+        assert_eq!(served, [("next".to_string(), holder.fencing_token + 1)]);
+        b.shutdown();
+    }
 }

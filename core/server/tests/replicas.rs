@@ -149,6 +149,66 @@ async fn two_replicas_share_locks_and_events() {
     assert_eq!(received.version, 0);
 }
 
+/// A waiter queued (in Redis) through a replica that is then killed -9 does not hold up the
+/// queue: once the dead replica's liveness key lapsed, a release hands the key past it to the
+/// next waiter at once (were it granted to the dead waiter, the next would wait for that lease's
+/// 30 s TTL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_replicas_waiter_does_not_block_the_queue() {
+    let ns = namespace();
+    let env = production_env(required_env("SYROS_TEST_REDIS_URL"), &ns);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = ServerProcess::start_with(dir_a.path(), &env).await;
+    let mut b = ServerProcess::start_with(dir_b.path(), &env).await;
+    let locks_a = locks(a.addr);
+
+    let first = acquire(&locks_a, "queue/key", "on-a", 0).await;
+    let doomed = {
+        let locks_b = locks(b.addr);
+        tokio::spawn(async move {
+            locks_b
+                .acquire(acquire_request("queue/key", "on-b", 30_000, 60_000))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!doomed.is_finished(), "B's waiter must be queued");
+    b.kill9();
+    let next = {
+        let locks_a = locks_a.clone();
+        tokio::spawn(async move {
+            let lease = acquire(&locks_a, "queue/key", "next-on-a", 20_000).await;
+            (lease, Instant::now())
+        })
+    };
+    // B's liveness key (3 s TTL) lapses meanwhile.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(
+        !next.is_finished(),
+        "the next waiter must wait for the holder"
+    );
+    let released_at = Instant::now();
+    locks_a
+        .release(pb::ReleaseLockRequest {
+            lease_id: first.lease_id.clone(),
+        })
+        .await
+        .unwrap();
+    let (lease, got_at) = tokio::time::timeout(Duration::from_secs(15), next)
+        .await
+        .expect("the next waiter is served")
+        .unwrap();
+    let hand_over = got_at.duration_since(released_at);
+    assert!(
+        hand_over < Duration::from_millis(1_000),
+        "hand-over past the dead waiter took {hand_over:?}"
+    );
+    assert_eq!(lease.owner, "next-on-a");
+    // Nobody else was granted the key in between: the very next token.
+    assert_eq!(lease.fencing_token, first.fencing_token + 1);
+    assert!(doomed.await.unwrap().is_err(), "B's call died with B");
+}
+
 /// A redis-server of this test's own, so it can be killed and restarted empty.
 struct OwnRedis {
     child: Child,

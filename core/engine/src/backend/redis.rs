@@ -16,8 +16,15 @@
 //! limits.
 //!
 //! Releases are published on a channel (JSON: the lease, whether it was forced, and which store
-//! instance announced it); every replica subscribes, wakes its local waiters and reports the
-//! release in its lock-change feed.
+//! instance announced it); every replica subscribes and reports the release in its lock-change
+//! feed.
+//!
+//! Each key's waiters queue in Redis (`lua/lock_queue.lua`), shared by every replica: the acquire
+//! script queues a caller that finds the key held (or others queued first), and the release
+//! scripts hand the freed key to the first live waiter in the same script, publishing the grant
+//! to that waiter's replica (`<prefix>lock-granted:<replica>`) unless it is the releasing one,
+//! which gets it in the reply. A replica counts as live while its key `<prefix>replica:<id>`
+//! exists; one task per store refreshes it ([`REPLICA_LIVENESS_TTL`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -42,6 +49,7 @@ struct Scripts {
     renew: Script,
     release: Script,
     force_release: Script,
+    hand_off: Script,
     cache_set: Script,
     cache_delete: Script,
     cache_invalidate: Script,
@@ -51,10 +59,24 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            acquire: Script::new(include_str!("lua/lock_acquire.lua")),
+            // The scripts that grant or free a key share the queue's functions.
+            acquire: Script::new(concat!(
+                include_str!("lua/lock_queue.lua"),
+                include_str!("lua/lock_acquire.lua")
+            )),
             renew: Script::new(include_str!("lua/lock_renew.lua")),
-            release: Script::new(include_str!("lua/lock_release.lua")),
-            force_release: Script::new(include_str!("lua/lock_force_release.lua")),
+            release: Script::new(concat!(
+                include_str!("lua/lock_queue.lua"),
+                include_str!("lua/lock_release.lua")
+            )),
+            force_release: Script::new(concat!(
+                include_str!("lua/lock_queue.lua"),
+                include_str!("lua/lock_force_release.lua")
+            )),
+            hand_off: Script::new(concat!(
+                include_str!("lua/lock_queue.lua"),
+                include_str!("lua/lock_hand_off.lua")
+            )),
             cache_set: Script::new(include_str!("lua/cache_set.lua")),
             cache_delete: Script::new(include_str!("lua/cache_delete.lua")),
             cache_invalidate: Script::new(include_str!("lua/cache_invalidate.lua")),
@@ -282,7 +304,8 @@ pub struct RedisStore {
     /// `{namespace}:`
     prefix: String,
     channel: String,
-    /// This store instance, named in its release announcements so it can tell its own apart.
+    /// This store instance, named in its release announcements so it can tell its own apart;
+    /// also this replica's name in the waiter queues.
     instance: String,
     releases: broadcast::Sender<LockReleased>,
     /// Dropped with the store, which ends the release listener.
@@ -384,9 +407,16 @@ impl RedisStore {
         let (releases, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(());
         let instance = uuid::Uuid::new_v4().simple().to_string();
+        let liveness_key = format!("{prefix}replica:{instance}");
+        // Alive before any waiter of this replica can be queued.
+        refresh_liveness(&link, &liveness_key).await?;
+        tokio::spawn(keep_alive(link.clone(), liveness_key, stop_rx.clone()));
         tokio::spawn(listen_releases(
             client,
-            channel.clone(),
+            vec![
+                channel.clone(), // Where the lock scripts publish queue hand-offs to this replica's waiters.
+                format!("{prefix}lock-granted:{instance}"),
+            ],
             instance.clone(),
             releases.clone(),
             stop_rx,
@@ -417,6 +447,13 @@ impl RedisStore {
     fn fence_key(&self) -> String {
         format!("{}fence", self.prefix)
     }
+    fn queue_key(&self, key: &str) -> String {
+        format!("{}queue:{key}", self.prefix)
+    }
+    /// The hash of `key`'s queued waiters (the scripts name it, and the queue list, alike).
+    fn waiting_key(&self, key: &str) -> String {
+        format!("{}waiting:{key}", self.prefix)
+    }
     fn cache_key(&self, key: &str) -> String {
         format!("{}cache:{key}", self.prefix)
     }
@@ -430,6 +467,91 @@ impl RedisStore {
 
     async fn conn(&self) -> Result<Conn> {
         self.link.conn().await
+    }
+
+    /// A hand-off to `replica`'s waiter `waiter`: returned when that is this replica (the script
+    /// published it to any other).
+    fn local_grant(
+        &self,
+        replica: &Value,
+        waiter: &Value,
+        lease: Lease,
+    ) -> Result<Option<QueueGrant>> {
+        if field_str(replica)? != self.instance {
+            return Ok(None);
+        }
+        let waiter = field_str(waiter)?
+            .parse()
+            .map_err(|_| Error::internal("malformed waiter id in a hand-off"))?;
+        Ok(Some(QueueGrant { waiter, lease }))
+    }
+
+    /// The hand-off part of a release reply (`'none'`, `'epoch'`, or `'handed'` followed by
+    /// replica, waiter and the lease's fields). After `'epoch'` (the counter left the verified
+    /// epoch, so the key went to nobody), Redis is verified again and the key handed off then.
+    async fn hand_off_reply(
+        &self,
+        conn: &Conn,
+        key: &str,
+        reply: Option<&[Value]>,
+        now_ms: i64,
+    ) -> Result<Option<QueueGrant>> {
+        let Some([status, rest @ ..]) = reply else {
+            return Ok(None);
+        };
+        match field_str(status)?.as_str() {
+            "handed" if rest.len() >= 7 => {
+                self.local_grant(&rest[0], &rest[1], lease_from(&rest[2..], key.to_string())?)
+            }
+            "epoch" => {
+                self.link.forget(conn.verified.id);
+                self.hand_off(key, now_ms).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Give the free `key` to the first live waiter of its queue.
+    async fn hand_off(&self, key: &str, now_ms: i64) -> Result<Option<QueueGrant>> {
+        for _ in 0..3 {
+            let mut conn = self.conn().await?;
+            let epoch = conn.verified.epoch;
+            let reply: Value = self
+                .scripts
+                .hand_off
+                .key(self.lock_key(key))
+                .key(self.queue_key(key))
+                .arg(key)
+                .arg(now_ms)
+                .arg(epoch_base(epoch)?)
+                .arg(epoch_base(epoch + 1)?)
+                .arg(&self.prefix)
+                .arg(&self.instance)
+                .invoke_async(&mut conn)
+                .await?;
+            match reply {
+                Value::Array(fields) if fields.len() >= 7 => {
+                    let lease = lease_from(&fields[2..], key.to_string())?;
+                    return self.local_grant(&fields[0], &fields[1], lease);
+                }
+                Value::Array(_) => return Err(Error::internal("short hand-off reply")),
+                other if field_str(&other).is_ok_and(|s| s == "epoch") => {
+                    self.link.forget(conn.verified.id)
+                }
+                _ => return Ok(None),
+            }
+        }
+        Err(Error::unavailable(
+            "Redis keeps moving its fencing counter out of the verified epoch",
+        ))
+    }
+
+    /// A hand-off to a waiter of this replica found by a call that cannot return it (the plain
+    /// [`LockStore`] operations): delivered through the release feed, like one from elsewhere.
+    fn announce_grant(&self, handed: Option<QueueGrant>) {
+        if let Some(grant) = handed {
+            let _ = self.releases.send(LockReleased::Granted(grant));
+        }
     }
 }
 
@@ -488,12 +610,65 @@ fn own_origin_marker(instance: &str) -> String {
     format!("\"origin\":\"{instance}\"")
 }
 
+/// A queue hand-off published to this replica (JSON: waiter, key and the lease's fields).
+fn parse_grant(payload: &str) -> Option<QueueGrant> {
+    let serde_json::Value::Object(map) = serde_json::from_str(payload).ok()? else {
+        return None;
+    };
+    let text = |name: &str| map.get(name).and_then(serde_json::Value::as_str);
+    let number = |name: &str| text(name).and_then(|t| t.parse::<i64>().ok());
+    Some(QueueGrant {
+        waiter: text("waiter")?.parse().ok()?,
+        lease: Lease {
+            lease_id: text("lease_id")?.to_string(),
+            key: text("key")?.to_string(),
+            owner: text("owner")?.to_string(),
+            fencing_token: u64::try_from(number("token")?).ok()?,
+            acquired_at_ms: number("acquired_at")?,
+            expires_at_ms: number("expires_at")?,
+        },
+    })
+}
+
+/// How long a replica counts as alive after its last refresh: queued waiters of a replica that
+/// died are skipped by hand-offs once this passed.
+pub const REPLICA_LIVENESS_TTL: Duration = Duration::from_secs(3);
+
+/// How often a replica refreshes its liveness key (a third of its TTL: two refreshes may fail).
+const REPLICA_LIVENESS_REFRESH: Duration = Duration::from_secs(1);
+
+async fn refresh_liveness(link: &Arc<Link>, liveness_key: &str) -> Result<()> {
+    let mut conn = link.conn().await?;
+    let _: () = redis::cmd("SET")
+        .arg(liveness_key)
+        .arg(1)
+        .arg("PX")
+        .arg(REPLICA_LIVENESS_TTL.as_millis() as u64)
+        .query_async(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Keep this replica's liveness key alive (one task per replica, not per waiter). Ends when the
+/// store is dropped (`stop` closes); the key then lapses within its TTL.
+async fn keep_alive(link: Arc<Link>, liveness_key: String, mut stop: watch::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REPLICA_LIVENESS_REFRESH) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(err) = refresh_liveness(&link, &liveness_key).await {
+            tracing::warn!(error = %err, "cannot refresh this replica's liveness in Redis");
+        }
+    }
+}
+
 /// Follow the release channel and forward each release; after a reconnect, tell the engine to
 /// re-check every waiter (a release may have been missed while disconnected).
 /// Ends when the store is dropped (`stop` closes).
 async fn listen_releases(
     client: redis::Client,
-    channel: String,
+    channels: Vec<String>,
     instance: String,
     releases: broadcast::Sender<LockReleased>,
     mut stop: watch::Receiver<()>,
@@ -509,13 +684,23 @@ async fn listen_releases(
                     return false;
                 }
             };
-            if let Err(err) = pubsub.subscribe(&channel).await {
+            if let Err(err) = pubsub.subscribe(&channels).await {
                 tracing::warn!(error = %err, "cannot subscribe to lock releases");
                 return false;
             }
             let _ = releases.send(LockReleased::Resync);
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
+                if message.get_channel_name() != channels[0] {
+                    // The grant channel of this replica: a queue hand-off to one of its waiters.
+                    match message.get_payload::<String>().map(|p| parse_grant(&p)) {
+                        Ok(Some(grant)) => {
+                            let _ = releases.send(LockReleased::Granted(grant));
+                        }
+                        _ => tracing::warn!("malformed lock grant announcement"),
+                    }
+                    continue;
+                }
                 if let Ok(payload) = message.get_payload::<String>() {
                     // The engine ignores the echo of its own releases (it reported them and woke
                     // the next waiter already): skip them before parsing, which was a twentieth
@@ -549,7 +734,34 @@ async fn listen_releases(
 impl LockStore for RedisStore {
     #[tracing::instrument(level = "debug", name = "store.locks.try_acquire", skip_all, fields(db.system = "redis", key = %request.key))]
     async fn try_acquire(&self, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
-        let lease_id = super::new_lease_id(request);
+        match self.acquire_queued(request, None, now_ms).await? {
+            QueuedAcquire::Acquired(lease) => Ok(TryAcquire::Acquired(lease)),
+            QueuedAcquire::Queued { holder, handed } => {
+                self.announce_grant(handed);
+                holder
+                    .map(TryAcquire::Held)
+                    .ok_or_else(|| Error::internal("the acquire script named no holder"))
+            }
+            // Only a queued waiter is told this; a try-lock never queues.
+            QueuedAcquire::HandedAlready(lease) => Ok(TryAcquire::Acquired(lease)),
+        }
+    }
+
+    fn keeps_queue(&self) -> bool {
+        true
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.locks.acquire_queued", skip_all, fields(db.system = "redis", key = %request.key))]
+    async fn acquire_queued(
+        &self,
+        request: &LeaseRequest,
+        waiter: Option<&QueuedWaiter>,
+        now_ms: i64,
+    ) -> Result<QueuedAcquire> {
+        let lease_id = match waiter {
+            Some(waiter) => waiter.lease_id.clone(),
+            None => super::new_lease_id(request),
+        };
         for _ in 0..3 {
             let mut conn = self.conn().await?;
             let epoch = conn.verified.epoch;
@@ -568,21 +780,33 @@ impl LockStore for RedisStore {
                 .arg(&request.key)
                 .arg(epoch_base(epoch)?)
                 .arg(epoch_base(epoch + 1)?)
+                .arg(&self.prefix)
+                .arg(&self.instance)
+                .arg(waiter.map(|w| w.id.to_string()).unwrap_or_default())
+                .arg(waiter.map_or(0, |w| w.deadline_ms))
+                .arg(if waiter.is_some_and(|w| w.asked_before) {
+                    "1"
+                } else {
+                    ""
+                })
+                .arg(REPLICA_LIVENESS_TTL.as_millis() as u64)
                 .invoke_async(&mut conn)
                 .await?;
+            let lease = || lease_from(&reply[1..], request.key.clone());
             match reply.first().map(field_i64).transpose()? {
-                Some(1) => {
-                    return Ok(TryAcquire::Acquired(lease_from(
-                        &reply[1..],
-                        request.key.clone(),
-                    )?))
-                }
+                Some(1) => return Ok(QueuedAcquire::Acquired(lease()?)),
                 Some(0) => {
-                    return Ok(TryAcquire::Held(lease_from(
-                        &reply[1..],
-                        request.key.clone(),
-                    )?))
+                    let handed = match reply.get(6..8) {
+                        Some(to) => self.local_grant(&to[0], &to[1], lease()?)?,
+                        None => None,
+                    };
+                    return Ok(QueuedAcquire::Queued {
+                        holder: Some(lease()?),
+                        handed,
+                    });
                 }
+                // Handed to this waiter already; its delivery may be under way, or lost.
+                Some(2) => return Ok(QueuedAcquire::HandedAlready(lease()?)),
                 // The counter left the verified epoch: verify Redis again on a new connection.
                 Some(3) => self.link.forget(conn.verified.id),
                 _ => return Err(Error::internal("unexpected reply from the acquire script")),
@@ -591,6 +815,86 @@ impl LockStore for RedisStore {
         Err(Error::unavailable(
             "Redis keeps moving its fencing counter out of the verified epoch",
         ))
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.locks.leave_queue", skip_all, fields(db.system = "redis", key = %key))]
+    async fn leave_queue(&self, key: &str, waiter: u64) -> Result<()> {
+        // The id stays in the list until a hand-off reaches it and finds no entry.
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("HDEL")
+            .arg(self.waiting_key(key))
+            .arg(format!("{}:{waiter}", self.instance))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.locks.release_queued", skip_all, fields(db.system = "redis", lease_id = %lease_id))]
+    async fn release_queued(
+        &self,
+        lease_id: &str,
+        now_ms: i64,
+    ) -> Result<(Lease, Option<QueueGrant>)> {
+        let mut conn = self.conn().await?;
+        let epoch = conn.verified.epoch;
+        let reply: Option<Vec<Value>> = self
+            .scripts
+            .release
+            .key(self.lease_key(lease_id))
+            .key(self.index_key())
+            .arg(lease_id)
+            .arg(&self.channel)
+            .arg(&self.instance)
+            .arg(now_ms)
+            .arg(epoch_base(epoch)?)
+            .arg(epoch_base(epoch + 1)?)
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await?;
+        let fields = reply.ok_or_else(|| not_held(lease_id))?;
+        let key = fields
+            .get(5)
+            .map(field_str)
+            .transpose()?
+            .unwrap_or_default();
+        let lease = lease_from(&fields, key)?;
+        let handed = self
+            .hand_off_reply(&conn, &lease.key, fields.get(6..), now_ms)
+            .await?;
+        Ok((lease, handed))
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.locks.force_release_queued", skip_all, fields(db.system = "redis", key = %key))]
+    async fn force_release_queued(
+        &self,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<(Option<Lease>, Option<QueueGrant>)> {
+        let mut conn = self.conn().await?;
+        let epoch = conn.verified.epoch;
+        let reply: Option<Vec<Value>> = self
+            .scripts
+            .force_release
+            .key(self.lock_key(key))
+            .key(self.index_key())
+            .arg(key)
+            .arg(&self.channel)
+            .arg(self.lease_prefix())
+            .arg(&self.instance)
+            .arg(now_ms)
+            .arg(epoch_base(epoch)?)
+            .arg(epoch_base(epoch + 1)?)
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await?;
+        let Some(fields) = reply else {
+            return Ok((None, None));
+        };
+        let lease = lease_from(&fields, key.to_string())?;
+        let handed = self
+            .hand_off_reply(&conn, key, fields.get(5..), now_ms)
+            .await?;
+        Ok((Some(lease), handed))
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.renew", skip_all, fields(db.system = "redis", lease_id = %lease_id))]
@@ -614,26 +918,10 @@ impl LockStore for RedisStore {
         lease_from(&fields, key)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.locks.release", skip_all, fields(db.system = "redis", lease_id = %lease_id))]
-    async fn release(&self, lease_id: &str, _now_ms: i64) -> Result<Lease> {
-        let mut conn = self.conn().await?;
-        let reply: Option<Vec<Value>> = self
-            .scripts
-            .release
-            .key(self.lease_key(lease_id))
-            .key(self.index_key())
-            .arg(lease_id)
-            .arg(&self.channel)
-            .arg(&self.instance)
-            .invoke_async(&mut conn)
-            .await?;
-        let fields = reply.ok_or_else(|| not_held(lease_id))?;
-        let key = fields
-            .get(5)
-            .map(field_str)
-            .transpose()?
-            .unwrap_or_default();
-        lease_from(&fields, key)
+    async fn release(&self, lease_id: &str, now_ms: i64) -> Result<Lease> {
+        let (lease, handed) = self.release_queued(lease_id, now_ms).await?;
+        self.announce_grant(handed);
+        Ok(lease)
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.status", skip_all, fields(db.system = "redis", key = %key))]
@@ -685,23 +973,10 @@ impl LockStore for RedisStore {
         Ok(leases)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.locks.force_release", skip_all, fields(db.system = "redis", key = %key))]
-    async fn force_release(&self, key: &str, _now_ms: i64) -> Result<Option<Lease>> {
-        let mut conn = self.conn().await?;
-        let reply: Option<Vec<Value>> = self
-            .scripts
-            .force_release
-            .key(self.lock_key(key))
-            .key(self.index_key())
-            .arg(key)
-            .arg(&self.channel)
-            .arg(self.lease_prefix())
-            .arg(&self.instance)
-            .invoke_async(&mut conn)
-            .await?;
-        reply
-            .map(|fields| lease_from(&fields, key.to_string()))
-            .transpose()
+    async fn force_release(&self, key: &str, now_ms: i64) -> Result<Option<Lease>> {
+        let (lease, handed) = self.force_release_queued(key, now_ms).await?;
+        self.announce_grant(handed);
+        Ok(lease)
     }
 
     async fn purge_expired(&self, _now_ms: i64) -> Result<u64> {
