@@ -267,7 +267,11 @@ async fn main() -> Result<()> {
     let batches: Vec<usize> = std::env::var("BENCH_BATCHES")
         .unwrap_or_else(|_| "1,10,100".into())
         .split(',')
-        .map(|b| b.trim().parse().context("BENCH_BATCHES: sizes separated by commas"))
+        .map(|b| {
+            b.trim()
+                .parse()
+                .context("BENCH_BATCHES: sizes separated by commas")
+        })
         .collect::<Result<_>>()?;
     let show_statements = std::env::var("BENCH_STATEMENTS").is_ok_and(|v| v == "1");
     let bin = PathBuf::from(
@@ -347,8 +351,8 @@ async fn main() -> Result<()> {
             };
             let (embedded, _) =
                 syros_appends(&embedded_client, shape, batch, conc, until, &tag).await?;
-            let per_append = counted.iter().map(|(_, calls)| *calls).sum::<i64>() as f64
-                / appends.max(1) as f64;
+            let per_append =
+                counted.iter().map(|(_, calls)| *calls).sum::<i64>() as f64 / appends.max(1) as f64;
             println!(
                 "{:<7} batch={batch:<3} raw_pg={raw:>8.0} ev/s  syros_pg={pg:>8.0} ev/s  syros_pg/raw_pg={:.2} (goal >= 0.7)  syros_embedded={embedded:>8.0} ev/s  pg_statements_per_append={}",
                 shape.name(),

@@ -114,7 +114,8 @@ fn pg_bin() -> Result<std::path::PathBuf> {
         .filter(|bin| bin.join("initdb").exists())
         .collect();
     dirs.sort();
-    dirs.pop().context("no initdb under /usr/lib/postgresql/*/bin")
+    dirs.pop()
+        .context("no initdb under /usr/lib/postgresql/*/bin")
 }
 
 /// A private PostgreSQL in `dir` (the same settings as `scripts/lib/services.sh`: trust
