@@ -222,10 +222,11 @@ async fn raw_inserts(
     .await
 }
 
-/// Statements PostgreSQL ran since the last reset (ours excluded), by query text.
-async fn statements(pool: &PgPool) -> Result<Vec<(String, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT query, calls FROM pg_stat_statements
+/// Statements PostgreSQL ran since the last reset (ours excluded): query text, calls and total
+/// execution time in ms.
+async fn statements(pool: &PgPool) -> Result<Vec<(String, i64, f64)>> {
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT query, calls, total_exec_time FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND query NOT LIKE '%pg_stat_statements%'
          ORDER BY calls DESC",
@@ -351,8 +352,8 @@ async fn main() -> Result<()> {
             };
             let (embedded, _) =
                 syros_appends(&embedded_client, shape, batch, conc, until, &tag).await?;
-            let per_append =
-                counted.iter().map(|(_, calls)| *calls).sum::<i64>() as f64 / appends.max(1) as f64;
+            let per_append = counted.iter().map(|(_, calls, _)| *calls).sum::<i64>() as f64
+                / appends.max(1) as f64;
             println!(
                 "{:<7} batch={batch:<3} raw_pg={raw:>8.0} ev/s  syros_pg={pg:>8.0} ev/s  syros_pg/raw_pg={:.2} (goal >= 0.7)  syros_embedded={embedded:>8.0} ev/s  pg_statements_per_append={}",
                 shape.name(),
@@ -360,11 +361,12 @@ async fn main() -> Result<()> {
                 if counting { format!("{per_append:.1}") } else { "n/a".into() },
             );
             if show_statements {
-                for (query, calls) in &counted {
+                for (query, calls, ms) in &counted {
                     let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
                     println!(
-                        "    {:>6.2} per append: {}",
+                        "    {:>6.2} per append, {:>7.1} µs each: {}",
                         *calls as f64 / appends.max(1) as f64,
+                        ms * 1000.0 / (*calls).max(1) as f64,
                         query.chars().take(110).collect::<String>()
                     );
                 }

@@ -30,7 +30,15 @@ pub struct PostgresStore {
     head_tx: watch::Sender<u64>,
     /// Dropped with the store, which ends the LISTEN task.
     _stop: watch::Sender<()>,
+    /// Streams whose optimistic append lost a race lately, and when: their appends take the
+    /// stream's row lock from the start (a hot stream would otherwise lose most races).
+    contended: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// How long a stream that lost a race is appended to with its row lock taken first.
+const CONTENDED_FOR: Duration = Duration::from_secs(2);
+/// At most this many streams are remembered as contended (the map is emptied beyond it).
+const CONTENDED_MAX: usize = 4096;
 
 const EVENT_COLUMNS: &str =
     "stream, version, position, event_id, event_type, data::text AS data, metadata::text AS metadata, created_at_ms";
@@ -106,6 +114,7 @@ impl PostgresStore {
             channel,
             head_tx,
             _stop: stop,
+            contended: Default::default(),
         })
     }
 
@@ -166,12 +175,43 @@ const APPEND_WRITE: &str = "WITH stream_row AS (
     )
     SELECT value, pg_notify($11, value::text) FROM head";
 
+/// A stream's last version, the version a repeat of the append would start at (see
+/// `events::replay_start`) and the id stored there, in one round trip.
+macro_rules! stream_read {
+    () => {
+        "SELECT s.last_version, COALESCE($2::bigint, s.last_version - $3 + 1),
+            (SELECT e.event_id FROM syros_events e
+              WHERE e.stream = s.stream AND e.version = COALESCE($2::bigint, s.last_version - $3 + 1))
+         FROM syros_streams s WHERE s.stream = $1"
+    };
+}
+const STREAM_READ: &str = stream_read!();
+/// [`STREAM_READ`] taking the stream's row lock.
+const STREAM_READ_LOCKED: &str = concat!(stream_read!(), " FOR UPDATE OF s");
+
 impl PostgresStore {
+    fn is_contended(&self, stream: &str) -> bool {
+        let contended = self.contended.lock().unwrap_or_else(|e| e.into_inner());
+        contended
+            .get(stream)
+            .is_some_and(|since| since.elapsed() < CONTENDED_FOR)
+    }
+
+    fn mark_contended(&self, stream: &str) {
+        let mut contended = self.contended.lock().unwrap_or_else(|e| e.into_inner());
+        if contended.len() >= CONTENDED_MAX {
+            contended.clear();
+        }
+        contended.insert(stream.to_string(), std::time::Instant::now());
+    }
+
     /// Read the stream's version, answer a repeat or a version conflict, else write the events
-    /// with [`APPEND_WRITE`]. With `autocommit` (a pooled connection outside a transaction) the
+    /// with [`APPEND_WRITE`]. Without `locked` (a pooled connection outside a transaction) the
     /// write is its own transaction: a connection lost during it leaves the outcome unknown, as
-    /// one lost during COMMIT does, and `Done` means committed. In a transaction the caller
-    /// commits.
+    /// one lost during COMMIT does, and `Done` means committed. With `locked` (in a transaction)
+    /// the read takes the stream's row lock, held until the caller's COMMIT, so no other append
+    /// to the stream can commit meanwhile; a stream that does not exist yet has no row to lock,
+    /// and a creation racing with this one ends `Raced`.
     async fn append_attempt(
         &self,
         conn: &mut sqlx::PgConnection,
@@ -179,7 +219,7 @@ impl PostgresStore {
         events: &[NewEvent],
         expected: ExpectedVersion,
         now_ms: i64,
-        autocommit: bool,
+        locked: bool,
     ) -> Result<Attempt> {
         let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
         let fixed_start = crate::events::replay_fixed_start(expected)
@@ -187,18 +227,27 @@ impl PostgresStore {
             .transpose()?;
         // The id stored where a repeat of this append would find its first event (see
         // `events::replay_start`), read with the version to cost no extra round trip.
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT s.last_version,
-                    (SELECT e.event_id FROM syros_events e
-                      WHERE e.stream = s.stream
-                        AND e.version = COALESCE($2::bigint, s.last_version - $3 + 1))
-             FROM syros_streams s WHERE s.stream = $1",
-        )
-        .bind(stream)
-        .bind(fixed_start)
-        .bind(count)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let read = |lock: bool| {
+            let sql = if lock {
+                STREAM_READ_LOCKED
+            } else {
+                STREAM_READ
+            };
+            sqlx::query_as::<_, (i64, i64, Option<String>)>(sql)
+                .bind(stream)
+                .bind(fixed_start)
+                .bind(count)
+        };
+        let mut row = read(locked).fetch_optional(&mut *conn).await?;
+        if let Some((last, at, None)) = row {
+            // With the lock, a wait for it (another append to the stream committing) leaves the
+            // id read with the statement's older snapshot: versions 0..=last all have events, so
+            // none found in that range means stale. Read again: the lock keeps it stable now.
+            if locked && (0..=last).contains(&at) {
+                row = read(false).fetch_optional(&mut *conn).await?;
+            }
+        }
+        let row = row.map(|(last, _, id)| (last, id));
         let current = row.as_ref().map(|(v, _)| to_u64(*v));
         let first_id = row.and_then(|(_, id)| id);
         if let Some(start) =
@@ -239,10 +288,10 @@ impl PostgresStore {
             .fetch_optional(&mut *conn)
             .await
             .map_err(|err| {
-                if autocommit {
-                    Error::from_commit(err)
-                } else {
+                if locked {
                     Error::from(err)
+                } else {
+                    Error::from_commit(err)
                 }
             })?;
         let Some((last_position,)) = written else {
@@ -326,31 +375,26 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        // First optimistically, two statements and no transaction held across round trips; if
-        // another append to the stream came between them, again holding the stream's row lock.
-        let mut conn = self.pool.acquire().await?;
-        match self
-            .append_attempt(&mut conn, stream, events, expected, now_ms, true)
-            .await?
-        {
-            Attempt::Done(result) => {
-                self.advance_head(result.last_position);
-                return Ok(result);
+        // Optimistically, two statements and no transaction held across round trips; if another
+        // append to the stream came between them, again holding the stream's row lock.
+        if !self.is_contended(stream) {
+            let mut conn = self.pool.acquire().await?;
+            match self
+                .append_attempt(&mut conn, stream, events, expected, now_ms, false)
+                .await?
+            {
+                Attempt::Done(result) => {
+                    self.advance_head(result.last_position);
+                    return Ok(result);
+                }
+                Attempt::Replayed(result) => return Ok(result),
+                Attempt::Raced => self.mark_contended(stream),
             }
-            Attempt::Replayed(result) => return Ok(result),
-            Attempt::Raced => drop(conn),
         }
         for _ in 0..LOCKED_APPEND_ATTEMPTS {
             let mut tx = self.pool.begin().await?;
-            // Held until COMMIT: no other append to this stream can commit meanwhile, so the
-            // stream read next (a fresh snapshot) stays true. A stream that does not exist yet has
-            // no row to lock; a creation racing with this one sends us round again.
-            sqlx::query("SELECT 1 FROM syros_streams WHERE stream = $1 FOR UPDATE")
-                .bind(stream)
-                .execute(&mut *tx)
-                .await?;
             match self
-                .append_attempt(&mut tx, stream, events, expected, now_ms, false)
+                .append_attempt(&mut tx, stream, events, expected, now_ms, true)
                 .await?
             {
                 Attempt::Done(result) => {
