@@ -1,5 +1,5 @@
-//! Shared pieces of the benchmarks: starting `redis-server` and `syros serve` as child processes
-//! (pinned to CPU 0 when `taskset` works, as in the peers harness), killed on drop.
+//! Shared pieces of the benchmarks: starting `redis-server`, PostgreSQL and `syros serve` as child
+//! processes (pinned to CPU 0 when `taskset` works, as in the peers harness), killed on drop.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// A child process (redis-server or syros serve) killed on drop.
+/// A child process (redis-server, PostgreSQL or syros serve) killed on drop.
 pub struct Proc {
     child: Child,
     name: &'static str,
+    /// PostgreSQL's `postmaster.pid`: the server to stop when `child` is only the `runuser`
+    /// wrapper, which does not pass a kill on.
+    pid_file: Option<std::path::PathBuf>,
 }
 
 impl Proc {
@@ -22,6 +25,19 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let postmaster = self
+            .pid_file
+            .as_ref()
+            .and_then(|file| std::fs::read_to_string(file).ok())
+            .and_then(|text| text.lines().next().map(str::to_string));
+        if let Some(pid) = postmaster {
+            // SIGINT: PostgreSQL's fast shutdown, which also ends its worker processes.
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -84,21 +100,112 @@ pub fn start_redis(dir: &Path, pin: bool) -> Result<(Proc, String)> {
     let mut proc = Proc {
         child,
         name: "redis-server",
+        pid_file: None,
     };
     wait_port(port, &mut proc)?;
     Ok((proc, format!("redis://127.0.0.1:{port}")))
 }
 
-pub fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Result<(Proc, u16)> {
-    start_syros_with(bin, dir, redis, None, pin)
+/// The directory of PostgreSQL's server programs (`initdb`, `postgres`), as Debian installs them.
+fn pg_bin() -> Result<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL is not installed (apt-get install postgresql), or set DATABASE_URL")?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .context("no initdb under /usr/lib/postgresql/*/bin")
 }
 
-/// [`start_syros`] with a `DATABASE_URL` too (e.g. PostgreSQL for sagas and events).
-pub fn start_syros_with(
+/// A private PostgreSQL in `dir` (the same settings as `scripts/lib/services.sh`: trust
+/// authentication, fsync and synchronous commit off), with `pg_stat_statements` loaded so a bench
+/// can count the statements a workload sends. Returns the server and the URL of database
+/// `syros_bench`. As root, runs as the `postgres` account (PostgreSQL refuses root).
+pub fn start_postgres(dir: &Path, pin: bool) -> Result<(Proc, String)> {
+    let bin = pg_bin()?;
+    let port = free_port()?;
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    let user_cmd = |program: &Path| {
+        let mut cmd = if as_root {
+            let mut cmd = pinned(Path::new("runuser"), pin);
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            pinned(program, pin)
+        };
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd
+    };
+    if as_root {
+        let status = Command::new("chown").arg("postgres").arg(dir).status()?;
+        if !status.success() {
+            bail!("chown postgres {}: {status}", dir.display());
+        }
+    }
+    let data = dir.join("data");
+    let status = user_cmd(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "syros", "--auth=trust", "--no-sync"])
+        .status()
+        .context("initdb")?;
+    if !status.success() {
+        bail!("initdb failed: {status}");
+    }
+    let child = user_cmd(&bin.join("postgres"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir)
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .args(["-c", "max_connections=200"])
+        .args(["-c", "shared_preload_libraries=pg_stat_statements"])
+        .spawn()
+        .context("start postgres")?;
+    let mut proc = Proc {
+        child,
+        name: "postgres",
+        pid_file: Some(data.join("postmaster.pid")),
+    };
+    wait_port(port, &mut proc)?;
+    // Listening is not yet accepting connections: createdb retries until it is.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = Command::new(bin.join("createdb"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "syros"])
+            .arg("syros_bench")
+            .stderr(Stdio::null())
+            .status()?;
+        if created.success() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("createdb syros_bench failed: {created}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok((
+        proc,
+        format!("postgres://syros@127.0.0.1:{port}/syros_bench"),
+    ))
+}
+
+pub fn start_syros(bin: &Path, dir: &Path, redis: Option<&str>, pin: bool) -> Result<(Proc, u16)> {
+    start_syros_on(bin, dir, redis, None, pin)
+}
+
+/// `syros serve` with locks and cache on `redis` and events and sagas on `postgres` (each `None`:
+/// the embedded store in `dir`).
+pub fn start_syros_on(
     bin: &Path,
     dir: &Path,
     redis: Option<&str>,
-    database_url: Option<&str>,
+    postgres: Option<&str>,
     pin: bool,
 ) -> Result<(Proc, u16)> {
     // The server runs in `dir`: a relative path must not be resolved there.
@@ -119,12 +226,12 @@ pub fn start_syros_with(
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(url) = database_url {
-        cmd.env("DATABASE_URL", url);
-    }
     if let Some(url) = redis {
         cmd.env("REDIS_URL", url)
             .env("SYROS_NAMESPACE", format!("bench{}", std::process::id()));
+    }
+    if let Some(url) = postgres {
+        cmd.env("DATABASE_URL", url);
     }
     let child = cmd
         .spawn()
@@ -132,6 +239,7 @@ pub fn start_syros_with(
     let mut proc = Proc {
         child,
         name: "syros serve",
+        pid_file: None,
     };
     wait_port(port, &mut proc)?;
     Ok((proc, port))

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use syros_bench::{has_taskset, start_redis, start_syros_with, Proc};
+use syros_bench::{has_taskset, start_redis, start_syros_on, Proc};
 use syros_client::{Client, ClientOptions, SagaState, StartSaga, StepDefinition, TaskFailure};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -82,7 +82,7 @@ async fn main() -> Result<()> {
     let pin = has_taskset();
     {
         let dir = tempfile::tempdir()?;
-        let (server, port) = start_syros_with(&bin, dir.path(), None, None, pin)?;
+        let (server, port) = start_syros_on(&bin, dir.path(), None, None, pin)?;
         measure(
             "embedded",
             Mode::Embedded,
@@ -102,7 +102,7 @@ async fn main() -> Result<()> {
                 }
             };
             let (server, port) =
-                start_syros_with(&bin, dir.path(), Some(&redis_url), Some(&database_url), pin)?;
+                start_syros_on(&bin, dir.path(), Some(&redis_url), Some(&database_url), pin)?;
             measure(
                 "postgres",
                 Mode::Postgres,

@@ -235,6 +235,11 @@ async fn server_over_postgres_proxy(dir: &std::path::Path) -> (Server, FaultProx
     (server, proxy)
 }
 
+/// Bytes only the statement that writes an append sends: the notification channel it binds
+/// (`syros_events_<schema>`, the default namespace here). That statement is its own transaction,
+/// so its answer is the answer to its COMMIT.
+const APPEND_WRITE: &[u8] = b"syros_events_syros";
+
 /// Issue 11 item 6: the server's connection to PostgreSQL is lost right after COMMIT (the
 /// append is stored, the server never hears so). The client must end up with success, the
 /// events stored exactly once: no duplicate under ANY, no false conflict under NO_STREAM.
@@ -251,8 +256,7 @@ async fn an_append_committed_before_a_lost_connection_is_stored_once() {
         let stream = format!("lost-commit-{}", uuid::Uuid::new_v4().simple());
         let fired = proxy.fired();
         let retries = client.stats().retries;
-        // sqlx sends COMMIT as a simple query: the bytes travel verbatim.
-        proxy.cut_reply_after(b"COMMIT");
+        proxy.cut_reply_after(APPEND_WRITE);
         let appended = events
             .append(
                 &stream,
@@ -304,7 +308,7 @@ async fn a_lost_commit_without_retry_is_outcome_unknown() {
     let stream = format!("lost-commit-once-{}", uuid::Uuid::new_v4().simple());
     let batch = vec![EventData::new("Happened", "{}").with_id(format!("{stream}-0"))];
 
-    proxy.cut_reply_after(b"COMMIT");
+    proxy.cut_reply_after(APPEND_WRITE);
     let err = events
         .append(&stream, batch.clone(), ExpectedVersion::NoStream)
         .await

@@ -181,20 +181,27 @@ impl EventManager {
         let max_json = self.limits.max_event_json_bytes;
         let mut checked = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
-            let at = |what: &str| format!("event {index}: {what}");
+            // The event's index is put in front of a message only when there is one: formatting
+            // it for every field up front was a quarter of a 100-event append's server work.
+            let at = |mut err: Error| {
+                err.message = format!("event {index}: {}", err.message);
+                err
+            };
             check_optional_name(
-                &at("event_id"),
+                "event_id",
                 &event.event_id,
                 self.limits.max_request_id_bytes,
-            )?;
+            )
+            .map_err(at)?;
             check_name(
-                &at("event_type"),
+                "event_type",
                 &event.event_type,
                 self.limits.max_event_type_bytes,
-            )?;
-            check_json(&at("data"), &event.data, max_json)?;
+            )
+            .map_err(at)?;
+            check_json("data", &event.data, max_json).map_err(at)?;
             if !event.metadata.is_empty() {
-                check_json(&at("metadata"), &event.metadata, max_json)?;
+                check_json("metadata", &event.metadata, max_json).map_err(at)?;
             }
             checked.push(NewEvent {
                 // A generated id makes this attempt unrecognisable on a repeat: clients that

@@ -1,10 +1,12 @@
 //! PostgreSQL backend for events and fencing epochs (production).
 //!
-//! Appends are serialised by updating one counter row first in each append transaction, so global
-//! positions are gap-free and commit in order: a reader that sees position N has seen every
-//! position below N. Each append also `pg_notify`s the new head; every replica LISTENs and wakes
-//! its subscriptions, which then read from the table (so a lost notification costs latency, not
-//! events).
+//! An append reads its stream's version, then writes in one statement (its own transaction) that
+//! updates the stream's row only if it is still at that version, takes the global position row
+//! and inserts the events (see `APPEND_WRITE`). The position row, held until that commit,
+//! serialises appends, so global positions are gap-free and commit in order: a reader that sees
+//! position N has seen every position below N. Each append also `pg_notify`s the new head; every
+//! replica LISTENs and wakes its subscriptions, which then read from the table (so a lost
+//! notification costs latency, not events).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,7 +30,15 @@ pub struct PostgresStore {
     head_tx: watch::Sender<u64>,
     /// Dropped with the store, which ends the LISTEN task.
     _stop: watch::Sender<()>,
+    /// Streams whose optimistic append lost a race lately, and when: their appends take the
+    /// stream's row lock from the start (a hot stream would otherwise lose most races).
+    contended: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// How long a stream that lost a race is appended to with its row lock taken first.
+const CONTENDED_FOR: Duration = Duration::from_secs(2);
+/// At most this many streams are remembered as contended (the map is emptied beyond it).
+const CONTENDED_MAX: usize = 4096;
 
 const EVENT_COLUMNS: &str =
     "stream, version, position, event_id, event_type, data::text AS data, metadata::text AS metadata, created_at_ms";
@@ -105,6 +115,7 @@ impl PostgresStore {
             channel,
             head_tx,
             _stop: stop,
+            contended: Default::default(),
         })
     }
 
@@ -127,6 +138,172 @@ impl PostgresStore {
             }
             newer
         });
+    }
+}
+
+/// How often an append that keeps racing (only possible while its stream is being created) is
+/// tried again with the stream's row lock.
+const LOCKED_APPEND_ATTEMPTS: usize = 8;
+
+/// How one try of an append ended.
+enum Attempt {
+    /// Written; in a transaction it still needs its COMMIT.
+    Done(AppendResult),
+    /// An earlier attempt of this append had committed it: its result again, nothing written.
+    Replayed(AppendResult),
+    /// Another append to the stream committed between the read and the write: nothing written.
+    Raced,
+}
+
+/// One append in one statement, guarded by the stream's version read before it. Locks are taken
+/// in the same order by every append, the stream's row first (the upsert, or `FOR UPDATE`), then
+/// the position row (`UPDATE ... FROM stream_row` runs only once the upsert produced its row), so
+/// appends cannot deadlock; both are held only while PostgreSQL runs the statement (and its
+/// COMMIT), not across a round trip. Taking the position row serialises the appends' commits, so
+/// positions are gap-free and visible in order. No row back: the guard failed (raced).
+const APPEND_WRITE: &str = "WITH stream_row AS (
+        INSERT INTO syros_streams AS s (stream, last_version) VALUES ($1, $2)
+        ON CONFLICT (stream) DO UPDATE SET last_version = EXCLUDED.last_version
+        WHERE s.last_version = $3
+        RETURNING 1
+    ), head AS (
+        UPDATE syros_meta SET value = value + $4 FROM stream_row
+        WHERE name = 'event_position' RETURNING value
+    ), stored AS (
+        INSERT INTO syros_events (position, stream, version, event_id, event_type, data, metadata, created_at_ms)
+        SELECT head.value - $4 + batch.n, $1, $5 + batch.n - 1, batch.i, batch.t, batch.d::json, batch.m::json, $10
+        FROM head, UNNEST($6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS batch(i, t, d, m, n)
+    )
+    SELECT value, pg_notify($11, value::text) FROM head";
+
+/// A stream's last version, the version a repeat of the append would start at (see
+/// `events::replay_start`) and the id stored there, in one round trip.
+macro_rules! stream_read {
+    () => {
+        "SELECT s.last_version, COALESCE($2::bigint, s.last_version - $3 + 1),
+            (SELECT e.event_id FROM syros_events e
+              WHERE e.stream = s.stream AND e.version = COALESCE($2::bigint, s.last_version - $3 + 1))
+         FROM syros_streams s WHERE s.stream = $1"
+    };
+}
+const STREAM_READ: &str = stream_read!();
+/// [`STREAM_READ`] taking the stream's row lock.
+const STREAM_READ_LOCKED: &str = concat!(stream_read!(), " FOR UPDATE OF s");
+
+impl PostgresStore {
+    fn is_contended(&self, stream: &str) -> bool {
+        let contended = self.contended.lock().unwrap_or_else(|e| e.into_inner());
+        contended
+            .get(stream)
+            .is_some_and(|since| since.elapsed() < CONTENDED_FOR)
+    }
+
+    fn mark_contended(&self, stream: &str) {
+        let mut contended = self.contended.lock().unwrap_or_else(|e| e.into_inner());
+        if contended.len() >= CONTENDED_MAX {
+            contended.clear();
+        }
+        contended.insert(stream.to_string(), std::time::Instant::now());
+    }
+
+    /// Read the stream's version, answer a repeat or a version conflict, else write the events
+    /// with [`APPEND_WRITE`]. Without `locked` (a pooled connection outside a transaction) the
+    /// write is its own transaction: a connection lost during it leaves the outcome unknown, as
+    /// one lost during COMMIT does, and `Done` means committed. With `locked` (in a transaction)
+    /// the read takes the stream's row lock, held until the caller's COMMIT, so no other append
+    /// to the stream can commit meanwhile; a stream that does not exist yet has no row to lock,
+    /// and a creation racing with this one ends `Raced`.
+    async fn append_attempt(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        stream: &str,
+        events: &[NewEvent],
+        expected: ExpectedVersion,
+        now_ms: i64,
+        locked: bool,
+    ) -> Result<Attempt> {
+        let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
+        let fixed_start = crate::events::replay_fixed_start(expected)
+            .map(to_i64)
+            .transpose()?;
+        // The id stored where a repeat of this append would find its first event (see
+        // `events::replay_start`), read with the version to cost no extra round trip.
+        let read = |lock: bool| {
+            let sql = if lock {
+                STREAM_READ_LOCKED
+            } else {
+                STREAM_READ
+            };
+            sqlx::query_as::<_, (i64, i64, Option<String>)>(sql)
+                .bind(stream)
+                .bind(fixed_start)
+                .bind(count)
+        };
+        let mut row = read(locked).fetch_optional(&mut *conn).await?;
+        if let Some((last, at, None)) = row {
+            // With the lock, a wait for it (another append to the stream committing) leaves the
+            // id read with the statement's older snapshot: versions 0..=last all have events, so
+            // none found in that range means stale. Read again: the lock keeps it stable now.
+            if locked && (0..=last).contains(&at) {
+                row = read(false).fetch_optional(&mut *conn).await?;
+            }
+        }
+        let row = row.map(|(last, _, id)| (last, id));
+        let current = row.as_ref().map(|(v, _)| to_u64(*v));
+        let first_id = row.and_then(|(_, id)| id);
+        if let Some(start) =
+            crate::events::replay_start(expected, current, first_id.as_deref(), events)
+        {
+            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT version, position, event_id FROM syros_events
+                 WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
+            )
+            .bind(stream)
+            .bind(to_i64(start)?)
+            .bind(count)
+            .fetch_all(&mut *conn)
+            .await?;
+            if let Some(again) = crate::events::replayed(events, &stored) {
+                return Ok(Attempt::Replayed(again));
+            }
+        }
+        crate::events::check_expected(stream, expected, current)?;
+        let first_version = current.map_or(0, |v| v + 1);
+        let last_version = first_version + events.len() as u64 - 1;
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        let metadata: Vec<Option<&str>> = events.iter().map(|e| e.metadata.as_deref()).collect();
+        let written: Option<(i64,)> = sqlx::query_as(APPEND_WRITE)
+            .bind(stream)
+            .bind(to_i64(last_version)?)
+            .bind(current.map(to_i64).transpose()?)
+            .bind(count)
+            .bind(to_i64(first_version)?)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&data)
+            .bind(&metadata)
+            .bind(now_ms)
+            .bind(&self.channel)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|err| {
+                if locked {
+                    Error::from(err)
+                } else {
+                    Error::from_commit(err)
+                }
+            })?;
+        let Some((last_position,)) = written else {
+            return Ok(Attempt::Raced);
+        };
+        let result = AppendResult {
+            last_version,
+            first_position: to_u64(last_position - count + 1),
+            last_position: to_u64(last_position),
+        };
+        Ok(Attempt::Done(result))
     }
 }
 
@@ -199,101 +376,42 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
-        let mut tx = self.pool.begin().await?;
-        // Taking the position row first serialises appends (see the module docs).
-        let last_position: i64 = sqlx::query_scalar(
-            "UPDATE syros_meta SET value = value + $1 WHERE name = 'event_position' RETURNING value",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        let fixed_start = crate::events::replay_fixed_start(expected)
-            .map(to_i64)
-            .transpose()?;
-        // The id stored where a repeat of this append would find its first event (see
-        // `events::replay_start`), read with the version to cost no extra round trip.
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT s.last_version,
-                    (SELECT e.event_id FROM syros_events e
-                      WHERE e.stream = s.stream
-                        AND e.version = COALESCE($2::bigint, s.last_version - $3 + 1))
-             FROM syros_streams s WHERE s.stream = $1",
-        )
-        .bind(stream)
-        .bind(fixed_start)
-        .bind(count)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let current = row.as_ref().map(|(v, _)| to_u64(*v));
-        let first_id = row.and_then(|(_, id)| id);
-        if let Some(start) =
-            crate::events::replay_start(expected, current, first_id.as_deref(), events)
-        {
-            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
-                "SELECT version, position, event_id FROM syros_events
-                 WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3",
-            )
-            .bind(stream)
-            .bind(to_i64(start)?)
-            .bind(count)
-            .fetch_all(&mut *tx)
-            .await?;
-            if let Some(again) = crate::events::replayed(events, &stored) {
-                // Dropping the transaction rolls back the position counter taken above.
-                return Ok(again);
+        // Optimistically, two statements and no transaction held across round trips; if another
+        // append to the stream came between them, again holding the stream's row lock.
+        if !self.is_contended(stream) {
+            let mut conn = self.pool.acquire().await?;
+            match self
+                .append_attempt(&mut conn, stream, events, expected, now_ms, false)
+                .await?
+            {
+                Attempt::Done(result) => {
+                    self.advance_head(result.last_position);
+                    return Ok(result);
+                }
+                Attempt::Replayed(result) => return Ok(result),
+                Attempt::Raced => self.mark_contended(stream),
             }
         }
-        crate::events::check_expected(stream, expected, current)?;
-        let first_version = current.map_or(0, |v| v + 1);
-        let first_position = last_position - count + 1;
-        let positions: Vec<i64> = (first_position..=last_position).collect();
-        let versions: Vec<i64> = (0..count)
-            .map(|i| to_i64(first_version).map(|v| v + i))
-            .collect::<Result<_>>()?;
-        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
-        let metadata: Vec<Option<&str>> = events.iter().map(|e| e.metadata.as_deref()).collect();
-        sqlx::query(
-            "INSERT INTO syros_events (position, stream, version, event_id, event_type, data, metadata, created_at_ms)
-             SELECT p, $2, v, i, t, d::json, m::json, $8
-             FROM UNNEST($1::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-               AS batch(p, v, i, t, d, m)",
-        )
-        .bind(&positions)
-        .bind(stream)
-        .bind(&versions)
-        .bind(&ids)
-        .bind(&types)
-        .bind(&data)
-        .bind(&metadata)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        let last_version = first_version + events.len() as u64 - 1;
-        sqlx::query(
-            "INSERT INTO syros_streams (stream, last_version) VALUES ($1, $2)
-             ON CONFLICT (stream) DO UPDATE SET last_version = EXCLUDED.last_version",
-        )
-        .bind(stream)
-        .bind(to_i64(last_version)?)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&self.channel)
-            .bind(last_position.to_string())
-            .execute(&mut *tx)
-            .await?;
-        // A connection lost during COMMIT leaves the outcome unknown (not `unavailable`). The
-        // head then moves with the pg_notify, if the commit happened.
-        tx.commit().await.map_err(Error::from_commit)?;
-        self.advance_head(to_u64(last_position));
-        Ok(AppendResult {
-            last_version,
-            first_position: to_u64(first_position),
-            last_position: to_u64(last_position),
-        })
+        for _ in 0..LOCKED_APPEND_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            match self
+                .append_attempt(&mut tx, stream, events, expected, now_ms, true)
+                .await?
+            {
+                Attempt::Done(result) => {
+                    // A connection lost during COMMIT leaves the outcome unknown (not
+                    // `unavailable`). The head then moves with the pg_notify, if it committed.
+                    tx.commit().await.map_err(Error::from_commit)?;
+                    self.advance_head(result.last_position);
+                    return Ok(result);
+                }
+                Attempt::Replayed(result) => return Ok(result),
+                Attempt::Raced => tx.rollback().await?,
+            }
+        }
+        Err(Error::unavailable(format!(
+            "stream {stream:?}: {LOCKED_APPEND_ATTEMPTS} appends in a row lost the race to create it"
+        )))
     }
 
     #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "postgresql", stream = %query.stream))]

@@ -558,6 +558,66 @@ pub async fn concurrent_batches_stay_contiguous<H: Harness>(h: H) {
     }
 }
 
+/// Appends to many streams at once: together their global positions are gap-free and
+/// unique, each append's positions consecutive and in its events' order, and read_all returns
+/// exactly them in that order.
+pub async fn concurrent_streams_share_gap_free_positions<H: Harness>(h: H) {
+    const TASKS: usize = 8;
+    const BATCHES: usize = 10;
+    const SIZE: usize = 3;
+    let e = h.engine();
+    let prefix = unique("spread");
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (e, s) = (e.clone(), format!("{prefix}-{t}"));
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            let mut expected = ExpectedVersion::NoStream;
+            for b in 0..BATCHES {
+                let first = t * 1000 + b * SIZE;
+                let batch = (first..first + SIZE).map(numbered).collect();
+                let r = e.events.append(&s, batch, expected).await.unwrap();
+                assert_eq!(r.last_version, ((b + 1) * SIZE - 1) as u64);
+                expected = ExpectedVersion::Exact(r.last_version);
+                results.push((first as u64, r));
+            }
+            results
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.extend(within(60, "stream appender", task).await.unwrap());
+    }
+    results.sort_by_key(|(_, r)| r.first_position);
+    for pair in results.windows(2) {
+        assert_eq!(
+            pair[1].1.first_position,
+            pair[0].1.last_position + 1,
+            "positions between two appends are gap-free and not shared"
+        );
+    }
+    let from = results[0].1.first_position;
+    let all = e
+        .events
+        .read_all(Some(from), Direction::Forwards, 10_000)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(all.len(), TASKS * BATCHES * SIZE);
+    let mut stored = all.iter();
+    for (first, r) in &results {
+        for (offset, position) in (r.first_position..=r.last_position).enumerate() {
+            let event = stored.next().unwrap();
+            assert_eq!(event.global_position, position);
+            assert_eq!(
+                number_of(event),
+                first + offset as u64,
+                "the batch's own order"
+            );
+        }
+    }
+}
+
 pub async fn optimistic_concurrency_one_winner_per_version<H: Harness>(h: H) {
     const TASKS: usize = 8;
     const ROUNDS: usize = 10;

@@ -99,6 +99,7 @@ macro_rules! engine_suite {
             read_all_in_global_order,
             concurrent_appends_any_have_no_gaps,
             concurrent_batches_stay_contiguous,
+            concurrent_streams_share_gap_free_positions,
             optimistic_concurrency_one_winner_per_version,
             subscribe_stream_catches_up_then_follows,
             subscribe_all_in_global_order,
