@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{check_name, check_optional_name, now_ms, page_limit, Limits};
 use crate::model::*;
-use crate::store::EventStore;
+use crate::store::{Appended, EventStore};
 
 /// An event as a caller submits it (before validation).
 #[derive(Debug, Clone, Default)]
@@ -291,8 +291,10 @@ impl EventManager {
         if let SubscriptionTarget::Stream(stream) = &target {
             self.check_stream(stream)?;
         }
-        // Take the head receiver before looking up the end so no append slips between.
+        // Take the receivers before looking up the end so no append slips between. A stream
+        // subscription waits for appends to its stream; one to all streams for the head.
         let mut head = self.store.head();
+        let mut appended = self.store.appended();
         let mut next = match start {
             SubscriptionStart::From(from) => from,
             SubscriptionStart::End => match &target {
@@ -367,7 +369,10 @@ impl EventManager {
                     continue;
                 }
                 let stopping = tokio::select! {
-                    changed = head.changed() => if changed.is_err() { return } else { false },
+                    changed = head.changed(), if matches!(target, SubscriptionTarget::All) => {
+                        if changed.is_err() { return } else { false }
+                    }
+                    more = stream_appended(&mut appended, &target) => if more { false } else { return },
                     _ = tx.closed() => return,
                     _ = shutdown.wait_for(|stop| *stop) => true,
                 };
@@ -381,6 +386,28 @@ impl EventManager {
         });
         Ok(rx)
     }
+}
+
+/// Wait until an append may have touched the subscribed stream: true to re-read, false when
+/// the store is gone. Never returns for a subscription to all streams (it waits on the head).
+/// Notices that came during the last read count, so an append between read and wait is seen.
+async fn stream_appended(
+    appended: &mut broadcast::Receiver<Appended>,
+    target: &SubscriptionTarget,
+) -> bool {
+    let SubscriptionTarget::Stream(stream) = target else {
+        return std::future::pending().await;
+    };
+    loop {
+        match appended.recv().await {
+            Ok(Appended::Stream(changed)) if *changed != **stream => continue,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+            Err(broadcast::error::RecvError::Closed) => return false,
+        }
+    }
+    // The read that follows sees every append announced so far: drop their notices.
+    while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = appended.try_recv() {}
+    true
 }
 
 #[cfg(test)]

@@ -230,10 +230,27 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_stream(&self, query: &StreamQuery) -> Result<StreamSlice>;
     async fn read_all(&self, query: &AllQuery) -> Result<AllSlice>;
     /// The newest committed global position, updated after every append (by any replica for a
-    /// shared store). Subscriptions wait on it and then read from the store, so a missed or
-    /// merged notification can never cause a gap.
+    /// shared store). Subscriptions to all streams wait on it and then read from the store, so
+    /// a missed or merged notification can never cause a gap.
     fn head(&self) -> watch::Receiver<u64>;
+    /// The stream of every committed append (by any replica for a shared store), so a
+    /// subscription to one stream re-reads the store only when that stream changed. A receiver
+    /// that lags, or an [`Appended::Unknown`], means "re-read": never a gap, at worst a read.
+    fn appended(&self) -> broadcast::Receiver<Appended>;
 }
+
+/// An append as announced to stream subscriptions ([`EventStore::appended`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Events were committed to this stream.
+    Stream(std::sync::Arc<str>),
+    /// Appends may have been missed or came without their stream (a reconnected listener, an
+    /// older replica): every subscription re-reads.
+    Unknown,
+}
+
+/// How many append notices a stream subscription may fall behind before it just re-reads.
+pub const APPENDED_BUFFER: usize = 1024;
 
 /// Saga documents and the task queue. Each method is one atomic step; the orchestration rules
 /// live in [`crate::sagas`].

@@ -133,6 +133,59 @@ mod shared_store {
         b.shutdown();
     }
 
+    fn typed(n: usize) -> syros_engine::EventInput {
+        syros_engine::EventInput {
+            event_id: String::new(),
+            event_type: "Numbered".to_string(),
+            data: format!("{{\"n\":{n}}}"),
+            metadata: String::new(),
+        }
+    }
+
+    /// A stream subscription on one replica follows appends made through another (the
+    /// PostgreSQL notification names the stream), and appends to other streams, made through
+    /// either replica, neither stall it nor reach it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_subscriptions_follow_appends_through_another_replica() {
+        use syros_engine::{ExpectedVersion, SubscriptionStart, SubscriptionTarget};
+        let h = ProductionHarness::new().await;
+        let a = h.engine();
+        let b = ProductionHarness::open(&h.config).await;
+        let followed = unique("followed");
+        let other = unique("other");
+        let mut on_a = a
+            .events
+            .subscribe(
+                SubscriptionTarget::Stream(followed.clone()),
+                SubscriptionStart::From(0),
+            )
+            .await
+            .unwrap();
+        for round in 0..5 {
+            for engine in [&b, &a] {
+                engine
+                    .events
+                    .append(&other, vec![typed(round)], ExpectedVersion::Any)
+                    .await
+                    .unwrap();
+            }
+            b.events
+                .append(&followed, vec![typed(round)], ExpectedVersion::Any)
+                .await
+                .unwrap();
+            let got = within(10, "the followed stream's next event", on_a.recv())
+                .await
+                .expect("the subscription stays open")
+                .expect("no error");
+            assert_eq!(got.stream, followed);
+            assert_eq!(got.version, round as u64);
+            assert_eq!(got.data, format!("{{\"n\":{round}}}"));
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(300), on_a.recv()).await;
+        assert!(extra.is_err(), "unexpected event: {extra:?}");
+        b.shutdown();
+    }
+
     /// An acquire on `engine` that waits (up to 20 s), holds the key 20 ms, releases it, and
     /// records its owner and token in `served`.
     fn queue_up(

@@ -4,9 +4,9 @@
 //! updates the stream's row only if it is still at that version, takes the global position row
 //! and inserts the events (see `APPEND_WRITE`). The position row, held until that commit,
 //! serialises appends, so global positions are gap-free and commit in order: a reader that sees
-//! position N has seen every position below N. Each append also `pg_notify`s the new head; every
-//! replica LISTENs and wakes its subscriptions, which then read from the table (so a lost
-//! notification costs latency, not events).
+//! position N has seen every position below N. Each append also `pg_notify`s the new head and its
+//! stream; every replica LISTENs and wakes the subscriptions to all streams and to that stream,
+//! which then read from the table (so a lost notification costs latency, not events).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +28,10 @@ pub struct PostgresStore {
     pool: PgPool,
     channel: String,
     head_tx: watch::Sender<u64>,
+    appended_tx: tokio::sync::broadcast::Sender<Appended>,
+    /// This store's mark in its notifications, so its LISTEN task skips the ones it announced
+    /// itself already.
+    origin: String,
     /// Dropped with the store, which ends the LISTEN task.
     _stop: watch::Sender<()>,
     /// Streams whose optimistic append lost a race lately, and when: their appends take the
@@ -104,16 +108,24 @@ impl PostgresStore {
         let (head_tx, _) = watch::channel(to_u64(head));
         let channel = format!("syros_events_{}", schema.unwrap_or("public"));
         let (stop, stop_rx) = watch::channel(());
+        let appended_tx = tokio::sync::broadcast::channel(APPENDED_BUFFER).0;
+        let origin = uuid::Uuid::new_v4().simple().to_string();
         tokio::spawn(listen_heads(
             pool.clone(),
             channel.clone(),
-            head_tx.clone(),
+            Announce {
+                head_tx: head_tx.clone(),
+                appended_tx: appended_tx.clone(),
+                origin: origin.clone(),
+            },
             stop_rx,
         ));
         Ok(PostgresStore {
             pool,
             channel,
             head_tx,
+            appended_tx,
+            origin,
             _stop: stop,
             contended: Default::default(),
         })
@@ -130,14 +142,10 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn advance_head(&self, position: u64) {
-        self.head_tx.send_if_modified(|head| {
-            let newer = position > *head;
-            if newer {
-                *head = position;
-            }
-            newer
-        });
+    /// An append of this store committed: move the head and tell the stream's subscriptions.
+    fn announce(&self, stream: &str, position: u64) {
+        advance(&self.head_tx, position);
+        let _ = self.appended_tx.send(Appended::Stream(stream.into()));
     }
 }
 
@@ -174,7 +182,7 @@ const APPEND_WRITE: &str = "WITH stream_row AS (
         SELECT head.value - $4 + batch.n, $1, $5 + batch.n - 1, batch.i, batch.t, batch.d::json, batch.m::json, $10
         FROM head, UNNEST($6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS batch(i, t, d, m, n)
     )
-    SELECT value, pg_notify($11, value::text) FROM head";
+    SELECT value, pg_notify($11, value::text || ' ' || $12 || ' ' || $1) FROM head";
 
 /// A stream's last version, the version a repeat of the append would start at (see
 /// `events::replay_start`) and the id stored there, in one round trip.
@@ -286,6 +294,7 @@ impl PostgresStore {
             .bind(&metadata)
             .bind(now_ms)
             .bind(&self.channel)
+            .bind(&self.origin)
             .fetch_optional(&mut *conn)
             .await
             .map_err(|err| {
@@ -307,12 +316,59 @@ impl PostgresStore {
     }
 }
 
-/// LISTEN for appends made through any replica and move the head forward. After a reconnect the
-/// head is re-read and every subscription woken, since notifications may have been missed.
+/// Where the LISTEN task passes notifications on.
+struct Announce {
+    head_tx: watch::Sender<u64>,
+    appended_tx: tokio::sync::broadcast::Sender<Appended>,
+    /// The store's own mark: its appends were announced when they committed.
+    origin: String,
+}
+
+impl Announce {
+    /// Notices may have been missed: wake every subscription.
+    fn everything(&self) {
+        self.head_tx.send_modify(|_| {});
+        let _ = self.appended_tx.send(Appended::Unknown);
+    }
+
+    /// A notification's payload: `<position> <origin> <stream>` (an older replica sends only
+    /// the position, and then every stream subscription re-reads).
+    fn notification(&self, payload: &str) {
+        let mut parts = payload.splitn(3, ' ');
+        let Some(Ok(position)) = parts.next().map(str::parse::<u64>) else {
+            return self.everything();
+        };
+        advance(&self.head_tx, position);
+        match (parts.next(), parts.next()) {
+            (Some(origin), Some(_)) if origin == self.origin => {}
+            (Some(_), Some(stream)) => {
+                let _ = self.appended_tx.send(Appended::Stream(stream.into()));
+            }
+            _ => {
+                let _ = self.appended_tx.send(Appended::Unknown);
+            }
+        }
+    }
+}
+
+/// Move a head forward (never back).
+fn advance(head_tx: &watch::Sender<u64>, position: u64) {
+    head_tx.send_if_modified(|head| {
+        let newer = position > *head;
+        if newer {
+            *head = position;
+        }
+        newer
+    });
+}
+
+/// LISTEN for appends made through any replica, move the head forward and tell the stream's
+/// subscriptions. After a reconnect every subscription is woken, since notifications may have
+/// been missed.
 async fn listen_heads(
     pool: PgPool,
     channel: String,
-    head_tx: watch::Sender<u64>,
+    announce: Announce,
     mut stop: watch::Receiver<()>,
 ) {
     let mut delay = Duration::from_millis(100);
@@ -330,23 +386,13 @@ async fn listen_heads(
                 return false;
             }
             // Anything appended while we were not listening is found by re-reading the store.
-            head_tx.send_modify(|_| {});
+            announce.everything();
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => {
-                        if let Ok(position) = notification.payload().parse::<u64>() {
-                            head_tx.send_if_modified(|head| {
-                                let newer = position > *head;
-                                if newer {
-                                    *head = position;
-                                }
-                                newer
-                            });
-                        }
-                    }
+                    Ok(Some(notification)) => announce.notification(notification.payload()),
                     // The connection was lost; sqlx reconnects on the next call, but we may have
                     // missed notifications meanwhile.
-                    Ok(None) => head_tx.send_modify(|_| {}),
+                    Ok(None) => announce.everything(),
                     Err(err) => {
                         tracing::warn!(error = %err, "event notifications interrupted");
                         return true;
@@ -366,10 +412,9 @@ async fn listen_heads(
     }
 }
 
-#[async_trait]
-impl EventStore for PostgresStore {
-    #[tracing::instrument(level = "debug", name = "store.events.append", skip_all, fields(db.system = "postgresql", stream = %stream))]
-    async fn append(
+impl PostgresStore {
+    /// [`EventStore::append`]: optimistic first, then with the stream's row lock.
+    async fn append_events(
         &self,
         stream: &str,
         events: &[NewEvent],
@@ -385,7 +430,7 @@ impl EventStore for PostgresStore {
                 .await?
             {
                 Attempt::Done(result) => {
-                    self.advance_head(result.last_position);
+                    self.announce(stream, result.last_position);
                     return Ok(result);
                 }
                 Attempt::Replayed(result) => return Ok(result),
@@ -402,7 +447,7 @@ impl EventStore for PostgresStore {
                     // A connection lost during COMMIT leaves the outcome unknown (not
                     // `unavailable`). The head then moves with the pg_notify, if it committed.
                     tx.commit().await.map_err(Error::from_commit)?;
-                    self.advance_head(result.last_position);
+                    self.announce(stream, result.last_position);
                     return Ok(result);
                 }
                 Attempt::Replayed(result) => return Ok(result),
@@ -412,6 +457,26 @@ impl EventStore for PostgresStore {
         Err(Error::unavailable(format!(
             "stream {stream:?}: {LOCKED_APPEND_ATTEMPTS} appends in a row lost the race to create it"
         )))
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    #[tracing::instrument(level = "debug", name = "store.events.append", skip_all, fields(db.system = "postgresql", stream = %stream))]
+    async fn append(
+        &self,
+        stream: &str,
+        events: &[NewEvent],
+        expected: ExpectedVersion,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
+        let result = self.append_events(stream, events, expected, now_ms).await;
+        if result.is_err() {
+            // It may have committed all the same (outcome unknown), and the LISTEN task skips
+            // this store's own notifications: let the stream's subscriptions look.
+            let _ = self.appended_tx.send(Appended::Stream(stream.into()));
+        }
+        result
     }
 
     #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "postgresql", stream = %query.stream))]
@@ -459,6 +524,10 @@ impl EventStore for PostgresStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head_tx.subscribe()
+    }
+
+    fn appended(&self) -> tokio::sync::broadcast::Receiver<Appended> {
+        self.appended_tx.subscribe()
     }
 }
 

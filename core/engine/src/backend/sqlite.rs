@@ -34,6 +34,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     head_tx: watch::Sender<u64>,
+    appended_tx: tokio::sync::broadcast::Sender<Appended>,
     /// Lock acquisitions and releases, committed in groups by [`group_commit`].
     lock_writes: mpsc::UnboundedSender<LockWrite>,
 }
@@ -290,6 +291,7 @@ impl SqliteStore {
             writer,
             reader,
             head_tx,
+            appended_tx: tokio::sync::broadcast::channel(APPENDED_BUFFER).0,
             lock_writes,
         })
     }
@@ -692,6 +694,7 @@ impl EventStore for SqliteStore {
         .await?;
         tx.commit().await?;
         advance_head(&self.head_tx, last_position);
+        let _ = self.appended_tx.send(Appended::Stream(stream.into()));
         Ok(AppendResult {
             last_version,
             first_position,
@@ -745,6 +748,10 @@ impl EventStore for SqliteStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head_tx.subscribe()
+    }
+
+    fn appended(&self) -> tokio::sync::broadcast::Receiver<Appended> {
+        self.appended_tx.subscribe()
     }
 }
 
