@@ -8,6 +8,7 @@ Without SYROS_BIN the run stops at once with a usage error: these tests never sk
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +89,14 @@ def run_async(coro):
     import asyncio
 
     return asyncio.run(coro)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C: Python turns SIGINT into
+    KeyboardInterrupt only when its parent left SIGINT at its default, and a shell runs
+    background jobs (e.g. ``scripts/test &`` in a non-interactive script) with SIGINT ignored,
+    which children inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def python_script(path: Path, *args: str, timeout: float = 120, env: Optional[dict] = None) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 
 import syros
 from syros import _syros
-from conftest import HERE, client_options, python_script
+from conftest import HERE, client_options, default_sigint, python_script
 
 
 def test_forked_child_can_use_a_new_client(client: syros.Client, address: str, name: str) -> None:
@@ -129,6 +129,7 @@ sys.exit(1)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "waiting"
     time.sleep(0.5)

@@ -14,7 +14,7 @@ from typing import List
 import pytest
 
 import syros
-from conftest import HERE, client_options, run_async
+from conftest import HERE, client_options, default_sigint, run_async
 
 FAST = syros.StepRetryPolicy(initial_interval=0.05, backoff_coefficient=2.0, maximum_interval=1.0, maximum_attempts=3)
 
@@ -280,6 +280,7 @@ def test_ctrl_c_stops_a_running_worker(address: str, name: str) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "running"
