@@ -144,13 +144,16 @@ def test_one_trace_holds_the_client_and_server_spans(receiver: Receiver, name: s
             names.append(span["name"])
         return names
 
-    store_acquire = [s for s in spans if s["name"] == "store.locks.try_acquire"]
+    # The store call's name depends on the backend: Redis keeps a waiter queue per key, so its
+    # acquire and release are the queue's.
+    store_acquire = [s for s in spans if s["name"] in ("store.locks.try_acquire", "store.locks.acquire_queued")]
     assert store_acquire, spans
     for store_span in store_acquire:
         assert store_span["attributes"]["key"] == key, store_span
         assert ancestors(store_span)[:2] == ["engine.locks.acquire", "syros.v1.LockService/Acquire"], store_span
-    store_release = one(spans, service="syros", name="store.locks.release")
-    assert ancestors(store_release)[:2] == ["engine.locks.release", "syros.v1.LockService/Release"], store_release
+    store_release = [s for s in spans if s["name"] in ("store.locks.release", "store.locks.release_queued")]
+    assert len(store_release) == 1, spans
+    assert ancestors(store_release[0])[:2] == ["engine.locks.release", "syros.v1.LockService/Release"], store_release
     # Every span the server made for these calls is in the caller's trace.
     assert not [
         s for s in receiver.spans if s["service"] == "syros" and s["name"].startswith("syros.v1.LockService")
