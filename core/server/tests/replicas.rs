@@ -54,6 +54,16 @@ async fn acquire(
     resp.lease.expect("lease")
 }
 
+/// Release `lease_id` through `client`; the lease must be held.
+async fn release(client: &pb::LockServiceClient, lease_id: &str) {
+    client
+        .release(pb::ReleaseLockRequest {
+            lease_id: lease_id.to_string().into(),
+        })
+        .await
+        .expect("release");
+}
+
 /// Two replicas share one Redis and one PostgreSQL: a waiter on B is woken by a release on A,
 /// events appended through A reach a subscriber on B, tokens stay monotonic across replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -73,12 +83,7 @@ async fn two_replicas_share_locks_and_events() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiter.is_finished(), "B must wait while A holds the lock");
     let released_at = Instant::now();
-    locks_a
-        .release(pb::ReleaseLockRequest {
-            lease_id: first.lease_id.clone(),
-        })
-        .await
-        .unwrap();
+    release(&locks_a, &first.lease_id).await;
     let (second, got_at, locks_b) = waiter.await.unwrap();
     let hand_over = got_at.duration_since(released_at);
     println!("cross-replica hand-over after release: {hand_over:?}");
@@ -93,12 +98,7 @@ async fn two_replicas_share_locks_and_events() {
 
     // Alternate replicas: every new lease has a larger token than all before it.
     let mut last = second.fencing_token;
-    locks_b
-        .release(pb::ReleaseLockRequest {
-            lease_id: second.lease_id,
-        })
-        .await
-        .unwrap();
+    release(&locks_b, &second.lease_id).await;
     for round in 0..6 {
         let client = if round % 2 == 0 { &locks_a } else { &locks_b };
         let lease = acquire(
@@ -113,12 +113,7 @@ async fn two_replicas_share_locks_and_events() {
             "token went backwards across replicas"
         );
         last = lease.fencing_token;
-        client
-            .release(pb::ReleaseLockRequest {
-                lease_id: lease.lease_id,
-            })
-            .await
-            .unwrap();
+        release(client, &lease.lease_id).await;
     }
 
     // An event appended through A reaches a live subscriber on B.
@@ -188,12 +183,7 @@ async fn a_killed_replicas_waiter_does_not_block_the_queue() {
         "the next waiter must wait for the holder"
     );
     let released_at = Instant::now();
-    locks_a
-        .release(pb::ReleaseLockRequest {
-            lease_id: first.lease_id.clone(),
-        })
-        .await
-        .unwrap();
+    release(&locks_a, &first.lease_id).await;
     let (lease, got_at) = tokio::time::timeout(Duration::from_secs(15), next)
         .await
         .expect("the next waiter is served")
