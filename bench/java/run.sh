@@ -5,6 +5,11 @@
 # Pin with BENCH_SERVER_CPU / BENCH_CLIENT_CPU (taskset) for steadier figures.
 #
 #   bench/java/run.sh [threads] [seconds]
+#
+# SYROS_BIN: the server (default: target/debug/syros, built here). Only release figures are worth
+# comparing with Redisson: `cargo build --release -p syros-server`, SYROS_BIN=target/release/syros,
+# and the SDK installed with its release library (`mvn -f sdks/java install -DskipTests
+# -Dsyros.cargo.profile=release`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -22,12 +27,15 @@ trap 'exit 130' INT TERM
 # The command under `taskset` when a CPU is given (exec'd, so $! is the process itself).
 pinned() { local cpu=$1; shift; if [ -n "$cpu" ] && command -v taskset >/dev/null; then echo taskset -c "$cpu" "$@"; else echo "$@"; fi; }
 
-cargo build --quiet -p syros-server
+if [ -z "${SYROS_BIN:-}" ]; then
+  cargo build --quiet -p syros-server
+  SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
+fi
 start_redis >/dev/null
 start_postgres >/dev/null
 SERVER_HOST=127.0.0.1 GRPC_PORT=0 REST_PORT=0 WS_PORT=0 SYROS_DATA_DIR="$WORK/data" SYROS_READY_FILE="$WORK/ready.json" \
    REDIS_URL="$SYROS_TEST_REDIS_URL" DATABASE_URL="$SYROS_TEST_DATABASE_URL" \
-   $(pinned "${BENCH_SERVER_CPU:-}" "$CARGO_TARGET_DIR/debug/syros" serve) >"$WORK/syros.log" 2>&1 &
+   $(pinned "${BENCH_SERVER_CPU:-}" "$SYROS_BIN" serve) >"$WORK/syros.log" 2>&1 &
 SERVER_PID=$!
 address=""
 for _ in $(seq 1 300); do
