@@ -8,7 +8,7 @@ use syros_binding_api as api;
 
 use crate::handles::{ComputeTicket, Lease, Subscription, Worker};
 use crate::records::*;
-use crate::{js, non_negative, token, wait, CancelToken};
+use crate::{js, non_negative, promise, token, CancelToken};
 
 /// A connection to Syros (connecting starts when it is created).
 #[napi]
@@ -44,9 +44,13 @@ impl Client {
     }
 
     /// Wait until connected.
-    #[napi]
-    pub async fn connect(&self, cancel: Option<&CancelToken>) -> Result<()> {
-        wait(self.inner.connect(), token(cancel)).await
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn connect<'env>(
+        &self,
+        env: &'env Env,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'env>> {
+        promise(env, self.inner.connect(), token(cancel), Ok)
     }
 
     /// Replace the bearer token sent with later calls (`null`: none).
@@ -86,180 +90,219 @@ impl Client {
     }
 
     /// Ask the server whether it is serving.
-    #[napi]
-    pub async fn check_health(&self) -> Result<()> {
-        js(self.inner.check_health().await)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn check_health<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        promise(env, self.inner.check_health(), None, Ok)
     }
 
     /// Acquire `key`, waiting up to `request.waitMs`.
-    #[napi]
-    pub async fn lock(
+    #[napi(ts_return_type = "Promise<Lease>")]
+    pub fn lock<'env>(
         &self,
+        env: &'env Env,
         key: String,
         request: LockRequest,
         cancel: Option<&CancelToken>,
-    ) -> Result<Lease> {
-        let lease = wait(self.inner.lock(key, request.record()?), token(cancel)).await?;
-        Ok(Lease { inner: lease })
+    ) -> Result<Object<'env>> {
+        let task = self.inner.lock(key, request.record()?);
+        promise(env, task, token(cancel), |inner| Ok(Lease { inner }))
     }
 
     /// Try once: `null` when someone else holds `key`.
-    #[napi]
-    pub async fn try_lock(&self, key: String, request: LockRequest) -> Result<Option<Lease>> {
-        let lease = js(self.inner.try_lock(key, request.record()?).await)?;
-        Ok(lease.map(|inner| Lease { inner }))
+    #[napi(ts_return_type = "Promise<Lease | null>")]
+    pub fn try_lock<'env>(
+        &self,
+        env: &'env Env,
+        key: String,
+        request: LockRequest,
+    ) -> Result<Object<'env>> {
+        let task = self.inner.try_lock(key, request.record()?);
+        promise(env, task, None, |lease| {
+            Ok(lease.map(|inner| Lease { inner }))
+        })
     }
 
     /// The current holder of `key`.
-    #[napi]
-    pub async fn lock_status(&self, key: String) -> Result<Option<LeaseInfo>> {
-        Ok(js(self.inner.lock_status(key).await)?.map(Into::into))
+    #[napi(ts_return_type = "Promise<LeaseInfo | null>")]
+    pub fn lock_status<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
+        promise(env, self.inner.lock_status(key), None, |lease| {
+            Ok(lease.map(LeaseInfo::from))
+        })
     }
 
     /// Held locks whose key starts with `prefix`.
-    #[napi]
-    pub async fn list_locks(&self, prefix: String, limit: Option<u32>) -> Result<Vec<LeaseInfo>> {
-        let locks = js(self.inner.list_locks(prefix, limit.unwrap_or(0)).await)?;
-        Ok(locks.into_iter().map(Into::into).collect())
+    #[napi(ts_return_type = "Promise<Array<LeaseInfo>>")]
+    pub fn list_locks<'env>(
+        &self,
+        env: &'env Env,
+        prefix: String,
+        limit: Option<u32>,
+    ) -> Result<Object<'env>> {
+        let task = self.inner.list_locks(prefix, limit.unwrap_or(0));
+        promise(env, task, None, |locks| {
+            Ok(locks.into_iter().map(LeaseInfo::from).collect::<Vec<_>>())
+        })
     }
 
     /// Administrative: drop whatever lease holds `key`; returns it.
-    #[napi]
-    pub async fn force_release(&self, key: String) -> Result<Option<LeaseInfo>> {
-        Ok(js(self.inner.force_release(key).await)?.map(Into::into))
+    #[napi(ts_return_type = "Promise<LeaseInfo | null>")]
+    pub fn force_release<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
+        promise(env, self.inner.force_release(key), None, |lease| {
+            Ok(lease.map(LeaseInfo::from))
+        })
     }
 
     /// The entry under `key`.
-    #[napi]
-    pub async fn cache_get(&self, key: String) -> Result<Option<CacheEntry>> {
-        Ok(js(self.inner.cache_get(key).await)?.map(Into::into))
+    #[napi(ts_return_type = "Promise<CacheEntry | null>")]
+    pub fn cache_get<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
+        promise(env, self.inner.cache_get(key), None, |entry| {
+            Ok(entry.map(CacheEntry::from))
+        })
     }
 
     /// Store `value`; its expiry (ms since the epoch), if any.
-    #[napi]
-    pub async fn cache_set(
+    #[napi(ts_return_type = "Promise<number | null>")]
+    pub fn cache_set<'env>(
         &self,
+        env: &'env Env,
         key: String,
         value: Buffer,
         set: CacheSet,
-    ) -> Result<Option<i64>> {
-        js(self
-            .inner
-            .cache_set(key, value.to_vec(), set.record()?)
-            .await)
+    ) -> Result<Object<'env>> {
+        let task = self.inner.cache_set(key, value.to_vec(), set.record()?);
+        promise(env, task, None, Ok)
     }
 
     /// Remove `key`; whether it existed.
-    #[napi]
-    pub async fn cache_delete(&self, key: String) -> Result<bool> {
-        js(self.inner.cache_delete(key).await)
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn cache_delete<'env>(&self, env: &'env Env, key: String) -> Result<Object<'env>> {
+        promise(env, self.inner.cache_delete(key), None, Ok)
     }
 
     /// Remove every key tagged `tag`; how many.
-    #[napi]
-    pub async fn cache_invalidate_tag(&self, tag: String) -> Result<i64> {
-        Ok(crate::number(js(self
-            .inner
-            .cache_invalidate_tag(tag)
-            .await)?))
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn cache_invalidate_tag<'env>(&self, env: &'env Env, tag: String) -> Result<Object<'env>> {
+        promise(env, self.inner.cache_invalidate_tag(tag), None, |removed| {
+            Ok(crate::number(removed))
+        })
     }
 
     /// Get-or-compute: the value, or a ticket this caller completes (single-flight).
-    #[napi]
-    pub async fn cache_begin(
+    #[napi(ts_return_type = "Promise<Buffer | ComputeTicket>")]
+    pub fn cache_begin<'env>(
         &self,
+        env: &'env Env,
         key: String,
         set: CacheSet,
-    ) -> Result<Either<Buffer, ComputeTicket>> {
-        Ok(
-            match js(self.inner.cache_begin(key, set.record()?).await)? {
-                api::CacheLookup::Hit(value) => Either::A(value.to_vec().into()),
+    ) -> Result<Object<'env>> {
+        let task = self.inner.cache_begin(key, set.record()?);
+        promise(env, task, None, |lookup| {
+            Ok(match lookup {
+                api::CacheLookup::Hit(value) => Either::<Buffer, _>::A(value.to_vec().into()),
                 api::CacheLookup::Compute(inner) => Either::B(ComputeTicket { inner }),
-            },
-        )
+            })
+        })
     }
 
     /// Append `events` atomically if `stream` is at `expected` (`"any"`, `"no_stream"` or a
     /// version).
-    #[napi]
-    pub async fn append(
+    #[napi(ts_return_type = "Promise<AppendResult>")]
+    pub fn append<'env>(
         &self,
+        env: &'env Env,
         stream: String,
         events: Vec<NewEvent>,
         expected: Either<String, i64>,
-    ) -> Result<AppendResult> {
+    ) -> Result<Object<'env>> {
         let expected = expected_version(expected)?;
         let events = events.into_iter().map(Into::into).collect();
-        Ok(js(self.inner.append(stream, events, expected).await)?.into())
+        let task = self.inner.append(stream, events, expected);
+        promise(env, task, None, |appended| Ok(AppendResult::from(appended)))
     }
 
     /// Read a page of one stream or of all streams.
-    #[napi]
-    pub async fn read(&self, request: ReadRequest) -> Result<ReadResult> {
-        Ok(js(self.inner.read(request.record()?).await)?.into())
+    #[napi(ts_return_type = "Promise<ReadResult>")]
+    pub fn read<'env>(&self, env: &'env Env, request: ReadRequest) -> Result<Object<'env>> {
+        let task = self.inner.read(request.record()?);
+        promise(env, task, None, |page| Ok(ReadResult::from(page)))
     }
 
     /// Follow one stream (or all: `stream` null) from `"start"`, `"end"` or a position.
-    #[napi]
-    pub async fn subscribe(
+    #[napi(ts_return_type = "Promise<Subscription>")]
+    pub fn subscribe<'env>(
         &self,
+        env: &'env Env,
         stream: Option<String>,
         from: Either<String, i64>,
         cancel: Option<&CancelToken>,
-    ) -> Result<Subscription> {
+    ) -> Result<Object<'env>> {
         let start = subscribe_start(from)?;
-        let inner = wait(self.inner.subscribe(stream, start), token(cancel)).await?;
-        Ok(Subscription { inner })
+        let task = self.inner.subscribe(stream, start);
+        promise(env, task, token(cancel), |inner| Ok(Subscription { inner }))
     }
 
     /// Start a saga (or get the one started with the same idempotency key).
-    #[napi]
-    pub async fn start_saga(&self, saga: StartSaga) -> Result<SagaInfo> {
-        Ok(js(self.inner.start_saga(saga.record()?).await)?.into())
+    #[napi(ts_return_type = "Promise<SagaInfo>")]
+    pub fn start_saga<'env>(&self, env: &'env Env, saga: StartSaga) -> Result<Object<'env>> {
+        let task = self.inner.start_saga(saga.record()?);
+        promise(env, task, None, |saga| Ok(SagaInfo::from(saga)))
     }
 
     /// One saga.
-    #[napi]
-    pub async fn get_saga(&self, saga_id: String) -> Result<SagaInfo> {
-        Ok(js(self.inner.get_saga(saga_id).await)?.into())
+    #[napi(ts_return_type = "Promise<SagaInfo>")]
+    pub fn get_saga<'env>(&self, env: &'env Env, saga_id: String) -> Result<Object<'env>> {
+        promise(env, self.inner.get_saga(saga_id), None, |saga| {
+            Ok(SagaInfo::from(saga))
+        })
     }
 
     /// Sagas, newest first, optionally of one state and/or name.
-    #[napi]
-    pub async fn list_sagas(
+    #[napi(ts_return_type = "Promise<Array<SagaInfo>>")]
+    pub fn list_sagas<'env>(
         &self,
+        env: &'env Env,
         state: Option<String>,
         name: Option<String>,
         limit: Option<u32>,
-    ) -> Result<Vec<SagaInfo>> {
+    ) -> Result<Object<'env>> {
         let state = state.map(|s| js(api::parse_saga_state(&s))).transpose()?;
-        let sagas = js(self.inner.list_sagas(state, name, limit.unwrap_or(0)).await)?;
-        Ok(sagas.into_iter().map(Into::into).collect())
+        let task = self.inner.list_sagas(state, name, limit.unwrap_or(0));
+        promise(env, task, None, |sagas| {
+            Ok(sagas.into_iter().map(SagaInfo::from).collect::<Vec<_>>())
+        })
     }
 
     /// Cancel a saga: what completed is compensated.
-    #[napi]
-    pub async fn cancel_saga(&self, saga_id: String) -> Result<SagaInfo> {
-        Ok(js(self.inner.cancel_saga(saga_id).await)?.into())
+    #[napi(ts_return_type = "Promise<SagaInfo>")]
+    pub fn cancel_saga<'env>(&self, env: &'env Env, saga_id: String) -> Result<Object<'env>> {
+        promise(env, self.inner.cancel_saga(saga_id), None, |saga| {
+            Ok(SagaInfo::from(saga))
+        })
     }
 
     /// Wait until the saga is final, at most `timeout_ms` (then `deadline_exceeded`).
-    #[napi]
-    pub async fn wait_saga(
+    #[napi(ts_return_type = "Promise<SagaInfo>")]
+    pub fn wait_saga<'env>(
         &self,
+        env: &'env Env,
         saga_id: String,
         timeout_ms: i64,
         cancel: Option<&CancelToken>,
-    ) -> Result<SagaInfo> {
+    ) -> Result<Object<'env>> {
         let timeout = non_negative("timeout", timeout_ms)?;
-        let saga = wait(self.inner.wait_saga(saga_id, timeout), token(cancel)).await?;
-        Ok(saga.into())
+        let task = self.inner.wait_saga(saga_id, timeout);
+        promise(env, task, token(cancel), |saga| Ok(SagaInfo::from(saga)))
     }
 
     /// Start a step runner for `service`, at most `max_concurrent` tasks held at once.
-    #[napi]
-    pub async fn worker(&self, service: String, max_concurrent: u32) -> Result<Worker> {
-        let inner = js(self.inner.worker(service, max_concurrent).await)?;
-        Ok(Worker { inner })
+    #[napi(ts_return_type = "Promise<Worker>")]
+    pub fn worker<'env>(
+        &self,
+        env: &'env Env,
+        service: String,
+        max_concurrent: u32,
+    ) -> Result<Object<'env>> {
+        let task = self.inner.worker(service, max_concurrent);
+        promise(env, task, None, |inner| Ok(Worker { inner }))
     }
 }

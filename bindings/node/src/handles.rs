@@ -7,7 +7,7 @@ use napi_derive::napi;
 use syros_binding_api as api;
 
 use crate::records::{LeaseInfo, SubscriptionItem, TaskOutcome, TaskRecord};
-use crate::{js, non_negative, token, wait, CancelToken};
+use crate::{non_negative, promise, token, CancelToken};
 
 fn limit(timeout_ms: Option<i64>) -> Result<Option<u64>> {
     timeout_ms.map(|t| non_negative("timeout", t)).transpose()
@@ -46,31 +46,35 @@ impl Lease {
     }
 
     /// Release it (idempotent).
-    #[napi]
-    pub async fn release(&self) -> Result<()> {
-        js(self.inner.release().await)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn release<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        promise(env, self.inner.release(), None, Ok)
     }
 
     /// Extend it now.
-    #[napi]
-    pub async fn renew(&self) -> Result<LeaseInfo> {
-        js(self.inner.renew().await).map(Into::into)
+    #[napi(ts_return_type = "Promise<LeaseInfo>")]
+    pub fn renew<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        promise(env, self.inner.renew(), None, |lease| {
+            Ok(LeaseInfo::from(lease))
+        })
     }
 
     /// Wait until it is `lost` or `released`, at most `timeout_ms` (then `timed_out`).
-    #[napi]
-    pub async fn wait_end(
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn wait_end<'env>(
         &self,
+        env: &'env Env,
         timeout_ms: Option<i64>,
         cancel: Option<&CancelToken>,
-    ) -> Result<String> {
-        let end = wait(self.inner.wait_end(limit(timeout_ms)?), token(cancel)).await?;
-        Ok(match end {
-            api::LeaseEnd::Lost => "lost",
-            api::LeaseEnd::Released => "released",
-            api::LeaseEnd::TimedOut => "timed_out",
-        }
-        .to_string())
+    ) -> Result<Object<'env>> {
+        let task = self.inner.wait_end(limit(timeout_ms)?);
+        promise(env, task, token(cancel), |end| {
+            Ok(match end {
+                api::LeaseEnd::Lost => "lost",
+                api::LeaseEnd::Released => "released",
+                api::LeaseEnd::TimedOut => "timed_out",
+            })
+        })
     }
 }
 
@@ -83,15 +87,17 @@ pub struct Subscription {
 #[napi]
 impl Subscription {
     /// The next event, waiting up to `timeout_ms` (unset: until one comes or it is closed).
-    #[napi]
-    pub async fn next(
+    #[napi(ts_return_type = "Promise<SubscriptionItem>")]
+    pub fn next<'env>(
         &self,
+        env: &'env Env,
         timeout_ms: Option<i64>,
         cancel: Option<&CancelToken>,
-    ) -> Result<SubscriptionItem> {
-        wait(self.inner.next(limit(timeout_ms)?), token(cancel))
-            .await
-            .map(Into::into)
+    ) -> Result<Object<'env>> {
+        let task = self.inner.next(limit(timeout_ms)?);
+        promise(env, task, token(cancel), |item| {
+            Ok(SubscriptionItem::from(item))
+        })
     }
 
     /// Stop following (idempotent); a pending `next` ends.
@@ -123,22 +129,27 @@ impl Worker {
 
     /// The next task, waiting up to `timeout_ms` (unset: until one comes or the worker stops);
     /// `null` when the time passed or the worker stopped.
-    #[napi]
-    pub async fn poll_task(&self, timeout_ms: Option<i64>) -> Result<Option<TaskRecord>> {
-        let task = js(self.inner.poll_task(limit(timeout_ms)?).await)?;
-        Ok(task.map(Into::into))
+    #[napi(ts_return_type = "Promise<TaskRecord | null>")]
+    pub fn poll_task<'env>(&self, env: &'env Env, timeout_ms: Option<i64>) -> Result<Object<'env>> {
+        let task = self.inner.poll_task(limit(timeout_ms)?);
+        promise(env, task, None, |task| Ok(task.map(TaskRecord::from)))
     }
 
     /// Report a task's outcome; whether the server accepted it.
-    #[napi]
-    pub async fn complete(&self, task_id: String, outcome: TaskOutcome) -> Result<bool> {
-        js(self.inner.complete(task_id, outcome.into()).await)
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn complete<'env>(
+        &self,
+        env: &'env Env,
+        task_id: String,
+        outcome: TaskOutcome,
+    ) -> Result<Object<'env>> {
+        promise(env, self.inner.complete(task_id, outcome.into()), None, Ok)
     }
 
     /// Whether the task is still assigned to this worker.
-    #[napi]
-    pub async fn heartbeat(&self, task_id: String) -> Result<bool> {
-        js(self.inner.heartbeat(task_id).await)
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn heartbeat<'env>(&self, env: &'env Env, task_id: String) -> Result<Object<'env>> {
+        promise(env, self.inner.heartbeat(task_id), None, Ok)
     }
 
     /// Tasks held now.
@@ -154,9 +165,9 @@ impl Worker {
     }
 
     /// Stop, then wait until every task handed out was completed (or timed out).
-    #[napi]
-    pub async fn stop_and_drain(&self) -> Result<()> {
-        js(self.inner.stop_and_drain().await)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn stop_and_drain<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        promise(env, self.inner.stop_and_drain(), None, Ok)
     }
 }
 
@@ -175,15 +186,16 @@ impl ComputeTicket {
     }
 
     /// Hand over the value; resolves once stored and handed to every waiting caller.
-    #[napi]
-    pub async fn complete(&self, value: Buffer) -> Result<Buffer> {
-        let stored = js(self.inner.complete(value.to_vec()).await)?;
-        Ok(stored.to_vec().into())
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn complete<'env>(&self, env: &'env Env, value: Buffer) -> Result<Object<'env>> {
+        promise(env, self.inner.complete(value.to_vec()), None, |stored| {
+            Ok(Buffer::from(stored.to_vec()))
+        })
     }
 
     /// The computation failed: every waiting caller gets `callback_failed` with `message`.
-    #[napi]
-    pub async fn fail(&self, message: String) -> Result<()> {
-        js(self.inner.fail(message).await)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn fail<'env>(&self, env: &'env Env, message: String) -> Result<Object<'env>> {
+        promise(env, self.inner.fail(message), None, Ok)
     }
 }

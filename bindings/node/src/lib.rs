@@ -1,11 +1,12 @@
 //! The napi-rs bridge between Node.js and the Syros binding API (`syros-binding-api`).
 //!
 //! It only translates: every method maps one binding-API call, records become plain JS objects
-//! (durations in milliseconds, fencing tokens as `bigint`, values as `Buffer`), and every
-//! `async` method only awaits a [`rt::CoreTask`] that runs on the client core's runtime (the
-//! runtime rule), never core futures on napi's own runtime. Nothing calls back into JS from a
-//! Rust thread: workers, subscriptions, lease ends and get-or-compute tickets are pulled by the
-//! idiomatic layer (`sdks/node`), which runs handlers on Node's event loop.
+//! (durations in milliseconds, fencing tokens as `bigint`, values as `Buffer`), and every method
+//! that returns a `Promise` starts a [`rt::CoreTask`] on the client core's runtime (the runtime
+//! rule) and settles a napi `Deferred` from there when it ends ([`promise`]): napi's own tokio
+//! runtime is not used at all, so a call costs no thread hand-off through it. No JS code runs on
+//! a Rust thread (a `Deferred` is settled through napi's thread-safe queue, on Node's thread):
+//! workers, subscriptions, lease ends and get-or-compute tickets are pulled by the idiomatic layer (`sdks/node`), which runs handlers on Node's event loop.
 //!
 //! Errors cross as a JS `Error` whose message is [`ERROR_MARKER`] followed by the JSON of the
 //! [`ErrorRecord`]; `sdks/node/lib/errors.js` turns it into the `SyrosError` class of its code.
@@ -57,15 +58,28 @@ pub(crate) fn number(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Await `task`, cancelled by `cancel` if given.
-pub(crate) async fn wait<T: Send + 'static>(
+/// What settles a promise made by [`promise`]: the value's conversion, run on Node's thread.
+type Settle<V> = Box<dyn FnOnce(Env) -> Result<V> + Send>;
+
+/// A JS promise of `task`'s result (through `convert`), rejected with the binding-API error, or
+/// `cancelled` once `cancel` is cancelled. The core runtime settles it the moment the work ends
+/// (`CoreTask::settle`): no task on napi's own runtime sits between the core and Node.
+pub(crate) fn promise<'env, T, V>(
+    env: &'env Env,
     task: rt::CoreTask<T>,
     cancel: Option<rt::CancelToken>,
-) -> Result<T> {
-    match cancel {
-        Some(token) => js(task.cancel_on(&token).await),
-        None => js(task.await),
-    }
+    convert: impl FnOnce(T) -> Result<V> + Send + 'static,
+) -> Result<Object<'env>>
+where
+    T: Send + 'static,
+    V: ToNapiValue + 'static,
+{
+    let (deferred, promise) = env.create_deferred::<V, Settle<V>>()?;
+    task.settle(cancel.as_ref(), move |result| match result {
+        Ok(value) => deferred.resolve(Box::new(move |_| convert(value))),
+        Err(err) => deferred.reject(to_js_error(err)),
+    });
+    Ok(promise)
 }
 
 /// The stable codes of every error kind, in the core's order.

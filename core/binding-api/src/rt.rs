@@ -158,24 +158,63 @@ impl<T: Send + 'static> CoreTask<T> {
     pub fn cancel_on(self, token: &CancelToken) -> CoreTask<T> {
         if token.is_cancelled() {
             self.abort();
-            return CoreTask::failed(ErrorRecord::cancelled(
-                "the wait was cancelled by the caller",
-            ));
+            return CoreTask::failed(cancelled_by_caller());
         }
-        let mut cancelled = token.cancelled.subscribe();
-        spawn(async move {
-            let work = self;
-            tokio::select! {
-                biased;
-                result = work => result,
-                _ = async {
-                    // Every token dropped uncancelled: nobody can cancel any more.
-                    if cancelled.wait_for(|c| *c).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                } => Err(ErrorRecord::cancelled("the wait was cancelled by the caller")),
+        let cancelled = token.cancelled.subscribe();
+        spawn(until_cancelled(self, cancelled))
+    }
+
+    /// Hand the result to `done` when the work ends — or, with `cancel`, when that token is
+    /// cancelled first (the work is then aborted, as a drop would). For hosts that settle a
+    /// promise from any thread (a JS `Deferred`): `done` runs on the core runtime's thread that
+    /// saw the work end, with no executor of the host's own in between (one thread hand-off per
+    /// call fewer than awaiting the task from the host's executor).
+    pub fn settle(
+        mut self,
+        cancel: Option<&CancelToken>,
+        done: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        if let Some(err) = self.startup.take() {
+            return done(Err(err));
+        }
+        let cancelled = match cancel {
+            Some(token) if token.is_cancelled() => {
+                self.abort();
+                return done(Err(cancelled_by_caller()));
             }
+            Some(token) => Some(token.cancelled.subscribe()),
+            None => None,
+        };
+        spawn(async move {
+            done(match cancelled {
+                Some(cancelled) => until_cancelled(self, cancelled).await,
+                None => self.await,
+            });
+            Ok(())
         })
+        .detach();
+    }
+}
+
+fn cancelled_by_caller() -> ErrorRecord {
+    ErrorRecord::cancelled("the wait was cancelled by the caller")
+}
+
+/// `work`'s result, or `cancelled` once the token behind `cancelled` is cancelled (dropping
+/// `work` then aborts it).
+async fn until_cancelled<T: Send + 'static>(
+    work: CoreTask<T>,
+    mut cancelled: watch::Receiver<bool>,
+) -> Result<T> {
+    tokio::select! {
+        biased;
+        result = work => result,
+        _ = async {
+            // Every token dropped uncancelled: nobody can cancel any more.
+            if cancelled.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => Err(cancelled_by_caller()),
     }
 }
 
