@@ -11,8 +11,9 @@
 //! Modes for each: `seq` (one task, one key: p50/p99 and cycles/s), `c32` (32 workers on distinct
 //! keys: cycles/s) and, for Syros, `hot32` (32 workers on ONE key, each holding it 1 ms and waiting
 //! as long as needed: cycles/s, min/max turns per worker, failed acquisitions, whether fencing
-//! tokens were strictly increasing, overlapping holds). Then the ratios against the redis crate
-//! measured in the same run. Not a test: it only reports.
+//! tokens were strictly increasing, overlapping holds). Then, for each row on Redis, what Redis
+//! spent per cycle in each mode (`INFO cpu` and `INFO commandstats` deltas), and the ratios
+//! against the redis crate measured in the same run. Not a test: it only reports.
 //!
 //! ```text
 //! cargo build --release -p syros-server -p syros-bench
