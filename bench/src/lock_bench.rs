@@ -11,8 +11,9 @@
 //! Modes for each: `seq` (one task, one key: p50/p99 and cycles/s), `c32` (32 workers on distinct
 //! keys: cycles/s) and, for Syros, `hot32` (32 workers on ONE key, each holding it 1 ms and waiting
 //! as long as needed: cycles/s, min/max turns per worker, failed acquisitions, whether fencing
-//! tokens were strictly increasing, overlapping holds). Then the ratios against the redis crate
-//! measured in the same run. Not a test: it only reports.
+//! tokens were strictly increasing, overlapping holds). Then, for each row on Redis, what Redis
+//! spent per cycle in each mode (`INFO cpu` and `INFO commandstats` deltas), and the ratios
+//! against the redis crate measured in the same run. Not a test: it only reports.
 //!
 //! ```text
 //! cargo build --release -p syros-server -p syros-bench
@@ -33,6 +34,7 @@
 //! Servers (and Redis) are pinned to CPU 0 with `taskset` when it exists, as in the peers
 //! harness; pin this process to CPU 1.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -59,6 +61,8 @@ struct Sequential {
     p50: Duration,
     p99: Duration,
     per_sec: f64,
+    /// Cycles run, warm-up included (what the Redis probe divides by).
+    cycles: u64,
 }
 
 async fn sequential(window: Duration, cycle: &Cycle, label: &str) -> Result<Sequential> {
@@ -81,6 +85,7 @@ async fn sequential(window: Duration, cycle: &Cycle, label: &str) -> Result<Sequ
         p50: quantile(&latencies, 0.50),
         p99: quantile(&latencies, 0.99),
         per_sec: latencies.len() as f64 / elapsed,
+        cycles: 300 + latencies.len() as u64,
     })
 }
 
@@ -89,7 +94,13 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-async fn concurrent(window: Duration, tasks: usize, cycle: &Cycle, label: &str) -> Result<f64> {
+/// Cycles per second over the window, and cycles run in all (warm-up and drain included).
+async fn concurrent(
+    window: Duration,
+    tasks: usize,
+    cycle: &Cycle,
+    label: &str,
+) -> Result<(f64, u64)> {
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -114,7 +125,8 @@ async fn concurrent(window: Duration, tasks: usize, cycle: &Cycle, label: &str) 
     for handle in handles {
         handle.await??;
     }
-    Ok((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
+    let rate = (c1 - c0) as f64 / (t1 - t0).as_secs_f64();
+    Ok((rate, count.load(Ordering::Relaxed)))
 }
 
 /// hot32: `workers` tasks contend for one key through the Syros client, each holding it `hold`.
@@ -128,6 +140,8 @@ struct Hot {
     token_violations: u64,
     /// Holds that began while another was in progress (expect 0).
     overlaps: u64,
+    /// Cycles run, warm-up included (what the Redis probe divides by).
+    cycles: u64,
 }
 
 #[derive(Default)]
@@ -222,7 +236,103 @@ async fn hot(
         failed,
         token_violations: tokens.violations,
         overlaps: overlaps.load(Ordering::SeqCst),
+        cycles: tokens.seen,
     })
+}
+
+/// Redis' own counters at one moment: its CPU time (`INFO cpu`, user + system) and how often it
+/// ran each command (`INFO commandstats`, which counts the commands Lua scripts call too).
+struct RedisCounters {
+    cpu_seconds: f64,
+    /// Calls and µs per command.
+    calls: HashMap<String, (u64, u64)>,
+}
+
+/// What Redis spent per lock cycle over one measurement: CPU µs, and calls of each command
+/// (most first) with the µs Redis timed in them (a script's time includes its commands'). The
+/// counters are read before and after; warm-up cycles count on both sides.
+struct RedisCost {
+    cpu_us: f64,
+    calls: Vec<(String, f64, f64)>,
+}
+
+/// Reads the Redis a row runs on, so the row can say what Redis did per cycle.
+#[derive(Clone)]
+struct RedisProbe {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl RedisProbe {
+    async fn connect(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        Ok(RedisProbe {
+            conn: client.get_multiplexed_async_connection().await?,
+        })
+    }
+
+    async fn counters(&self) -> Result<RedisCounters> {
+        let mut conn = self.conn.clone();
+        let (cpu, stats): (String, String) = redis::pipe()
+            .cmd("INFO")
+            .arg("cpu")
+            .cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await?;
+        let field = |name: &str| -> f64 {
+            cpu.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        // `cmdstat_<name>:calls=<n>,usec=<µs>,...`
+        let calls = stats
+            .lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let mut fields = rest.split(',');
+                let calls = fields.next()?.strip_prefix("calls=")?.parse().ok()?;
+                let usec = fields.next()?.strip_prefix("usec=")?.parse().ok()?;
+                Some((name.to_string(), (calls, usec)))
+            })
+            .collect();
+        Ok(RedisCounters {
+            cpu_seconds: field("used_cpu_user") + field("used_cpu_sys"),
+            calls,
+        })
+    }
+
+    /// Run `work` (which reports how many cycles it ran) and what Redis spent per cycle on it.
+    async fn around<T>(
+        probe: Option<&RedisProbe>,
+        work: impl Future<Output = Result<T>>,
+        cycles: impl Fn(&T) -> u64,
+    ) -> Result<(T, Option<RedisCost>)> {
+        let Some(probe) = probe else {
+            return Ok((work.await?, None));
+        };
+        let before = probe.counters().await?;
+        let result = work.await?;
+        let after = probe.counters().await?;
+        let per_cycle = 1.0 / cycles(&result).max(1) as f64;
+        let mut calls: Vec<(String, f64, f64)> = after
+            .calls
+            .iter()
+            .filter(|(name, _)| name.as_str() != "info")
+            .map(|(name, (n, usec))| {
+                let (n0, usec0) = before.calls.get(name).copied().unwrap_or((0, 0));
+                let per = |a: u64, b: u64| a.saturating_sub(b) as f64 * per_cycle;
+                (name.clone(), per(*n, n0), per(*usec, usec0))
+            })
+            .filter(|(_, n, _)| *n >= 0.005)
+            .collect();
+        calls.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let cost = RedisCost {
+            cpu_us: (after.cpu_seconds - before.cpu_seconds) * 1e6 * per_cycle,
+            calls,
+        };
+        Ok((result, Some(cost)))
+    }
 }
 
 async fn redis_cycle(url: &str) -> Result<Cycle> {
@@ -310,6 +420,8 @@ struct Row {
     seq: Sequential,
     conc: f64,
     hot: Option<Hot>,
+    /// What Redis spent per cycle in each mode, for rows on Redis.
+    redis: Vec<(&'static str, RedisCost)>,
 }
 
 struct Settings {
@@ -322,21 +434,39 @@ async fn measure(
     name: &'static str,
     cycle: Cycle,
     hot_client: Option<&Client>,
+    probe: Option<&RedisProbe>,
     settings: &Settings,
 ) -> Result<Row> {
-    let seq = sequential(settings.window, &cycle, name).await?;
-    let conc = concurrent(settings.window, settings.workers, &cycle, name).await?;
+    let mut redis = Vec::new();
+    let (seq, cost) = RedisProbe::around(probe, sequential(settings.window, &cycle, name), |seq| {
+        seq.cycles
+    })
+    .await?;
+    redis.extend(cost.map(|cost| ("seq", cost)));
+    let ((conc, _), cost) = RedisProbe::around(
+        probe,
+        concurrent(settings.window, settings.workers, &cycle, name),
+        |(_, cycles)| *cycles,
+    )
+    .await?;
+    redis.extend(cost.map(|cost| ("conc", cost)));
     let hot = match hot_client {
-        Some(client) => Some(
-            self::hot(
-                std::slice::from_ref(client),
-                settings.window,
-                settings.workers,
-                settings.hold,
-                name,
+        Some(client) => {
+            let (hot, cost) = RedisProbe::around(
+                probe,
+                self::hot(
+                    std::slice::from_ref(client),
+                    settings.window,
+                    settings.workers,
+                    settings.hold,
+                    name,
+                ),
+                |hot| hot.cycles,
             )
-            .await?,
-        ),
+            .await?;
+            redis.extend(cost.map(|cost| ("hot", cost)));
+            Some(hot)
+        }
         None => None,
     };
     eprintln!("  measured {name}");
@@ -345,6 +475,7 @@ async fn measure(
         seq,
         conc,
         hot,
+        redis,
     })
 }
 
@@ -372,12 +503,17 @@ async fn two_replicas_row(
         syros_client(second_port).await?,
     ];
     let name = "2 replicas, hot only";
-    let hot = hot(
-        &clients,
-        settings.window,
-        settings.workers,
-        settings.hold,
-        "two-replicas",
+    let probe = RedisProbe::connect(redis_url).await?;
+    let (hot, cost) = RedisProbe::around(
+        Some(&probe),
+        hot(
+            &clients,
+            settings.window,
+            settings.workers,
+            settings.hold,
+            "two-replicas",
+        ),
+        |hot| hot.cycles,
     )
     .await?;
     eprintln!("  measured {name}");
@@ -388,9 +524,11 @@ async fn two_replicas_row(
             p50: Duration::ZERO,
             p99: Duration::ZERO,
             per_sec: 0.0,
+            cycles: 0,
         },
         conc: 0.0,
         hot: Some(hot),
+        redis: cost.map(|cost| ("hot", cost)).into_iter().collect(),
     }))
 }
 
@@ -472,41 +610,44 @@ fn ratios(args: &[String]) -> Result<()> {
         Some(value) => println!("  {what:<52} {value:>6.2}x  (goal {target})"),
         None => println!("  {what:<52}    n/a  (goal {target}; not in this run)"),
     };
-    let div = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    // `peer`'s `field` in `mode` over `over`'s `over_field` in the same mode.
+    let ratio = |(peer, mode, field): (&str, &str, &str), (over, over_field): (&str, &str)| {
+        Some(get(peer, mode, field)? / get(over, mode, over_field)?)
+    };
     println!("goals of issue 19 from {file} (same run):");
     for (syros, seq_goal) in [("syros-redis", "<= 2.0"), ("syros-embedded", "<= 1.5")] {
-        show(
-            &format!("seq p50 {syros} / redis-rs"),
-            div(
-                get(syros, "seq", "p50_us"),
-                get("redis-rs", "seq", "p50_us"),
+        for (what, numerator, denominator, target) in [
+            (
+                "seq p50 {} / redis-rs",
+                (syros, "seq", "p50_us"),
+                ("redis-rs", "p50_us"),
+                seq_goal,
             ),
-            seq_goal,
-        );
-        show(
-            &format!("c32 cycles/s {syros} / redsync"),
-            div(
-                get(syros, "c32", "cycles_per_s"),
-                get("redsync", "c32", "cycles_per_s"),
+            (
+                "c32 cycles/s {} / redsync",
+                (syros, "c32", "cycles_per_s"),
+                ("redsync", "cycles_per_s"),
+                ">= 1.0",
             ),
-            ">= 1.0",
-        );
-        show(
-            &format!("hot32 cycles/s {syros} / redsync"),
-            div(
-                get(syros, "hot", "cycles_per_s"),
-                get("redsync", "hot", "cycles_per_s"),
+            (
+                "hot32 cycles/s {} / redsync",
+                (syros, "hot", "cycles_per_s"),
+                ("redsync", "cycles_per_s"),
+                ">= 1.1",
             ),
-            ">= 1.1",
-        );
-        show(
-            &format!("hot32 turns min/max {syros}"),
-            div(
-                get(syros, "hot", "worker_min"),
-                get(syros, "hot", "worker_max"),
+            (
+                "hot32 turns min/max {}",
+                (syros, "hot", "worker_min"),
+                (syros, "worker_max"),
+                ">= 0.9",
             ),
-            ">= 0.9",
-        );
+        ] {
+            show(
+                &what.replace("{}", syros),
+                ratio(numerator, denominator),
+                target,
+            );
+        }
     }
     Ok(())
 }
@@ -553,21 +694,24 @@ async fn main() -> Result<()> {
         settings.hold.as_millis(),
         if pin { "pinned to CPU 0" } else { "not pinned (no taskset)" }
     );
+    let probe = RedisProbe::connect(&redis_url).await?;
     let mut rows = vec![
         measure(
             "redis crate (direct)",
             redis_cycle(&redis_url).await?,
             None,
+            Some(&probe),
             &settings,
         )
         .await?,
     ];
-    for (name, port) in [
-        ("syros embedded", embedded_port),
-        ("syros on redis", redis_port),
+    for (name, port, probe) in [
+        ("syros embedded", embedded_port, None),
+        ("syros on redis", redis_port, Some(&probe)),
     ] {
         let client = syros_client(port).await?;
-        rows.push(measure(name, syros_cycle(client.clone()), Some(&client), &settings).await?);
+        let cycle = syros_cycle(client.clone());
+        rows.push(measure(name, cycle, Some(&client), probe, &settings).await?);
     }
     if std::env::var("BENCH_VOLO").is_ok_and(|v| v == "1") {
         rows.push(
@@ -575,6 +719,7 @@ async fn main() -> Result<()> {
                 "volo only, on redis",
                 raw_cycle(redis_port),
                 None,
+                Some(&probe),
                 &settings,
             )
             .await?,
@@ -615,6 +760,24 @@ async fn main() -> Result<()> {
             row.seq.per_sec,
             row.conc,
         );
+    }
+    println!(
+        "Redis per cycle (INFO cpu and commandstats deltas over each mode, warm-up included):"
+    );
+    for row in &rows {
+        for (mode, cost) in &row.redis {
+            let calls: Vec<String> = cost
+                .calls
+                .iter()
+                .map(|(name, n, us)| format!("{name} {n:.2} ({us:.1} µs)"))
+                .collect();
+            println!(
+                "  {:<22} {mode:<5} {:>6.1} µs CPU  {}",
+                row.name,
+                cost.cpu_us,
+                calls.join(", ")
+            );
+        }
     }
     let peer = &rows[0];
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);

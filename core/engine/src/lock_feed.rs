@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use crate::error::{Error, Result};
 use crate::limits::now_ms;
 use crate::model::Lease;
-use crate::store::ReleasedKey;
+use crate::store::{AnnouncementGuard, ReleasedKey};
 use crate::telemetry;
 
 /// Changes buffered per subscriber; one that falls further behind misses changes and is told so.
@@ -280,6 +280,8 @@ pub struct LockWatch {
     pub(crate) prefix: String,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) ended: bool,
+    /// Keeps a shared store announcing other replicas' releases to this server.
+    pub(crate) _announcements: AnnouncementGuard,
 }
 
 impl LockWatch {
@@ -434,6 +436,7 @@ mod tests {
             prefix: "k".into(),
             shutdown,
             ended: false,
+            _announcements: Box::new(()),
         };
         let lease = lease("k", "k1", now_ms() + 60_000);
         for _ in 0..LOCK_CHANGE_BUFFER + 10 {
@@ -454,6 +457,7 @@ mod tests {
             prefix: String::new(),
             shutdown,
             ended: false,
+            _announcements: Box::new(()),
         };
         feed.renewed(&lease("k", "k1", now_ms() + 60_000));
         assert_eq!(

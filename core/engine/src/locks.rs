@@ -511,21 +511,28 @@ impl LockManager {
     /// Changes of one key arrive in the order they happened, except that a release racing with
     /// an immediate re-acquire through another connection may be reported just after that
     /// acquisition (fencing tokens tell the leases apart).
+    ///
+    /// A shared store announces releases made through other replicas only to replicas with a
+    /// [`Self::watch`] open: this receiver alone does not ask for them.
     pub fn changes(&self) -> broadcast::Receiver<LockChange> {
         self.feed.subscribe()
     }
 
     /// [`Self::changes`] of the keys starting with `prefix` (empty: every key), ending with an
-    /// error if the watcher falls behind or the server shuts down.
-    pub fn watch(&self, prefix: &str) -> Result<LockWatch> {
+    /// error if the watcher falls behind or the server shuts down. Returns once a shared store
+    /// announces other replicas' releases to this server (until the watch is dropped).
+    pub async fn watch(&self, prefix: &str) -> Result<LockWatch> {
         if !prefix.is_empty() {
             self.check_key(prefix)?;
         }
+        let changes = self.feed.subscribe();
+        let announcements = self.store.announce_releases().await?;
         Ok(LockWatch {
-            changes: self.feed.subscribe(),
+            changes,
             prefix: prefix.to_string(),
             shutdown: self.shutdown.clone(),
             ended: false,
+            _announcements: announcements,
         })
     }
 

@@ -50,6 +50,13 @@ pub trait LockStore: Send + Sync + 'static {
     fn releases(&self) -> Option<broadcast::Receiver<LockReleased>> {
         None
     }
+    /// A lock-change subscriber appeared on this server: until the returned guard is dropped,
+    /// a shared store announces releases made through other replicas to this one (it announces
+    /// them only to replicas with subscribers). Returns once the store knows, so every release
+    /// made after that reaches [`Self::releases`]. A store only this process uses needs nothing.
+    async fn announce_releases(&self) -> Result<AnnouncementGuard> {
+        Ok(Box::new(()))
+    }
     /// Whether the store keeps each key's waiter queue itself (shared stores: one FIFO per key
     /// across replicas). Then the engine waits through [`Self::acquire_queued`] and the
     /// `*_queued` releases instead of queueing waiters in memory.
@@ -134,6 +141,10 @@ pub struct QueueGrant {
     pub waiter: u64,
     pub lease: Lease,
 }
+
+/// Keeps a shared store announcing releases to this server while it lives
+/// ([`LockStore::announce_releases`]).
+pub type AnnouncementGuard = Box<dyn std::any::Any + Send + Sync>;
 
 /// A notice from a shared lock store.
 #[derive(Debug, Clone, PartialEq, Eq)]

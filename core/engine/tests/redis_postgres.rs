@@ -101,8 +101,8 @@ mod shared_store {
         let a = h.engine();
         let b = ProductionHarness::open(&h.config).await;
         let k = unique("replicas");
-        let mut on_a = a.locks.watch(&k).unwrap();
-        let mut on_b = b.locks.watch(&k).unwrap();
+        let mut on_a = a.locks.watch(&k).await.unwrap();
+        let mut on_b = b.locks.watch(&k).await.unwrap();
 
         let lease = take(&a, &k, "on-a").await;
         let change = next(&mut on_a).await;
@@ -130,6 +130,54 @@ mod shared_store {
             let extra = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
             assert!(extra.is_err(), "unexpected change: {extra:?}");
         }
+        b.shutdown();
+    }
+
+    /// Releases are announced only to replicas with lock-change watches, and never back to the
+    /// releasing one: with no watch anywhere a release publishes nothing; with a watch on B only,
+    /// a release through A reaches B (its channel and its watch), and B's own release is
+    /// published to nobody.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn releases_are_announced_only_to_replicas_that_watch() {
+        use futures::StreamExt;
+
+        let h = ProductionHarness::new().await;
+        let a = h.engine();
+        let b = ProductionHarness::open(&h.config).await;
+        let k = unique("announce");
+        let client = redis::Client::open(super::required_env("SYROS_TEST_REDIS_URL")).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        let channels = format!("{{{}}}:lock-released:*", h.config.namespace);
+        pubsub.psubscribe(&channels).await.unwrap();
+        let mut published = pubsub.into_on_message();
+
+        // Nobody watches: a release publishes nothing.
+        let lease = take(&a, &k, "unwatched").await;
+        a.locks.release(&lease.lease_id).await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_millis(300), published.next()).await;
+        assert!(heard.is_err(), "announced with nobody watching: {heard:?}");
+
+        // B watches: a release through A reaches B's channel and B's watch, with the lease.
+        let mut on_b = b.locks.watch(&k).await.unwrap();
+        let lease = take(&a, &k, "watched").await;
+        a.locks.release(&lease.lease_id).await.unwrap();
+        let message = within(10, "the announcement", published.next())
+            .await
+            .expect("the subscription stays open");
+        let payload: String = message.get_payload().unwrap();
+        assert!(payload.contains(&lease.lease_id), "{payload}");
+        let change = next(&mut on_b).await;
+        assert_eq!(change.kind, LockChangeKind::Released, "{change:?}");
+        assert_eq!(change.lease_id.as_deref(), Some(lease.lease_id.as_str()));
+        assert_eq!(change.fencing_token, Some(lease.fencing_token));
+
+        // B's own release: reported by B itself, published to nobody (A does not watch).
+        let own = take(&b, &k, "own").await;
+        assert_eq!(next(&mut on_b).await.kind, LockChangeKind::Acquired);
+        b.locks.release(&own.lease_id).await.unwrap();
+        assert_eq!(next(&mut on_b).await.kind, LockChangeKind::Released);
+        let heard = tokio::time::timeout(Duration::from_millis(300), published.next()).await;
+        assert!(heard.is_err(), "announced to its own origin: {heard:?}");
         b.shutdown();
     }
 

@@ -15,9 +15,12 @@
 //! the counter on), at no extra Redis operation. See docs/storage.md for the guarantee and its
 //! limits.
 //!
-//! Releases are published on a channel (JSON: the lease, whether it was forced, and which store
-//! instance announced it); every replica subscribes and reports the release in its lock-change
-//! feed.
+//! Releases are announced (JSON: the lease, whether it was forced, and which store instance
+//! announced it) only to the replicas that have lock-change subscribers, each on its own channel
+//! `<prefix>lock-released:<replica>`, never to the releasing replica itself: a replica with a
+//! [`LockManager::watch`](crate::LockManager::watch) open keeps an entry in the sorted set
+//! `<prefix>lock-watchers` (replica → until when), which the release scripts read. With nobody
+//! watching, a release costs Redis no message at all.
 //!
 //! Each key's waiters queue in Redis (`lua/lock_queue.lua`), shared by every replica: the acquire
 //! script queues a caller that finds the key held (or others queued first), and the release
@@ -26,7 +29,7 @@
 //! which gets it in the reply. A replica counts as live while its key `<prefix>replica:<id>`
 //! exists; one task per store refreshes it ([`REPLICA_LIVENESS_TTL`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -303,10 +306,12 @@ pub struct RedisStore {
     scripts: Scripts,
     /// `{namespace}:`
     prefix: String,
-    channel: String,
     /// This store instance, named in its release announcements so it can tell its own apart;
-    /// also this replica's name in the waiter queues.
+    /// also this replica's name in the waiter queues and the lock-watchers set.
     instance: String,
+    /// Lock-change watches open on this server ([`LockStore::announce_releases`]): while any
+    /// is, this replica keeps its entry in `<prefix>lock-watchers` fresh.
+    watchers: Arc<AtomicUsize>,
     releases: broadcast::Sender<LockReleased>,
     /// Dropped with the store, which ends the release listener.
     _stop: watch::Sender<()>,
@@ -369,16 +374,16 @@ fn not_held(lease_id: &str) -> Error {
     .with_detail("lease_id", lease_id)
 }
 
-/// `ZRANGE ... BYLEX` bounds selecting the members that start with `prefix`.
-fn lex_bounds(prefix: &str) -> (Vec<u8>, Vec<u8>) {
-    let mut start = b"[".to_vec();
-    start.extend_from_slice(prefix.as_bytes());
-    if prefix.is_empty() {
-        return (b"-".to_vec(), b"+".to_vec());
+/// `text` as a `SCAN MATCH` pattern matching itself only.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
     }
-    let mut end = start.clone();
-    end.push(0xff);
-    (start, end)
+    escaped
 }
 
 impl RedisStore {
@@ -403,20 +408,26 @@ impl RedisStore {
         });
         // Connect (and verify) now, so a bad REDIS_URL fails at start.
         link.conn().await?;
-        let channel = format!("{namespace}:lock-released");
         let (releases, _) = broadcast::channel(1024);
         let (stop, stop_rx) = watch::channel(());
         let instance = uuid::Uuid::new_v4().simple().to_string();
-        let liveness_key = format!("{prefix}replica:{instance}");
+        let presence = Presence {
+            liveness_key: format!("{prefix}replica:{instance}"),
+            watchers_key: format!("{prefix}lock-watchers"),
+            instance: instance.clone(),
+            watchers: Arc::new(AtomicUsize::new(0)),
+        };
         // Alive before any waiter of this replica can be queued.
-        refresh_liveness(&link, &liveness_key).await?;
-        tokio::spawn(keep_alive(link.clone(), liveness_key, stop_rx.clone()));
+        presence.refresh(&link).await?;
+        let watchers = presence.watchers.clone();
+        tokio::spawn(keep_alive(link.clone(), presence, stop_rx.clone()));
         tokio::spawn(listen_releases(
             client,
-            vec![
-                channel.clone(), // Where the lock scripts publish queue hand-offs to this replica's waiters.
-                format!("{prefix}lock-granted:{instance}"),
-            ],
+            ReleaseChannels {
+                releases: format!("{prefix}lock-released:{instance}"),
+                grants: format!("{prefix}lock-granted:{instance}"),
+                legacy: format!("{namespace}:lock-released"),
+            },
             instance.clone(),
             releases.clone(),
             stop_rx,
@@ -425,8 +436,8 @@ impl RedisStore {
             link,
             scripts: Scripts::new(),
             prefix,
-            channel,
             instance,
+            watchers,
             releases,
             _stop: stop,
         })
@@ -440,9 +451,6 @@ impl RedisStore {
     }
     fn lease_prefix(&self) -> String {
         format!("{}lease:", self.prefix)
-    }
-    fn index_key(&self) -> String {
-        format!("{}locks", self.prefix)
     }
     fn fence_key(&self) -> String {
         format!("{}fence", self.prefix)
@@ -637,30 +645,96 @@ pub const REPLICA_LIVENESS_TTL: Duration = Duration::from_secs(3);
 /// How often a replica refreshes its liveness key (a third of its TTL: two refreshes may fail).
 const REPLICA_LIVENESS_REFRESH: Duration = Duration::from_secs(1);
 
-async fn refresh_liveness(link: &Arc<Link>, liveness_key: &str) -> Result<()> {
-    let mut conn = link.conn().await?;
-    let _: () = redis::cmd("SET")
-        .arg(liveness_key)
-        .arg(1)
-        .arg("PX")
-        .arg(REPLICA_LIVENESS_TTL.as_millis() as u64)
-        .query_async(&mut conn)
-        .await?;
-    Ok(())
+/// How long an entry of `<prefix>lock-watchers` asks for release announcements after its last
+/// refresh (every [`REPLICA_LIVENESS_REFRESH`] while the replica has watches). Compared with the
+/// releasing replica's clock, so it also bounds the clock skew between replicas it tolerates.
+const LOCK_WATCHERS_TTL: Duration = Duration::from_secs(10);
+
+/// What a replica keeps fresh in Redis: its liveness key, and its entry in the lock-watchers set
+/// while it has lock-change watches.
+struct Presence {
+    liveness_key: String,
+    watchers_key: String,
+    instance: String,
+    watchers: Arc<AtomicUsize>,
 }
 
-/// Keep this replica's liveness key alive (one task per replica, not per waiter). Ends when the
-/// store is dropped (`stop` closes); the key then lapses within its TTL.
-async fn keep_alive(link: Arc<Link>, liveness_key: String, mut stop: watch::Receiver<()>) {
+impl Presence {
+    /// Refresh the liveness key, and the lock-watchers entry when there are watches (one round
+    /// trip).
+    async fn refresh(&self, link: &Arc<Link>) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&self.liveness_key)
+            .arg(1)
+            .arg("PX")
+            .arg(REPLICA_LIVENESS_TTL.as_millis() as u64)
+            .ignore();
+        if self.watchers.load(Ordering::SeqCst) > 0 {
+            add_watcher(&mut pipe, &self.watchers_key, &self.instance);
+        }
+        let mut conn = link.conn().await?;
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Add (or refresh) `instance`'s entry in the lock-watchers set, and drop lapsed entries.
+fn add_watcher(pipe: &mut Pipeline, watchers_key: &str, instance: &str) {
+    let now = crate::limits::now_ms();
+    let ttl = LOCK_WATCHERS_TTL.as_millis() as i64;
+    pipe.cmd("ZADD")
+        .arg(watchers_key)
+        .arg(now + ttl)
+        .arg(instance)
+        .ignore()
+        .cmd("ZREMRANGEBYSCORE")
+        .arg(watchers_key)
+        .arg("-inf")
+        .arg(now)
+        .ignore()
+        // The set goes when no replica refreshes it any more.
+        .cmd("PEXPIRE")
+        .arg(watchers_key)
+        .arg(ttl)
+        .ignore();
+}
+
+/// A lock-change watch open on this server ([`LockStore::announce_releases`]); counted while it
+/// lives.
+struct Watching(Arc<AtomicUsize>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        // The entry in Redis lapses on its own once no refresh renews it: removing it here could
+        // race with a watch opened just after and lose that watch's announcements.
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Keep this replica's liveness key (and lock-watchers entry) alive: one task per replica, not
+/// per waiter or watch. Ends when the store is dropped (`stop` closes); the keys then lapse
+/// within their TTLs.
+async fn keep_alive(link: Arc<Link>, presence: Presence, mut stop: watch::Receiver<()>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(REPLICA_LIVENESS_REFRESH) => {}
             _ = stop.changed() => return,
         }
-        if let Err(err) = refresh_liveness(&link, &liveness_key).await {
+        if let Err(err) = presence.refresh(&link).await {
             tracing::warn!(error = %err, "cannot refresh this replica's liveness in Redis");
         }
     }
+}
+
+/// The pub/sub channels a replica follows.
+struct ReleaseChannels {
+    /// Release announcements to this replica (it has lock-change watches).
+    releases: String,
+    /// Queue hand-offs to this replica's waiters.
+    grants: String,
+    /// Where servers before per-replica announcements published every release.
+    legacy: String,
 }
 
 /// Follow the release channel and forward each release; after a reconnect, tell the engine to
@@ -668,7 +742,7 @@ async fn keep_alive(link: Arc<Link>, liveness_key: String, mut stop: watch::Rece
 /// Ends when the store is dropped (`stop` closes).
 async fn listen_releases(
     client: redis::Client,
-    channels: Vec<String>,
+    channels: ReleaseChannels,
     instance: String,
     releases: broadcast::Sender<LockReleased>,
     mut stop: watch::Receiver<()>,
@@ -684,15 +758,15 @@ async fn listen_releases(
                     return false;
                 }
             };
-            if let Err(err) = pubsub.subscribe(&channels).await {
+            let names = [&channels.releases, &channels.grants, &channels.legacy];
+            if let Err(err) = pubsub.subscribe(&names).await {
                 tracing::warn!(error = %err, "cannot subscribe to lock releases");
                 return false;
             }
             let _ = releases.send(LockReleased::Resync);
             let mut messages = pubsub.on_message();
             while let Some(message) = messages.next().await {
-                if message.get_channel_name() != channels[0] {
-                    // The grant channel of this replica: a queue hand-off to one of its waiters.
+                if message.get_channel_name() == channels.grants {
                     match message.get_payload::<String>().map(|p| parse_grant(&p)) {
                         Ok(Some(grant)) => {
                             let _ = releases.send(LockReleased::Granted(grant));
@@ -702,9 +776,9 @@ async fn listen_releases(
                     continue;
                 }
                 if let Ok(payload) = message.get_payload::<String>() {
-                    // The engine ignores the echo of its own releases (it reported them and woke
-                    // the next waiter already): skip them before parsing, which was a twentieth
-                    // of the server's work per lock cycle (docs/performance.md).
+                    // Announcements skip their origin; an older server on the legacy channel
+                    // echoes them to everyone, and the engine ignores its own (it reported them
+                    // already): skip those before parsing.
                     if payload.contains(&own_marker) {
                         continue;
                     }
@@ -771,7 +845,6 @@ impl LockStore for RedisStore {
                 .key(self.lock_key(&request.key))
                 .key(self.fence_key())
                 .key(self.lease_key(&lease_id))
-                .key(self.index_key())
                 .arg(&lease_id)
                 .arg(&request.owner)
                 .arg(request.ttl_ms)
@@ -841,9 +914,7 @@ impl LockStore for RedisStore {
             .scripts
             .release
             .key(self.lease_key(lease_id))
-            .key(self.index_key())
             .arg(lease_id)
-            .arg(&self.channel)
             .arg(&self.instance)
             .arg(now_ms)
             .arg(epoch_base(epoch)?)
@@ -876,9 +947,7 @@ impl LockStore for RedisStore {
             .scripts
             .force_release
             .key(self.lock_key(key))
-            .key(self.index_key())
             .arg(key)
-            .arg(&self.channel)
             .arg(self.lease_prefix())
             .arg(&self.instance)
             .arg(now_ms)
@@ -940,33 +1009,42 @@ impl LockStore for RedisStore {
 
     #[tracing::instrument(level = "debug", name = "store.locks.list", skip_all, fields(db.system = "redis", prefix = %prefix))]
     async fn list(&self, prefix: &str, limit: usize, now_ms: i64) -> Result<Vec<Lease>> {
-        let (start, end) = lex_bounds(prefix);
-        let mut leases = Vec::new();
-        let mut offset = 0usize;
-        // The index may hold keys whose lease expired; skip those and read on.
-        while leases.len() < limit {
+        // Every held lock is a key `<prefix>lock:<key>` that Redis expires with its lease; no
+        // index is kept beside them (it cost every grant and release a write), so a listing
+        // scans for them: it reads the whole keyspace, which an admin listing can afford.
+        let lock_prefix = self.lock_key("");
+        let pattern = format!("{}*", glob_escape(&self.lock_key(prefix)));
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
             let mut conn = self.conn().await?;
-            let page = (limit - leases.len()).max(16);
-            let keys: Vec<String> = redis::cmd("ZRANGE")
-                .arg(self.index_key())
-                .arg(&start)
-                .arg(&end)
-                .arg("BYLEX")
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(page)
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
                 .query_async(&mut conn)
                 .await?;
-            if keys.is_empty() {
+            keys.extend(
+                batch
+                    .iter()
+                    .filter_map(|k| k.strip_prefix(&lock_prefix).map(str::to_string)),
+            );
+            cursor = next;
+            if cursor == 0 {
                 break;
             }
-            offset += keys.len();
-            for key in keys {
-                if let Some(lease) = self.status(&key, now_ms).await? {
-                    leases.push(lease);
-                    if leases.len() == limit {
-                        break;
-                    }
+        }
+        // SCAN may return a key twice.
+        keys.sort_unstable();
+        keys.dedup();
+        let mut leases = Vec::new();
+        for key in keys {
+            if let Some(lease) = self.status(&key, now_ms).await? {
+                leases.push(lease);
+                if leases.len() == limit {
+                    break;
                 }
             }
         }
@@ -980,38 +1058,27 @@ impl LockStore for RedisStore {
     }
 
     async fn purge_expired(&self, _now_ms: i64) -> Result<u64> {
-        // Redis expires lock hashes itself; only the listing index needs trimming.
-        let mut conn = self.conn().await?;
-        let keys: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.index_key())
-            .arg("-")
-            .arg("+")
-            .arg("BYLEX")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await?;
-        let mut removed = 0;
-        for key in keys {
-            let exists: bool = redis::cmd("EXISTS")
-                .arg(self.lock_key(&key))
-                .query_async(&mut conn)
-                .await?;
-            if !exists {
-                let n: u64 = redis::cmd("ZREM")
-                    .arg(self.index_key())
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await?;
-                removed += n;
-            }
-        }
-        Ok(removed)
+        Ok(0) // Redis expires lock hashes and lease pointers itself.
     }
 
     fn releases(&self) -> Option<broadcast::Receiver<LockReleased>> {
         Some(self.releases.subscribe())
+    }
+
+    async fn announce_releases(&self) -> Result<AnnouncementGuard> {
+        // Counted first, so the keep-alive task refreshes the entry from now on; dropped (and
+        // uncounted) if Redis cannot be told.
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        let watching = Watching(self.watchers.clone());
+        let mut pipe = redis::pipe();
+        add_watcher(
+            &mut pipe,
+            &format!("{}lock-watchers", self.prefix),
+            &self.instance,
+        );
+        let mut conn = self.conn().await?;
+        let _: () = pipe.query_async(&mut conn).await?;
+        Ok(Box::new(watching))
     }
 }
 
@@ -1129,6 +1196,12 @@ impl CacheStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_patterns_match_their_text_only() {
+        assert_eq!(glob_escape("{t1}:lock:a/b"), "{t1}:lock:a/b");
+        assert_eq!(glob_escape(r"x*y?[z]\\"), r"x\*y\?\[z\]\\\\");
+    }
 
     #[test]
     fn release_announcements_parse() {

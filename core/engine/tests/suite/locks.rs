@@ -735,7 +735,7 @@ pub async fn lock_change_feed_reports_in_order<H: Harness>(h: H) {
     let k = unique("feed");
     let other = unique("elsewhere");
     let mut feed = e.locks.changes();
-    let mut watch = e.locks.watch(&k).unwrap();
+    let mut watch = e.locks.watch(&k).await.unwrap();
 
     let first = take(&e, &k, "first", 10_000, 0).await;
     let unrelated = take(&e, &other, "other", 10_000, 0).await;
@@ -778,7 +778,7 @@ pub async fn lock_change_feed_reports_in_order<H: Harness>(h: H) {
     assert!(extra.is_err(), "unexpected change: {extra:?}");
     // Invalid prefixes are refused.
     expect_kind(
-        e.locks.watch(&"x".repeat(513)).map(|_| ()),
+        e.locks.watch(&"x".repeat(513)).await.map(|_| ()),
         ErrorKind::InvalidArgument,
     );
 }
@@ -787,7 +787,7 @@ pub async fn lock_change_feed_reports_in_order<H: Harness>(h: H) {
 pub async fn lock_change_feed_reports_expiry<H: Harness>(h: H) {
     let e = h.engine();
     let k = unique("expiry");
-    let mut watch = e.locks.watch(&k).unwrap();
+    let mut watch = e.locks.watch(&k).await.unwrap();
     let lease = take(&e, &k, "sleepy", 200, 0).await;
     let change = within(5, "acquired", watch.next()).await.unwrap().unwrap();
     assert_change(&change, LockChangeKind::Acquired, &lease);

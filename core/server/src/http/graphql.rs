@@ -1185,7 +1185,7 @@ impl SubscriptionRoot {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LockChangeValue>>> {
         require(ctx, Permission::LocksRead, Some(&prefix))?;
         let slot = subscription_slot(ctx)?;
-        let watch = engine(ctx).locks.watch(&prefix).map_err(gql)?;
+        let watch = engine(ctx).locks.watch(&prefix).await.map_err(gql)?;
         Ok(futures::stream::unfold(
             (watch, slot),
             |(mut watch, slot)| async move {

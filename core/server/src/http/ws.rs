@@ -341,10 +341,9 @@ fn spawn_lock_subscription(
     id: String,
     prefix: String,
 ) -> JoinHandle<()> {
-    // Watch before answering `subscribed`: every change after that answer is delivered.
-    let watch = engine.locks.watch(&prefix);
     tokio::spawn(async move {
-        let mut watch = match watch {
+        // Watch before answering `subscribed`: every change after that answer is delivered.
+        let mut watch = match engine.locks.watch(&prefix).await {
             Ok(watch) => watch,
             Err(err) => {
                 outbox.push(&ServerMessage::error(Some(id), err));

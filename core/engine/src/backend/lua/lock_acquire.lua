@@ -1,5 +1,5 @@
 -- Grant a lock if free and nobody queued first; otherwise queue the caller (when it waits).
--- KEYS: lock hash, fence counter, lease pointer, lock index (the queue's keys are named from
+-- KEYS: lock hash, fence counter, lease pointer (the queue's keys are named from
 -- the key prefix, like the lease pointers reached through the lock)
 -- ARGV: 1 lease_id, 2 owner, 3 ttl_ms, 4 request_id ('' = none), 5 now_ms, 6 user key,
 --       7, 8 first and end (exclusive) token of the fencing epoch this connection verified,

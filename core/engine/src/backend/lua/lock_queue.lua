@@ -5,6 +5,8 @@
 -- hash <ns>waiting:<key> id -> entry (JSON: replica, waiter, deadline, lease_id, owner, ttl,
 -- request_id). An id without an entry is a waiter that left: skipped when reached. A replica is
 -- alive while <ns>replica:<replica> exists (its store refreshes it with a TTL).
+-- Replicas with lock-change subscribers: sorted set <ns>lock-watchers, replica -> until when
+-- (ms) it asked for release announcements (each refreshes its entry while it has subscribers).
 
 -- Store a lease of `key` with the next fencing token. Returns its fields {lease_id, owner,
 -- token, acquired_at, expires_at}, or nil when the counter is not in the verified epoch
@@ -20,7 +22,6 @@ local function grant_lease(ns, key, lease_id, owner, ttl, request_id, now, first
     'acquired_at', now, 'expires_at', expires, 'request_id', request_id, 'key', key)
   redis.call('PEXPIRE', lock, ttl)
   redis.call('SET', ns .. 'lease:' .. lease_id, lock, 'PX', ttl)
-  redis.call('ZADD', ns .. 'locks', 0, key)
   return {lease_id, owner, token, tostring(now), tostring(expires)}
 end
 
@@ -71,4 +72,19 @@ local function with_hand_off(reply, head)
     for i = 1, #head do table.insert(reply, head[i]) end
   end
   return reply
+end
+
+-- Announce that `lease` ({lease_id, owner, token, acquired_at, expires_at}) of `key` ended, on
+-- <ns>lock-released:<replica>, to each replica with lock-change subscribers except `origin` (which
+-- reported it itself). Nobody watching costs one ZRANGEBYSCORE and no message.
+local function announce_release(ns, key, lease, origin, now, forced)
+  local notice
+  for _, replica in ipairs(redis.call('ZRANGEBYSCORE', ns .. 'lock-watchers', now, '+inf')) do
+    if replica ~= origin then
+      notice = notice or cjson.encode({key = key, lease_id = lease[1], owner = lease[2],
+        token = lease[3], acquired_at = lease[4], expires_at = lease[5], origin = origin,
+        forced = forced})
+      redis.call('PUBLISH', ns .. 'lock-released:' .. replica, notice)
+    end
+  end
 end
