@@ -1,12 +1,15 @@
 //! PostgreSQL backend for events and fencing epochs (production).
 //!
-//! An append reads its stream's version, then writes in one statement (its own transaction) that
-//! updates the stream's row only if it is still at that version, takes the global position row
-//! and inserts the events (see `APPEND_WRITE`). The position row, held until that commit,
-//! serialises appends, so global positions are gap-free and commit in order: a reader that sees
-//! position N has seen every position below N. Each append also `pg_notify`s the new head and its
-//! stream; every replica LISTENs and wakes the subscriptions to all streams and to that stream,
-//! which then read from the table (so a lost notification costs latency, not events).
+//! Appends are written in groups (`append_group`): the appends queued while one group is written
+//! form the next, read together, checked one by one, and written in one statement (its own
+//! transaction) that moves each stream's row only if it is still at the version read, takes the
+//! global position row once and inserts all the events. An append whose stream moved meanwhile
+//! (another replica) is redone in a transaction holding the stream's row lock (`APPEND_WRITE`).
+//! The position row, held until each write's commit, serialises the writes, so global positions
+//! are gap-free and commit in order: a reader that sees position N has seen every position below
+//! N. Each write also `pg_notify`s the new head and its streams; every replica LISTENs and wakes
+//! the subscriptions to all streams and to those streams, which then read from the table (so a
+//! lost notification costs latency, not events).
 
 use std::str::FromStr;
 use std::time::Duration;

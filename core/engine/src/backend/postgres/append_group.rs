@@ -155,7 +155,6 @@ impl GroupWriter {
     }
 
     /// [`Self::commit`]; on an error, the appends not answered yet, to answer with it.
-    #[allow(clippy::result_large_err)]
     async fn try_commit(
         &self,
         group: Vec<QueuedAppend>,
