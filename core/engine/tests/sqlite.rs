@@ -338,3 +338,30 @@ mod crash_rollback {
         close(engine).await;
     }
 }
+
+/// The shared group-commit tests (`suite::append_groups`) on the embedded store, whose appends
+/// go through the writer's group commit with lock writes.
+mod append_groups {
+    use syros_engine::backend::sqlite::SqliteStore;
+
+    use super::suite::append_groups;
+
+    async fn fresh_store(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("groups.sqlite"))
+            .await
+            .expect("open SQLite store")
+    }
+
+    #[tokio::test]
+    async fn a_failed_check_fails_only_its_append() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        append_groups::a_failed_check_fails_only_its_append(&fresh_store(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn a_repeat_of_a_grouped_append_is_acknowledged_once() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        append_groups::a_repeat_of_a_grouped_append_is_acknowledged_once(&fresh_store(&dir).await)
+            .await;
+    }
+}

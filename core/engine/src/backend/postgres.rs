@@ -1,12 +1,15 @@
 //! PostgreSQL backend for events and fencing epochs (production).
 //!
-//! An append reads its stream's version, then writes in one statement (its own transaction) that
-//! updates the stream's row only if it is still at that version, takes the global position row
-//! and inserts the events (see `APPEND_WRITE`). The position row, held until that commit,
-//! serialises appends, so global positions are gap-free and commit in order: a reader that sees
-//! position N has seen every position below N. Each append also `pg_notify`s the new head and its
-//! stream; every replica LISTENs and wakes the subscriptions to all streams and to that stream,
-//! which then read from the table (so a lost notification costs latency, not events).
+//! Appends are written in groups (`append_group`): the appends queued while one group is written
+//! form the next, read together, checked one by one, and written in one statement (its own
+//! transaction) that moves each stream's row only if it is still at the version read, takes the
+//! global position row once and inserts all the events. An append whose stream moved meanwhile
+//! (another replica) is redone in a transaction holding the stream's row lock (`APPEND_WRITE`).
+//! The position row, held until each write's commit, serialises the writes, so global positions
+//! are gap-free and commit in order: a reader that sees position N has seen every position below
+//! N. Each write also `pg_notify`s the new head and its streams; every replica LISTENs and wakes
+//! the subscriptions to all streams and to those streams, which then read from the table (so a
+//! lost notification costs latency, not events).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +25,9 @@ use crate::sagas::model::*;
 use crate::store::*;
 
 mod apikeys;
+mod append_group;
+
+use append_group::{GroupWriter, Grouped, QueuedAppend};
 
 /// Events and epochs in PostgreSQL.
 pub struct PostgresStore {
@@ -37,6 +43,8 @@ pub struct PostgresStore {
     /// Streams whose optimistic append lost a race lately, and when: their appends take the
     /// stream's row lock from the start (a hot stream would otherwise lose most races).
     contended: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// Appends, written in groups by [`append_group::group_commit`].
+    appends: tokio::sync::mpsc::UnboundedSender<QueuedAppend>,
 }
 
 /// How long a stream that lost a race is appended to with its row lock taken first.
@@ -120,6 +128,17 @@ impl PostgresStore {
             },
             stop_rx,
         ));
+        let (appends, queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(append_group::group_commit(
+            GroupWriter {
+                pool: pool.clone(),
+                channel: channel.clone(),
+                origin: origin.clone(),
+                head_tx: head_tx.clone(),
+                appended_tx: appended_tx.clone(),
+            },
+            queue,
+        ));
         Ok(PostgresStore {
             pool,
             channel,
@@ -128,6 +147,7 @@ impl PostgresStore {
             origin,
             _stop: stop,
             contended: Default::default(),
+            appends,
         })
     }
 
@@ -214,13 +234,10 @@ impl PostgresStore {
         contended.insert(stream.to_string(), std::time::Instant::now());
     }
 
-    /// Read the stream's version, answer a repeat or a version conflict, else write the events
-    /// with [`APPEND_WRITE`]. Without `locked` (a pooled connection outside a transaction) the
-    /// write is its own transaction: a connection lost during it leaves the outcome unknown, as
-    /// one lost during COMMIT does, and `Done` means committed. With `locked` (in a transaction)
-    /// the read takes the stream's row lock, held until the caller's COMMIT, so no other append
-    /// to the stream can commit meanwhile; a stream that does not exist yet has no row to lock,
-    /// and a creation racing with this one ends `Raced`.
+    /// In a transaction: read the stream's version taking its row lock (held until the caller's
+    /// COMMIT, so no other append to the stream can commit meanwhile), answer a repeat or a
+    /// version conflict, else write the events with [`APPEND_WRITE`]. A stream that does not
+    /// exist yet has no row to lock, and a creation racing with this one ends `Raced`.
     async fn append_attempt(
         &self,
         conn: &mut sqlx::PgConnection,
@@ -228,7 +245,6 @@ impl PostgresStore {
         events: &[NewEvent],
         expected: ExpectedVersion,
         now_ms: i64,
-        locked: bool,
     ) -> Result<Attempt> {
         let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
         let fixed_start = crate::events::replay_fixed_start(expected)
@@ -247,12 +263,12 @@ impl PostgresStore {
                 .bind(fixed_start)
                 .bind(count)
         };
-        let mut row = read(locked).fetch_optional(&mut *conn).await?;
+        let mut row = read(true).fetch_optional(&mut *conn).await?;
         if let Some((last, at, None)) = row {
             // With the lock, a wait for it (another append to the stream committing) leaves the
             // id read with the statement's older snapshot: versions 0..=last all have events, so
             // none found in that range means stale. Read again: the lock keeps it stable now.
-            if locked && (0..=last).contains(&at) {
+            if (0..=last).contains(&at) {
                 row = read(false).fetch_optional(&mut *conn).await?;
             }
         }
@@ -296,14 +312,7 @@ impl PostgresStore {
             .bind(&self.channel)
             .bind(&self.origin)
             .fetch_optional(&mut *conn)
-            .await
-            .map_err(|err| {
-                if locked {
-                    Error::from(err)
-                } else {
-                    Error::from_commit(err)
-                }
-            })?;
+            .await?;
         let Some((last_position,)) = written else {
             return Ok(Attempt::Raced);
         };
@@ -413,7 +422,9 @@ async fn listen_heads(
 }
 
 impl PostgresStore {
-    /// [`EventStore::append`]: optimistic first, then with the stream's row lock.
+    /// [`EventStore::append`]: in the next group ([`append_group`]), unless the stream lost a
+    /// race lately (another replica appends to it too); then, or if it races now, in a
+    /// transaction holding the stream's row lock.
     async fn append_events(
         &self,
         stream: &str,
@@ -421,26 +432,37 @@ impl PostgresStore {
         expected: ExpectedVersion,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        // Optimistically, two statements and no transaction held across round trips; if another
-        // append to the stream came between them, again holding the stream's row lock.
         if !self.is_contended(stream) {
-            let mut conn = self.pool.acquire().await?;
-            match self
-                .append_attempt(&mut conn, stream, events, expected, now_ms, false)
-                .await?
-            {
-                Attempt::Done(result) => {
-                    self.announce(stream, result.last_position);
-                    return Ok(result);
-                }
-                Attempt::Replayed(result) => return Ok(result),
-                Attempt::Raced => self.mark_contended(stream),
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.appends
+                .send(QueuedAppend {
+                    stream: stream.to_string(),
+                    events: events.to_vec(),
+                    expected,
+                    now_ms,
+                    reply,
+                })
+                .map_err(|_| group_commit_gone())?;
+            match answer.await.map_err(|_| group_commit_gone())?? {
+                Grouped::Appended(result) => return Ok(result),
+                Grouped::Raced => self.mark_contended(stream),
             }
         }
+        self.append_locked(stream, events, expected, now_ms).await
+    }
+
+    /// An append in its own transaction holding the stream's row lock.
+    async fn append_locked(
+        &self,
+        stream: &str,
+        events: &[NewEvent],
+        expected: ExpectedVersion,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
         for _ in 0..LOCKED_APPEND_ATTEMPTS {
             let mut tx = self.pool.begin().await?;
             match self
-                .append_attempt(&mut tx, stream, events, expected, now_ms, true)
+                .append_attempt(&mut tx, stream, events, expected, now_ms)
                 .await?
             {
                 Attempt::Done(result) => {
@@ -458,6 +480,10 @@ impl PostgresStore {
             "stream {stream:?}: {LOCKED_APPEND_ATTEMPTS} appends in a row lost the race to create it"
         )))
     }
+}
+
+fn group_commit_gone() -> Error {
+    Error::unavailable("the event writer of the PostgreSQL store stopped")
 }
 
 #[async_trait]

@@ -3,8 +3,8 @@
 //! Write transactions start with `BEGIN IMMEDIATE`, so a writer from another process makes them
 //! wait (busy timeout) instead of failing halfway. One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
 //! global event positions in commit order); a small pool of read-only connections serves reads.
-//! Lock acquisitions and releases go through one task that commits them in groups (one
-//! transaction for all the writes that queued while the previous group was written).
+//! Lock acquisitions and releases and event appends go through one task that commits them in
+//! groups (one transaction for all the writes that queued while the previous group was written).
 //! `synchronous = NORMAL` in WAL mode survives a process crash (kill -9) without losing commits;
 //! an OS crash or power loss may lose the last commits (see docs/storage.md). Fencing stays
 //! monotonic anyway: every open durably bumps a boot epoch and raises the token counter above it
@@ -35,14 +35,16 @@ pub struct SqliteStore {
     reader: SqlitePool,
     head_tx: watch::Sender<u64>,
     appended_tx: tokio::sync::broadcast::Sender<Appended>,
-    /// Lock acquisitions and releases, committed in groups by [`group_commit`].
+    /// Lock acquisitions and releases and event appends, committed in groups by
+    /// [`group_commit`].
     lock_writes: mpsc::UnboundedSender<LockWrite>,
 }
 
 /// Most lock writes committed in one transaction.
 const MAX_GROUP: usize = 64;
 
-/// A lock write waiting for the group-commit task, with where its answer goes.
+/// A write waiting for the group-commit task (a lock write or an event append), with where its
+/// answer goes.
 enum LockWrite {
     Acquire {
         request: LeaseRequest,
@@ -54,16 +56,35 @@ enum LockWrite {
         now_ms: i64,
         reply: oneshot::Sender<Result<Lease>>,
     },
+    Append {
+        stream: String,
+        events: Vec<NewEvent>,
+        expected: ExpectedVersion,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<AppendResult>>,
+    },
 }
 
 /// A lock write done inside the group's transaction, answered once the commit is known.
 enum LockWritten {
     Acquire(Result<TryAcquire>, oneshot::Sender<Result<TryAcquire>>),
     Release(Result<Lease>, oneshot::Sender<Result<Lease>>),
+    Append(
+        Result<AppendResult>,
+        String,
+        oneshot::Sender<Result<AppendResult>>,
+    ),
 }
 
 impl LockWrite {
-    async fn run(self, conn: &mut SqliteConnection) -> LockWritten {
+    /// Whether the write is one statement, so alone it needs no transaction.
+    fn is_one_statement(&self) -> bool {
+        !matches!(self, LockWrite::Append { .. })
+    }
+
+    /// Run the write; `grouped`: inside a transaction with other writes, so an append is
+    /// wrapped in a savepoint (all or nothing whatever happens to the others).
+    async fn run(self, conn: &mut SqliteConnection, grouped: bool) -> LockWritten {
         match self {
             LockWrite::Acquire {
                 request,
@@ -75,6 +96,20 @@ impl LockWrite {
                 now_ms,
                 reply,
             } => LockWritten::Release(release_on(conn, &lease_id, now_ms).await, reply),
+            LockWrite::Append {
+                stream,
+                events,
+                expected,
+                now_ms,
+                reply,
+            } => {
+                let result = if grouped {
+                    append_in_savepoint(conn, &stream, &events, expected, now_ms).await
+                } else {
+                    append_on(conn, &stream, &events, expected, now_ms).await
+                };
+                LockWritten::Append(result, stream, reply)
+            }
         }
     }
 
@@ -82,13 +117,15 @@ impl LockWrite {
         match self {
             LockWrite::Acquire { reply, .. } => drop(reply.send(Err(err))),
             LockWrite::Release { reply, .. } => drop(reply.send(Err(err))),
+            LockWrite::Append { reply, .. } => drop(reply.send(Err(err))),
         }
     }
 }
 
 impl LockWritten {
-    /// Answer with the write's own result (the transaction committed) or with `failed`.
-    fn answer(self, failed: Option<&Error>) {
+    /// Answer with the write's own result (the transaction committed) or with `failed`; a
+    /// committed append moves the event head and tells its stream's subscriptions first.
+    fn answer(self, failed: Option<&Error>, events: &EventAnnounce) {
         match self {
             LockWritten::Acquire(result, reply) => {
                 drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
@@ -96,16 +133,58 @@ impl LockWritten {
             LockWritten::Release(result, reply) => {
                 drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
             }
+            LockWritten::Append(result, stream, reply) => {
+                let result = failed.map_or(result, |err| Err(err.clone()));
+                if let Ok(appended) = &result {
+                    advance_head(&events.head_tx, appended.last_position);
+                    let _ = events.appended_tx.send(Appended::Stream(stream.into()));
+                }
+                drop(reply.send(result))
+            }
         }
     }
 }
 
-/// Group commit of lock writes: every write queued while the previous group was being written
-/// goes into the next transaction (up to [`MAX_GROUP`]), so under concurrency one commit (WAL
-/// frames, checksums, index) serves many acquisitions and releases instead of one each. A lone
-/// write runs as its own statement (no BEGIN/COMMIT round trips). Answers are sent only after
-/// the commit. Ends when the store is dropped.
-async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<LockWrite>) {
+/// Where the group-commit task announces committed appends.
+struct EventAnnounce {
+    head_tx: watch::Sender<u64>,
+    appended_tx: tokio::sync::broadcast::Sender<Appended>,
+}
+
+/// [`append_on`] inside a savepoint, rolled back to if the append fails, so a failed append
+/// leaves nothing in the group's transaction.
+async fn append_in_savepoint(
+    conn: &mut SqliteConnection,
+    stream: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    now_ms: i64,
+) -> Result<AppendResult> {
+    sqlx::query("SAVEPOINT grouped_append")
+        .execute(&mut *conn)
+        .await?;
+    let result = append_on(conn, stream, events, expected, now_ms).await;
+    if result.is_err() {
+        sqlx::query("ROLLBACK TO grouped_append")
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("RELEASE grouped_append")
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+/// Group commit of lock writes and event appends: every write queued while the previous group
+/// was being written goes into the next transaction (up to [`MAX_GROUP`]), so under concurrency
+/// one commit (WAL frames, checksums, index) serves many acquisitions, releases and appends
+/// instead of one each. A lone one-statement write runs as its own statement (no BEGIN/COMMIT
+/// round trips). Answers are sent only after the commit. Ends when the store is dropped.
+async fn group_commit(
+    writer: SqlitePool,
+    mut queue: mpsc::UnboundedReceiver<LockWrite>,
+    events: EventAnnounce,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         let mut conn = match writer.acquire().await {
@@ -116,12 +195,13 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Loc
                 continue;
             }
         };
-        if group.len() == 1 {
+        if group.len() == 1 && group[0].is_one_statement() {
             if let Some(write) = group.pop() {
-                write.run(&mut conn).await.answer(None);
+                write.run(&mut conn, false).await.answer(None, &events);
             }
             continue;
         }
+        let grouped = group.len() > 1;
         if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
             let err = Error::from(err);
             group.drain(..).for_each(|write| write.fail(err.clone()));
@@ -129,7 +209,7 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Loc
         }
         let mut written = Vec::with_capacity(group.len());
         for write in group.drain(..) {
-            written.push(write.run(&mut conn).await);
+            written.push(write.run(&mut conn, grouped).await);
         }
         let failed = match sqlx::query("COMMIT").execute(&mut *conn).await {
             Ok(_) => None,
@@ -140,7 +220,7 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Loc
         };
         written
             .into_iter()
-            .for_each(|write| write.answer(failed.as_ref()));
+            .for_each(|write| write.answer(failed.as_ref(), &events));
     }
 }
 
@@ -207,6 +287,91 @@ async fn acquire_on(
         "lock {} kept changing hands; retry",
         request.key
     )))
+}
+
+/// Append `events` to `stream` on `conn`, inside the caller's transaction (the group's, see
+/// [`group_commit`]): read the stream's version, answer a repeat or a version conflict, else
+/// insert the events and move the stream's row. The caller announces the append once committed.
+pub(crate) async fn append_on(
+    conn: &mut SqliteConnection,
+    stream: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    now_ms: i64,
+) -> Result<AppendResult> {
+    let fixed_start = crate::events::replay_fixed_start(expected)
+        .map(to_i64)
+        .transpose()?;
+    let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
+    // The id stored where a repeat of this append would find its first event (see
+    // `events::replay_start`), read with the version to cost no extra statement.
+    let row: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT s.last_version,
+                    (SELECT e.event_id FROM events e
+                      WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
+             FROM streams s WHERE s.stream = ?1",
+        )
+        .bind(stream)
+        .bind(fixed_start)
+        .bind(count)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let current = row.as_ref().map(|(v, _)| to_u64(*v));
+    let first_id = row.and_then(|(_, id)| id);
+    if let Some(start) = crate::events::replay_start(expected, current, first_id.as_deref(), events)
+    {
+        let stored: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT version, position, event_id FROM events
+                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
+        )
+        .bind(stream)
+        .bind(to_i64(start)?)
+        .bind(count)
+        .fetch_all(&mut *conn)
+        .await?;
+        if let Some(again) = crate::events::replayed(events, &stored) {
+            return Ok(again);
+        }
+    }
+    crate::events::check_expected(stream, expected, current)?;
+    let mut version = current.map_or(0, |v| v + 1);
+    let mut first_position = 0u64;
+    let mut last_position = 0u64;
+    for event in events {
+        let position = sqlx::query(
+                "INSERT INTO events (stream, version, event_id, event_type, data, metadata, created_at_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(stream)
+            .bind(to_i64(version)?)
+            .bind(&event.event_id)
+            .bind(&event.event_type)
+            .bind(&event.data)
+            .bind(&event.metadata)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?
+            .last_insert_rowid();
+        if first_position == 0 {
+            first_position = to_u64(position);
+        }
+        last_position = to_u64(position);
+        version += 1;
+    }
+    let last_version = version - 1;
+    sqlx::query(
+        "INSERT INTO streams (stream, last_version) VALUES (?, ?)
+             ON CONFLICT (stream) DO UPDATE SET last_version = excluded.last_version",
+    )
+    .bind(stream)
+    .bind(to_i64(last_version)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(AppendResult {
+        last_version,
+        first_position,
+        last_position,
+    })
 }
 
 /// Delete the lease if it is held and unexpired; the deleted lease.
@@ -286,12 +451,20 @@ impl SqliteStore {
             .await?;
         let (head_tx, _) = watch::channel(to_u64(head));
         let (lock_writes, queue) = mpsc::unbounded_channel();
-        tokio::spawn(group_commit(writer.clone(), queue));
+        let appended_tx = tokio::sync::broadcast::channel(APPENDED_BUFFER).0;
+        tokio::spawn(group_commit(
+            writer.clone(),
+            queue,
+            EventAnnounce {
+                head_tx: head_tx.clone(),
+                appended_tx: appended_tx.clone(),
+            },
+        ));
         Ok(SqliteStore {
             writer,
             reader,
             head_tx,
-            appended_tx: tokio::sync::broadcast::channel(APPENDED_BUFFER).0,
+            appended_tx,
             lock_writes,
         })
     }
@@ -371,7 +544,7 @@ fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent> {
 }
 
 fn group_commit_gone() -> Error {
-    Error::unavailable("the lock writer of the embedded store stopped")
+    Error::unavailable("the writer of the embedded store stopped")
 }
 
 fn not_held(lease_id: &str) -> Error {
@@ -622,84 +795,15 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let fixed_start = crate::events::replay_fixed_start(expected)
-            .map(to_i64)
-            .transpose()?;
-        let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
-        // The id stored where a repeat of this append would find its first event (see
-        // `events::replay_start`), read with the version to cost no extra statement.
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT s.last_version,
-                    (SELECT e.event_id FROM events e
-                      WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
-             FROM streams s WHERE s.stream = ?1",
-        )
-        .bind(stream)
-        .bind(fixed_start)
-        .bind(count)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let current = row.as_ref().map(|(v, _)| to_u64(*v));
-        let first_id = row.and_then(|(_, id)| id);
-        if let Some(start) =
-            crate::events::replay_start(expected, current, first_id.as_deref(), events)
-        {
-            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
-                "SELECT version, position, event_id FROM events
-                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
-            )
-            .bind(stream)
-            .bind(to_i64(start)?)
-            .bind(count)
-            .fetch_all(&mut *tx)
-            .await?;
-            if let Some(again) = crate::events::replayed(events, &stored) {
-                return Ok(again);
-            }
-        }
-        crate::events::check_expected(stream, expected, current)?;
-        let mut version = current.map_or(0, |v| v + 1);
-        let mut first_position = 0u64;
-        let mut last_position = 0u64;
-        for event in events {
-            let position = sqlx::query(
-                "INSERT INTO events (stream, version, event_id, event_type, data, metadata, created_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(stream)
-            .bind(to_i64(version)?)
-            .bind(&event.event_id)
-            .bind(&event.event_type)
-            .bind(&event.data)
-            .bind(&event.metadata)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-            if first_position == 0 {
-                first_position = to_u64(position);
-            }
-            last_position = to_u64(position);
-            version += 1;
-        }
-        let last_version = version - 1;
-        sqlx::query(
-            "INSERT INTO streams (stream, last_version) VALUES (?, ?)
-             ON CONFLICT (stream) DO UPDATE SET last_version = excluded.last_version",
-        )
-        .bind(stream)
-        .bind(to_i64(last_version)?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        advance_head(&self.head_tx, last_position);
-        let _ = self.appended_tx.send(Appended::Stream(stream.into()));
-        Ok(AppendResult {
-            last_version,
-            first_position,
-            last_position,
-        })
+        let (reply, answer) = oneshot::channel();
+        self.queue_lock_write(LockWrite::Append {
+            stream: stream.to_string(),
+            events: events.to_vec(),
+            expected,
+            now_ms,
+            reply,
+        })?;
+        answer.await.map_err(|_| group_commit_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "sqlite", stream = %query.stream))]

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod append_groups;
 pub mod cache;
 pub mod events;
 pub mod locks;
