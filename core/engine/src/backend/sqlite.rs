@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::{saga_from_doc, task_with_saga, to_doc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::*;
 use crate::sagas::model::*;
@@ -612,6 +613,104 @@ impl CacheStore for SqliteStore {
     }
 }
 
+/// [`EventStore::append`] inside the caller's write transaction `conn`, which must commit it
+/// and then announce it ([`SqliteStore::announce_append`]). `false` with the result: a repeat of
+/// an append committed before, nothing written.
+async fn append_on(
+    conn: &mut SqliteConnection,
+    stream: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    now_ms: i64,
+) -> Result<(AppendResult, bool)> {
+    let fixed_start = crate::events::replay_fixed_start(expected)
+        .map(to_i64)
+        .transpose()?;
+    let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
+    // The id stored where a repeat of this append would find its first event (see
+    // `events::replay_start`), read with the version to cost no extra statement.
+    let row: Option<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT s.last_version,
+                (SELECT e.event_id FROM events e
+                  WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
+         FROM streams s WHERE s.stream = ?1",
+    )
+    .bind(stream)
+    .bind(fixed_start)
+    .bind(count)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let current = row.as_ref().map(|(v, _)| to_u64(*v));
+    let first_id = row.and_then(|(_, id)| id);
+    if let Some(start) =
+        crate::events::replay_start(expected, current, first_id.as_deref(), events)
+    {
+        let stored: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT version, position, event_id FROM events
+             WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
+        )
+        .bind(stream)
+        .bind(to_i64(start)?)
+        .bind(count)
+        .fetch_all(&mut *conn)
+        .await?;
+        if let Some(again) = crate::events::replayed(events, &stored) {
+            return Ok((again, false));
+        }
+    }
+    crate::events::check_expected(stream, expected, current)?;
+    let mut version = current.map_or(0, |v| v + 1);
+    let mut first_position = 0u64;
+    let mut last_position = 0u64;
+    for event in events {
+        let position = sqlx::query(
+            "INSERT INTO events (stream, version, event_id, event_type, data, metadata, created_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(stream)
+        .bind(to_i64(version)?)
+        .bind(&event.event_id)
+        .bind(&event.event_type)
+        .bind(&event.data)
+        .bind(&event.metadata)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?
+        .last_insert_rowid();
+        if first_position == 0 {
+            first_position = to_u64(position);
+        }
+        last_position = to_u64(position);
+        version += 1;
+    }
+    let last_version = version - 1;
+    sqlx::query(
+        "INSERT INTO streams (stream, last_version) VALUES (?, ?)
+         ON CONFLICT (stream) DO UPDATE SET last_version = excluded.last_version",
+    )
+    .bind(stream)
+    .bind(to_i64(last_version)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok((
+        AppendResult {
+            last_version,
+            first_position,
+            last_position,
+        },
+        true,
+    ))
+}
+
+
+impl SqliteStore {
+    /// A committed append: move the head and tell the stream's subscriptions.
+    fn announce_append(&self, stream: &str, appended: &AppendResult) {
+        advance_head(&self.head_tx, appended.last_position);
+        let _ = self.appended_tx.send(Appended::Stream(stream.into()));
+    }
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store.events.append", skip_all, fields(db.system = "sqlite", stream = %stream))]
@@ -623,83 +722,12 @@ impl EventStore for SqliteStore {
         now_ms: i64,
     ) -> Result<AppendResult> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let fixed_start = crate::events::replay_fixed_start(expected)
-            .map(to_i64)
-            .transpose()?;
-        let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
-        // The id stored where a repeat of this append would find its first event (see
-        // `events::replay_start`), read with the version to cost no extra statement.
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT s.last_version,
-                    (SELECT e.event_id FROM events e
-                      WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
-             FROM streams s WHERE s.stream = ?1",
-        )
-        .bind(stream)
-        .bind(fixed_start)
-        .bind(count)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let current = row.as_ref().map(|(v, _)| to_u64(*v));
-        let first_id = row.and_then(|(_, id)| id);
-        if let Some(start) =
-            crate::events::replay_start(expected, current, first_id.as_deref(), events)
-        {
-            let stored: Vec<(i64, i64, String)> = sqlx::query_as(
-                "SELECT version, position, event_id FROM events
-                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
-            )
-            .bind(stream)
-            .bind(to_i64(start)?)
-            .bind(count)
-            .fetch_all(&mut *tx)
-            .await?;
-            if let Some(again) = crate::events::replayed(events, &stored) {
-                return Ok(again);
-            }
+        let (result, written) = append_on(&mut tx, stream, events, expected, now_ms).await?;
+        if written {
+            tx.commit().await?;
+            self.announce_append(stream, &result);
         }
-        crate::events::check_expected(stream, expected, current)?;
-        let mut version = current.map_or(0, |v| v + 1);
-        let mut first_position = 0u64;
-        let mut last_position = 0u64;
-        for event in events {
-            let position = sqlx::query(
-                "INSERT INTO events (stream, version, event_id, event_type, data, metadata, created_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(stream)
-            .bind(to_i64(version)?)
-            .bind(&event.event_id)
-            .bind(&event.event_type)
-            .bind(&event.data)
-            .bind(&event.metadata)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-            if first_position == 0 {
-                first_position = to_u64(position);
-            }
-            last_position = to_u64(position);
-            version += 1;
-        }
-        let last_version = version - 1;
-        sqlx::query(
-            "INSERT INTO streams (stream, last_version) VALUES (?, ?)
-             ON CONFLICT (stream) DO UPDATE SET last_version = excluded.last_version",
-        )
-        .bind(stream)
-        .bind(to_i64(last_version)?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        advance_head(&self.head_tx, last_position);
-        let _ = self.appended_tx.send(Appended::Stream(stream.into()));
-        Ok(AppendResult {
-            last_version,
-            first_position,
-            last_position,
-        })
+        Ok(result)
     }
 
     #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "sqlite", stream = %query.stream))]
@@ -792,10 +820,6 @@ impl FenceEpochs for SqliteStore {
     }
 }
 
-fn saga_from_doc(doc: &str) -> Result<Saga> {
-    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt saga document: {e}")))
-}
-
 fn task_from_row(row: &SqliteRow) -> Result<SagaTask> {
     let doc: String = row.try_get("doc")?;
     let mut task: SagaTask = serde_json::from_str(&doc)
@@ -804,10 +828,6 @@ fn task_from_row(row: &SqliteRow) -> Result<SagaTask> {
     task.deadline_ms = row.try_get("deadline_ms")?;
     task.visible_at_ms = row.try_get("visible_at_ms")?;
     Ok(task)
-}
-
-fn to_doc<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
 }
 
 const TASK_COLUMNS: &str = "task_id, doc, worker_id, deadline_ms, visible_at_ms";
@@ -831,10 +851,41 @@ async fn insert_tasks(
     Ok(())
 }
 
+impl SqliteStore {
+    /// Append a transition's audit events to its saga's stream inside the transition's write
+    /// transaction `conn` (the event store's in-transaction append). `None`: no events.
+    async fn append_audit(
+        &self,
+        conn: &mut SqliteConnection,
+        saga_id: &str,
+        events: &[NewEvent],
+        now_ms: i64,
+    ) -> Result<Option<AppendResult>> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let (appended, written) =
+            append_on(conn, &audit_stream(saga_id), events, ExpectedVersion::Any, now_ms).await?;
+        Ok(written.then_some(appended))
+    }
+
+    /// After the commit of a transition's audit events: tell the stream's subscriptions.
+    fn announce_audit(&self, saga_id: &str, appended: Option<AppendResult>) {
+        if let Some(appended) = appended {
+            self.announce_append(&audit_stream(saga_id), &appended);
+        }
+    }
+}
+
 #[async_trait]
 impl SagaStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "sqlite", saga_id = %saga.saga_id))]
-    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
+    async fn insert_saga(
+        &self,
+        saga: &Saga,
+        tasks: &[SagaTask],
+        audit: &[NewEvent],
+    ) -> Result<Saga> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = &saga.idempotency_key {
             let existing: Option<String> =
@@ -861,7 +912,11 @@ impl SagaStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         insert_tasks(&mut tx, tasks).await?;
+        let appended = self
+            .append_audit(&mut tx, &saga.saga_id, audit, saga.created_at_ms)
+            .await?;
         tx.commit().await?;
+        self.announce_audit(&saga.saga_id, appended);
         Ok(saga.clone())
     }
 
@@ -929,33 +984,12 @@ impl SagaStore for SqliteStore {
             return Ok(TransitionOutcome::Conflict);
         }
         insert_tasks(&mut tx, &transition.new_tasks).await?;
+        let appended = self
+            .append_audit(&mut tx, &saga.saga_id, &transition.audit, saga.updated_at_ms)
+            .await?;
         tx.commit().await?;
+        self.announce_audit(&saga.saga_id, appended);
         Ok(TransitionOutcome::Stored)
-    }
-
-    async fn claim_tasks(
-        &self,
-        service: &str,
-        worker_id: &str,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<SagaTask>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE saga_tasks SET worker_id = ?1,
-                 deadline_ms = ?2 + CAST(json_extract(doc, '$.timeout_ms') AS INTEGER)
-             WHERE task_id IN (
-                 SELECT task_id FROM saga_tasks
-                 WHERE service = ?3 AND worker_id IS NULL AND visible_at_ms <= ?2
-                 ORDER BY visible_at_ms LIMIT ?4)
-             RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(worker_id)
-        .bind(now_ms)
-        .bind(service)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.writer)
-        .await?;
-        rows.iter().map(task_from_row).collect()
     }
 
     async fn claim_with_sagas(
@@ -985,13 +1019,7 @@ impl SagaStore for SqliteStore {
         .fetch_all(&self.writer)
         .await?;
         rows.iter()
-            .map(|row| {
-                let doc: Option<String> = row.try_get("saga_doc")?;
-                let task = task_from_row(row)?;
-                let doc = doc
-                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
-                Ok((task, saga_from_doc(&doc)?))
-            })
+            .map(|row| task_with_saga(row, task_from_row))
             .collect()
     }
 
@@ -1005,12 +1033,18 @@ impl SagaStore for SqliteStore {
         row.as_ref().map(task_from_row).transpose()
     }
 
-    async fn count_claimed(&self, worker_id: &str) -> Result<usize> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM saga_tasks WHERE worker_id = ?")
-            .bind(worker_id)
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
+    async fn get_task_with_saga(&self, task_id: &str) -> Result<Option<(SagaTask, Saga)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS},
+                 (SELECT doc FROM sagas WHERE sagas.saga_id = saga_tasks.saga_id) AS saga_doc
+             FROM saga_tasks WHERE task_id = ?"
+        ))
+        .bind(task_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref()
+            .map(|row| task_with_saga(row, task_from_row))
+            .transpose()
     }
 
     async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>> {
