@@ -259,8 +259,12 @@ pub trait SagaStore: Send + Sync + 'static {
     /// Store a new saga with its first tasks and its `audit` events (appended to the saga's
     /// audit stream, [`audit_stream`], in the same transaction), unless its idempotency key is
     /// taken: then return the existing saga and store nothing.
-    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask], audit: &[NewEvent])
-        -> Result<Saga>;
+    async fn insert_saga(
+        &self,
+        saga: &Saga,
+        tasks: &[SagaTask],
+        audit: &[NewEvent],
+    ) -> Result<Saga>;
     async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>>;
     /// Up to `query.limit` sagas strictly after `query.after`, ordered by `created_at_ms`
     /// descending, then `saga_id` descending (a total order, so paging is exact).

@@ -792,7 +792,12 @@ impl SagaStore for PostgresStore {
             return Ok(TransitionOutcome::Conflict);
         }
         let AuditAppend::Written(appended) = self
-            .append_audit(&mut tx, &saga.saga_id, &transition.audit, saga.updated_at_ms)
+            .append_audit(
+                &mut tx,
+                &saga.saga_id,
+                &transition.audit,
+                saga.updated_at_ms,
+            )
             .await?
         else {
             tx.rollback().await?;

@@ -642,8 +642,7 @@ async fn append_on(
     .await?;
     let current = row.as_ref().map(|(v, _)| to_u64(*v));
     let first_id = row.and_then(|(_, id)| id);
-    if let Some(start) =
-        crate::events::replay_start(expected, current, first_id.as_deref(), events)
+    if let Some(start) = crate::events::replay_start(expected, current, first_id.as_deref(), events)
     {
         let stored: Vec<(i64, i64, String)> = sqlx::query_as(
             "SELECT version, position, event_id FROM events
@@ -701,7 +700,6 @@ async fn append_on(
         true,
     ))
 }
-
 
 impl SqliteStore {
     /// A committed append: move the head and tell the stream's subscriptions.
@@ -864,8 +862,14 @@ impl SqliteStore {
         if events.is_empty() {
             return Ok(None);
         }
-        let (appended, written) =
-            append_on(conn, &audit_stream(saga_id), events, ExpectedVersion::Any, now_ms).await?;
+        let (appended, written) = append_on(
+            conn,
+            &audit_stream(saga_id),
+            events,
+            ExpectedVersion::Any,
+            now_ms,
+        )
+        .await?;
         Ok(written.then_some(appended))
     }
 
@@ -985,7 +989,12 @@ impl SagaStore for SqliteStore {
         }
         insert_tasks(&mut tx, &transition.new_tasks).await?;
         let appended = self
-            .append_audit(&mut tx, &saga.saga_id, &transition.audit, saga.updated_at_ms)
+            .append_audit(
+                &mut tx,
+                &saga.saga_id,
+                &transition.audit,
+                saga.updated_at_ms,
+            )
             .await?;
         tx.commit().await?;
         self.announce_audit(&saga.saga_id, appended);
