@@ -430,12 +430,12 @@ impl Sagas {
         SagaInfo::from_pb(saga)
     }
 
-    /// Wait until the saga is final, at most `timeout`. Follows the saga's audit stream for
-    /// prompt wake-ups and re-reads the saga only when an audit event reports a final state
-    /// (every audit event carries the saga's `state` after its transition), so a saga costs one
-    /// read at the start and one at its end, not one per event. It also re-reads the saga every
-    /// [`WAIT_RECHECK`]: a server that crashed between storing a transition and appending its
-    /// audit event never sends that event.
+    /// Wait until the saga is final, at most `timeout`. Follows the saga's audit stream from
+    /// its start (a server stores each transition and its audit event in one transaction, and
+    /// every audit event carries the saga's `state` after its transition) and reads the saga only
+    /// when an event reports a final state: one read per saga, at its end. It also reads the saga
+    /// after [`WAIT_RECHECK`] without such an event (an older server appended audit events after
+    /// the transition, and could crash in between; a saga that does not exist is found so).
     pub async fn wait(&self, saga_id: &str, timeout: Duration) -> Result<SagaInfo> {
         let deadline = tokio::time::Instant::now() + timeout;
         let events = Client {
@@ -448,21 +448,7 @@ impl Sagas {
                 .await?,
         );
         loop {
-            let saga = self.get(saga_id).await?;
-            if saga.state.is_final() {
-                return Ok(saga);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(Error::new(
-                    ErrorKind::DeadlineExceeded,
-                    format!(
-                        "saga {saga_id} is still {} after {timeout:?}",
-                        saga.state.as_str()
-                    ),
-                ));
-            }
-            let recheck = (now + WAIT_RECHECK).min(deadline);
+            let recheck = (tokio::time::Instant::now() + WAIT_RECHECK).min(deadline);
             match audit.as_mut() {
                 // Events of transitions to non-final states are skipped without a read.
                 Some(stream) => loop {
@@ -478,6 +464,19 @@ impl Sagas {
                     }
                 },
                 None => tokio::time::sleep_until(recheck).await,
+            }
+            let saga = self.get(saga_id).await?;
+            if saga.state.is_final() {
+                return Ok(saga);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::DeadlineExceeded,
+                    format!(
+                        "saga {saga_id} is still {} after {timeout:?}",
+                        saga.state.as_str()
+                    ),
+                ));
             }
         }
     }

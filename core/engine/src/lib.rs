@@ -43,6 +43,8 @@ pub struct Stores {
     pub locks: Arc<dyn LockStore>,
     pub cache: Arc<dyn CacheStore>,
     pub events: Arc<dyn EventStore>,
+    /// Appends each transition's audit events to its own event tables, in the transition's
+    /// transaction: the same store as `events`.
     pub sagas: Arc<dyn SagaStore>,
     /// API keys live with the durable data (PostgreSQL, else the embedded file).
     pub api_keys: Arc<dyn ApiKeyStore>,
@@ -155,11 +157,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             locks: LockManager::new(stores.locks, limits.clone(), shutdown_rx.clone()),
             cache: CacheManager::new(stores.cache, limits.clone()),
-            sagas: Arc::new(SagaManager::new(
-                stores.sagas,
-                stores.events.clone(),
-                shutdown_rx.clone(),
-            )),
+            sagas: Arc::new(SagaManager::new(stores.sagas, shutdown_rx.clone())),
             events: EventManager::new(stores.events, limits, shutdown_rx),
             shutdown,
         });

@@ -267,51 +267,35 @@ pub const APPENDED_BUFFER: usize = 1024;
 /// live in [`crate::sagas`].
 #[async_trait]
 pub trait SagaStore: Send + Sync + 'static {
-    /// Store a new saga with its first tasks, unless its idempotency key is taken: then return
-    /// the existing saga and store nothing.
-    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga>;
+    /// Store a new saga with its first tasks and its `audit` events (appended to the saga's
+    /// audit stream, [`audit_stream`], in the same transaction), unless its idempotency key is
+    /// taken: then return the existing saga and store nothing.
+    async fn insert_saga(
+        &self,
+        saga: &Saga,
+        tasks: &[SagaTask],
+        audit: &[NewEvent],
+    ) -> Result<Saga>;
     async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>>;
     /// Up to `query.limit` sagas strictly after `query.after`, ordered by `created_at_ms`
     /// descending, then `saga_id` descending (a total order, so paging is exact).
     async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>>;
     /// Apply a transition atomically (see [`Transition`]).
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome>;
-    /// Claim up to `limit` ready tasks of `service` for `worker_id`: each gets
-    /// `deadline = now + its timeout`.
-    async fn claim_tasks(
-        &self,
-        service: &str,
-        worker_id: &str,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<SagaTask>>;
     /// Claim ready tasks of `service` for `worker_id`, at most `max_held` minus the tasks it
-    /// holds already, each with its saga (a handler gets the saga's input and earlier outputs).
-    /// This default takes `2 + tasks` store calls; the SQL stores do it in one statement, since
-    /// a worker's feed claims once per task it is woken for.
+    /// holds already, each with `deadline = now + its timeout` and its saga (a handler gets the
+    /// saga's input and earlier outputs). One statement in the SQL stores: a worker's feed claims
+    /// once per task it is woken for.
     async fn claim_with_sagas(
         &self,
         service: &str,
         worker_id: &str,
         max_held: usize,
         now_ms: i64,
-    ) -> Result<Vec<(SagaTask, Saga)>> {
-        let room = max_held.saturating_sub(self.count_claimed(worker_id).await?);
-        if room == 0 {
-            return Ok(Vec::new());
-        }
-        let mut claimed = Vec::new();
-        for task in self.claim_tasks(service, worker_id, room, now_ms).await? {
-            let saga = self.get_saga(&task.saga_id).await?.ok_or_else(|| {
-                crate::error::Error::internal(format!("task {} has no saga", task.task_id))
-            })?;
-            claimed.push((task, saga));
-        }
-        Ok(claimed)
-    }
+    ) -> Result<Vec<(SagaTask, Saga)>>;
     async fn get_task(&self, task_id: &str) -> Result<Option<SagaTask>>;
-    /// Tasks currently claimed by `worker_id`.
-    async fn count_claimed(&self, worker_id: &str) -> Result<usize>;
+    /// A task with its saga, in one read (what a report decides on).
+    async fn get_task_with_saga(&self, task_id: &str) -> Result<Option<(SagaTask, Saga)>>;
     /// Claimed tasks whose deadline passed.
     async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>>;
     /// The earliest time a ready task of `service` becomes visible, if any is queued.

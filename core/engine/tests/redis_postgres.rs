@@ -58,6 +58,30 @@ impl suite::Harness for ProductionHarness {
         self.engine = Self::open(&self.config).await;
         self.engine.clone()
     }
+
+    async fn refuse_audit_appends(&self, refuse: bool) {
+        let url = self.config.postgres_url.as_deref().expect("PostgreSQL");
+        let pool = sqlx::PgPool::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        let schema = &self.config.namespace;
+        let sql = if refuse {
+            format!(
+                r#"CREATE FUNCTION "{schema}".refuse_audit() RETURNS trigger LANGUAGE plpgsql
+                   AS $$ BEGIN RAISE EXCEPTION 'audit append refused'; END $$;
+                   CREATE TRIGGER refuse_audit BEFORE INSERT ON "{schema}".syros_events
+                   FOR EACH ROW WHEN (NEW.stream LIKE 'saga-%')
+                   EXECUTE FUNCTION "{schema}".refuse_audit()"#
+            )
+        } else {
+            format!(r#"DROP FUNCTION "{schema}".refuse_audit() CASCADE"#)
+        };
+        sqlx::raw_sql(&sql)
+            .execute(&pool)
+            .await
+            .expect("change the trigger");
+        pool.close().await;
+    }
 }
 
 engine_suite!(ProductionHarness::new());

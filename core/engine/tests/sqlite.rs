@@ -43,6 +43,24 @@ impl suite::Harness for SqliteHarness {
         self.engine = Self::open(&self.path).await;
         self.engine.clone()
     }
+
+    async fn refuse_audit_appends(&self, refuse: bool) {
+        let url = format!("sqlite://{}", self.path.display());
+        let pool = sqlx::SqlitePool::connect(&url)
+            .await
+            .expect("open the test's database");
+        let sql = if refuse {
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON events WHEN NEW.stream LIKE 'saga-%'
+             BEGIN SELECT RAISE(ABORT, 'audit append refused'); END"
+        } else {
+            "DROP TRIGGER refuse_audit"
+        };
+        sqlx::raw_sql(sql)
+            .execute(&pool)
+            .await
+            .expect("change the trigger");
+        pool.close().await;
+    }
 }
 
 engine_suite!(SqliteHarness::new());

@@ -6,6 +6,7 @@ pub mod sqlite;
 
 use crate::error::{Error, Result};
 use crate::model::Direction;
+use crate::sagas::model::{Saga, SagaTask};
 use crate::store::LeaseRequest;
 
 /// The id of a lease about to be granted to `request`: derived from its request id when it has
@@ -35,4 +36,32 @@ pub(crate) fn read_bounds(
         (None, Direction::Backwards) => i64::MAX,
     };
     Ok((bound, order, from))
+}
+
+/// A stored saga document.
+pub(crate) fn saga_from_doc(doc: &str) -> Result<Saga> {
+    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt saga document: {e}")))
+}
+
+/// A saga document (or task document) to store.
+pub(crate) fn to_doc<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
+}
+
+/// A row of a task joined with its saga's document in column `saga_doc` (a claim, a report's
+/// read), read with the backend's `task_from_row`. A task whose saga is missing is an internal
+/// error: a saga and its tasks are only ever stored and removed together.
+pub(crate) fn task_with_saga<R>(
+    row: &R,
+    task_from_row: fn(&R) -> Result<SagaTask>,
+) -> Result<(SagaTask, Saga)>
+where
+    R: sqlx::Row,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'static str: sqlx::ColumnIndex<R>,
+{
+    let doc: Option<String> = row.try_get("saga_doc")?;
+    let task = task_from_row(row)?;
+    let doc = doc.ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
+    Ok((task, saga_from_doc(&doc)?))
 }

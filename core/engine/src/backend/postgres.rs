@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::Row;
 use tokio::sync::watch;
 
+use super::{saga_from_doc, task_with_saga, to_doc};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::sagas::model::*;
@@ -594,14 +595,6 @@ impl FenceEpochs for PostgresStore {
     }
 }
 
-fn saga_from_doc(doc: &str) -> Result<Saga> {
-    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt saga document: {e}")))
-}
-
-fn to_doc<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
-}
-
 fn task_from_row(row: &PgRow) -> Result<SagaTask> {
     let doc: String = row.try_get("doc")?;
     let mut task: SagaTask = serde_json::from_str(&doc)
@@ -614,59 +607,150 @@ fn task_from_row(row: &PgRow) -> Result<SagaTask> {
 
 const TASK_COLUMNS: &str = "task_id, doc::text AS doc, worker_id, deadline_ms, visible_at_ms";
 
-async fn insert_tasks(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    tasks: &[SagaTask],
-) -> Result<()> {
+/// New tasks as the columns of `UNNEST($n::text[], $n+1::text[], $n+2::bigint[], $n+3::text[])`
+/// (task id, service, visible at, document), so any number of them is one statement.
+type TaskColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
+
+fn task_columns(tasks: &[SagaTask]) -> Result<TaskColumns> {
+    let mut columns: TaskColumns = Default::default();
     for task in tasks {
-        sqlx::query(
-            "INSERT INTO syros_saga_tasks (task_id, saga_id, service, visible_at_ms, doc)
-             VALUES ($1, $2, $3, $4, $5::jsonb)",
-        )
-        .bind(&task.task_id)
-        .bind(&task.saga_id)
-        .bind(&task.service)
-        .bind(task.visible_at_ms)
-        .bind(to_doc(task)?)
-        .execute(&mut **tx)
-        .await?;
+        columns.0.push(task.task_id.clone());
+        columns.1.push(task.service.clone());
+        columns.2.push(task.visible_at_ms);
+        columns.3.push(to_doc(task)?);
     }
-    Ok(())
+    Ok(columns)
+}
+
+/// A new saga and its first tasks in one statement; nothing when the idempotency key is taken
+/// (`ON CONFLICT`: two starts with one key race safely, the loser reads the winner). Returns
+/// whether the saga was inserted.
+const INSERT_SAGA: &str = "WITH saga AS (
+        INSERT INTO syros_sagas (saga_id, name, state, idempotency_key, revision, doc, created_at_ms, updated_at_ms)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING saga_id
+    ), tasks AS (
+        INSERT INTO syros_saga_tasks (task_id, saga_id, service, visible_at_ms, doc)
+        SELECT t.id, saga.saga_id, t.service, t.visible, t.doc::jsonb
+        FROM saga, UNNEST($9::text[], $10::text[], $11::bigint[], $12::text[]) AS t(id, service, visible, doc)
+    )
+    SELECT COUNT(*) FROM saga";
+
+/// A transition's task and saga changes in one statement: the consumed task deleted (`$1`, NULL
+/// for none; with `$2` only if unclaimed), the saga updated if still at the expected revision,
+/// the new tasks inserted. Returns (tasks deleted, sagas updated): the caller rolls back unless
+/// both are as expected, so a partial change is never committed.
+const APPLY_TRANSITION: &str = "WITH consumed AS (
+        DELETE FROM syros_saga_tasks WHERE task_id = $1 AND (NOT $2 OR worker_id IS NULL)
+        RETURNING 1
+    ), updated AS (
+        UPDATE syros_sagas SET doc = $3::jsonb, state = $4, revision = $5, updated_at_ms = $6
+        WHERE saga_id = $7 AND revision = $8
+        RETURNING 1
+    ), tasks AS (
+        INSERT INTO syros_saga_tasks (task_id, saga_id, service, visible_at_ms, doc)
+        SELECT t.id, $7, t.service, t.visible, t.doc::jsonb
+        FROM UNNEST($9::text[], $10::text[], $11::bigint[], $12::text[]) AS t(id, service, visible, doc)
+    )
+    SELECT (SELECT COUNT(*) FROM consumed), (SELECT COUNT(*) FROM updated)";
+
+/// How a transition's audit append inside its transaction ended.
+enum AuditAppend {
+    /// Written (`None`: there were no events), to be announced after the commit.
+    Written(Option<AppendResult>),
+    /// A concurrent append created the stream first (only possible for a new stream): nothing
+    /// written; roll back and try again.
+    Raced,
+}
+
+impl PostgresStore {
+    /// Append a transition's audit events to its saga's stream inside `tx`, with the event
+    /// store's in-transaction append (the stream's row lock is held until the caller commits).
+    async fn append_audit(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        saga_id: &str,
+        events: &[NewEvent],
+        now_ms: i64,
+    ) -> Result<AuditAppend> {
+        if events.is_empty() {
+            return Ok(AuditAppend::Written(None));
+        }
+        let stream = audit_stream(saga_id);
+        Ok(
+            match self
+                .append_attempt(tx, &stream, events, ExpectedVersion::Any, now_ms)
+                .await?
+            {
+                Attempt::Done(result) => AuditAppend::Written(Some(result)),
+                // Fresh event ids: a repeat cannot happen; if it did, nothing new to announce.
+                Attempt::Replayed(_) => AuditAppend::Written(None),
+                Attempt::Raced => AuditAppend::Raced,
+            },
+        )
+    }
+
+    /// After the commit of a transition's audit events: tell the stream's subscriptions.
+    fn announce_audit(&self, saga_id: &str, appended: Option<AppendResult>) {
+        if let Some(appended) = appended {
+            self.announce(&audit_stream(saga_id), appended.last_position);
+        }
+    }
 }
 
 #[async_trait]
 impl SagaStore for PostgresStore {
     #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga.saga_id))]
-    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
-        let mut tx = self.pool.begin().await?;
-        // ON CONFLICT: two starts with one idempotency key race safely; the loser reads the winner.
-        let inserted = sqlx::query(
-            "INSERT INTO syros_sagas (saga_id, name, state, idempotency_key, revision, doc, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&saga.saga_id)
-        .bind(&saga.name)
-        .bind(saga.state.as_str())
-        .bind(&saga.idempotency_key)
-        .bind(to_i64(saga.revision)?)
-        .bind(to_doc(saga)?)
-        .bind(saga.created_at_ms)
-        .bind(saga.updated_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await?;
-            let doc: String =
-                sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE idempotency_key = $1")
-                    .bind(&saga.idempotency_key)
-                    .fetch_one(&self.pool)
-                    .await?;
-            return saga_from_doc(&doc);
+    async fn insert_saga(
+        &self,
+        saga: &Saga,
+        tasks: &[SagaTask],
+        audit: &[NewEvent],
+    ) -> Result<Saga> {
+        let (ids, services, visible, docs) = task_columns(tasks)?;
+        for _ in 0..LOCKED_APPEND_ATTEMPTS {
+            let mut tx = self.pool.begin().await?;
+            let inserted: i64 = sqlx::query_scalar(INSERT_SAGA)
+                .bind(&saga.saga_id)
+                .bind(&saga.name)
+                .bind(saga.state.as_str())
+                .bind(&saga.idempotency_key)
+                .bind(to_i64(saga.revision)?)
+                .bind(to_doc(saga)?)
+                .bind(saga.created_at_ms)
+                .bind(saga.updated_at_ms)
+                .bind(&ids)
+                .bind(&services)
+                .bind(&visible)
+                .bind(&docs)
+                .fetch_one(&mut *tx)
+                .await?;
+            if inserted == 0 {
+                tx.rollback().await?;
+                let doc: String = sqlx::query_scalar(
+                    "SELECT doc::text FROM syros_sagas WHERE idempotency_key = $1",
+                )
+                .bind(&saga.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
+                return saga_from_doc(&doc);
+            }
+            let AuditAppend::Written(appended) = self
+                .append_audit(&mut tx, &saga.saga_id, audit, saga.created_at_ms)
+                .await?
+            else {
+                tx.rollback().await?;
+                continue;
+            };
+            tx.commit().await.map_err(Error::from_commit)?;
+            self.announce_audit(&saga.saga_id, appended);
+            return Ok(saga.clone());
         }
-        insert_tasks(&mut tx, tasks).await?;
-        tx.commit().await?;
-        Ok(saga.clone())
+        Err(Error::unavailable(format!(
+            "saga {}: its audit stream's creation kept racing",
+            saga.saga_id
+        )))
     }
 
     #[tracing::instrument(level = "debug", name = "store.sagas.get_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga_id))]
@@ -705,67 +789,49 @@ impl SagaStore for PostgresStore {
 
     #[tracing::instrument(level = "debug", name = "store.sagas.apply", skip_all, fields(db.system = "postgresql", saga_id = %transition.saga.saga_id))]
     async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(consumed) = &transition.consumed_task {
-            let sql = if consumed.unclaimed_only {
-                "DELETE FROM syros_saga_tasks WHERE task_id = $1 AND worker_id IS NULL"
-            } else {
-                "DELETE FROM syros_saga_tasks WHERE task_id = $1"
-            };
-            let deleted = sqlx::query(sql)
-                .bind(&consumed.task_id)
-                .execute(&mut *tx)
-                .await?;
-            if deleted.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Ok(TransitionOutcome::StaleTask);
-            }
-        }
         let saga = &transition.saga;
-        let updated = sqlx::query(
-            "UPDATE syros_sagas SET doc = $1::jsonb, state = $2, revision = $3, updated_at_ms = $4
-             WHERE saga_id = $5 AND revision = $6",
-        )
-        .bind(to_doc(saga)?)
-        .bind(saga.state.as_str())
-        .bind(to_i64(saga.revision)?)
-        .bind(saga.updated_at_ms)
-        .bind(&saga.saga_id)
-        .bind(to_i64(transition.expected_revision)?)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
+        let (ids, services, visible, docs) = task_columns(&transition.new_tasks)?;
+        let consumed = transition.consumed_task.as_ref();
+        // BEGIN, the task and saga changes, the audit append (two statements), COMMIT.
+        let mut tx = self.pool.begin().await?;
+        let (deleted, updated): (i64, i64) = sqlx::query_as(APPLY_TRANSITION)
+            .bind(consumed.map(|c| c.task_id.as_str()))
+            .bind(consumed.is_some_and(|c| c.unclaimed_only))
+            .bind(to_doc(saga)?)
+            .bind(saga.state.as_str())
+            .bind(to_i64(saga.revision)?)
+            .bind(saga.updated_at_ms)
+            .bind(&saga.saga_id)
+            .bind(to_i64(transition.expected_revision)?)
+            .bind(&ids)
+            .bind(&services)
+            .bind(&visible)
+            .bind(&docs)
+            .fetch_one(&mut *tx)
+            .await?;
+        if consumed.is_some() && deleted == 0 {
+            tx.rollback().await?;
+            return Ok(TransitionOutcome::StaleTask);
+        }
+        if updated == 0 {
             tx.rollback().await?;
             return Ok(TransitionOutcome::Conflict);
         }
-        insert_tasks(&mut tx, &transition.new_tasks).await?;
-        tx.commit().await?;
+        let AuditAppend::Written(appended) = self
+            .append_audit(
+                &mut tx,
+                &saga.saga_id,
+                &transition.audit,
+                saga.updated_at_ms,
+            )
+            .await?
+        else {
+            tx.rollback().await?;
+            return Ok(TransitionOutcome::Conflict);
+        };
+        tx.commit().await.map_err(Error::from_commit)?;
+        self.announce_audit(&saga.saga_id, appended);
         Ok(TransitionOutcome::Stored)
-    }
-
-    async fn claim_tasks(
-        &self,
-        service: &str,
-        worker_id: &str,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<SagaTask>> {
-        // SKIP LOCKED: replicas claiming for the same service never block on each other.
-        let rows = sqlx::query(&format!(
-            "UPDATE syros_saga_tasks SET worker_id = $1, deadline_ms = $2 + (doc->>'timeout_ms')::bigint
-             WHERE task_id IN (
-                 SELECT task_id FROM syros_saga_tasks
-                 WHERE service = $3 AND worker_id IS NULL AND visible_at_ms <= $2
-                 ORDER BY visible_at_ms LIMIT $4 FOR UPDATE SKIP LOCKED)
-             RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(worker_id)
-        .bind(now_ms)
-        .bind(service)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(task_from_row).collect()
     }
 
     async fn claim_with_sagas(
@@ -776,7 +842,8 @@ impl SagaStore for PostgresStore {
         now_ms: i64,
     ) -> Result<Vec<(SagaTask, Saga)>> {
         // One round trip: the room left (max_held minus what the worker holds), the claim (SKIP
-        // LOCKED, as in claim_tasks) and each task's saga document.
+        // LOCKED: replicas claiming for the same service never block on each other) and each
+        // task's saga document.
         let rows = sqlx::query(
             "WITH claimed AS (
                  UPDATE syros_saga_tasks SET worker_id = $1,
@@ -800,13 +867,7 @@ impl SagaStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| {
-                let doc: Option<String> = row.try_get("saga_doc")?;
-                let task = task_from_row(row)?;
-                let doc = doc
-                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
-                Ok((task, saga_from_doc(&doc)?))
-            })
+            .map(|row| task_with_saga(row, task_from_row))
             .collect()
     }
 
@@ -820,13 +881,19 @@ impl SagaStore for PostgresStore {
         row.as_ref().map(task_from_row).transpose()
     }
 
-    async fn count_claimed(&self, worker_id: &str) -> Result<usize> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM syros_saga_tasks WHERE worker_id = $1")
-                .bind(worker_id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
+    async fn get_task_with_saga(&self, task_id: &str) -> Result<Option<(SagaTask, Saga)>> {
+        let row = sqlx::query(
+            "SELECT t.task_id, t.doc::text AS doc, t.worker_id, t.deadline_ms, t.visible_at_ms,
+                 s.doc::text AS saga_doc
+             FROM syros_saga_tasks t LEFT JOIN syros_sagas s ON s.saga_id = t.saga_id
+             WHERE t.task_id = $1",
+        )
+        .bind(task_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|row| task_with_saga(row, task_from_row))
+            .transpose()
     }
 
     async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>> {

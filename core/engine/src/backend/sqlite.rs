@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::{saga_from_doc, task_with_saga, to_doc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::*;
 use crate::sagas::model::*;
@@ -33,8 +34,8 @@ mod apikeys;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    head_tx: watch::Sender<u64>,
-    appended_tx: tokio::sync::broadcast::Sender<Appended>,
+    /// Where committed appends are announced (the event head, per-stream wake-ups).
+    announce: EventAnnounce,
     /// Lock acquisitions and releases and event appends, committed in groups by
     /// [`group_commit`].
     lock_writes: mpsc::UnboundedSender<LockWrite>,
@@ -136,8 +137,7 @@ impl LockWritten {
             LockWritten::Append(result, stream, reply) => {
                 let result = failed.map_or(result, |err| Err(err.clone()));
                 if let Ok(appended) = &result {
-                    advance_head(&events.head_tx, appended.last_position);
-                    let _ = events.appended_tx.send(Appended::Stream(stream.into()));
+                    events.announce(&stream, appended);
                 }
                 drop(reply.send(result))
             }
@@ -145,10 +145,20 @@ impl LockWritten {
     }
 }
 
-/// Where the group-commit task announces committed appends.
+/// Where committed appends are announced (by the group-commit task, and after a saga
+/// transition's commit).
+#[derive(Clone)]
 struct EventAnnounce {
     head_tx: watch::Sender<u64>,
     appended_tx: tokio::sync::broadcast::Sender<Appended>,
+}
+
+impl EventAnnounce {
+    /// A committed append: move the head and tell the stream's subscriptions.
+    fn announce(&self, stream: &str, appended: &AppendResult) {
+        advance_head(&self.head_tx, appended.last_position);
+        let _ = self.appended_tx.send(Appended::Stream(stream.into()));
+    }
 }
 
 /// [`append_on`] inside a savepoint, rolled back to if the append fails, so a failed append
@@ -451,20 +461,15 @@ impl SqliteStore {
             .await?;
         let (head_tx, _) = watch::channel(to_u64(head));
         let (lock_writes, queue) = mpsc::unbounded_channel();
-        let appended_tx = tokio::sync::broadcast::channel(APPENDED_BUFFER).0;
-        tokio::spawn(group_commit(
-            writer.clone(),
-            queue,
-            EventAnnounce {
-                head_tx: head_tx.clone(),
-                appended_tx: appended_tx.clone(),
-            },
-        ));
+        let announce = EventAnnounce {
+            head_tx,
+            appended_tx: tokio::sync::broadcast::channel(APPENDED_BUFFER).0,
+        };
+        tokio::spawn(group_commit(writer.clone(), queue, announce.clone()));
         Ok(SqliteStore {
             writer,
             reader,
-            head_tx,
-            appended_tx,
+            announce,
             lock_writes,
         })
     }
@@ -851,11 +856,11 @@ impl EventStore for SqliteStore {
     }
 
     fn head(&self) -> watch::Receiver<u64> {
-        self.head_tx.subscribe()
+        self.announce.head_tx.subscribe()
     }
 
     fn appended(&self) -> tokio::sync::broadcast::Receiver<Appended> {
-        self.appended_tx.subscribe()
+        self.announce.appended_tx.subscribe()
     }
 }
 
@@ -896,10 +901,6 @@ impl FenceEpochs for SqliteStore {
     }
 }
 
-fn saga_from_doc(doc: &str) -> Result<Saga> {
-    serde_json::from_str(doc).map_err(|e| Error::internal(format!("corrupt saga document: {e}")))
-}
-
 fn task_from_row(row: &SqliteRow) -> Result<SagaTask> {
     let doc: String = row.try_get("doc")?;
     let mut task: SagaTask = serde_json::from_str(&doc)
@@ -908,10 +909,6 @@ fn task_from_row(row: &SqliteRow) -> Result<SagaTask> {
     task.deadline_ms = row.try_get("deadline_ms")?;
     task.visible_at_ms = row.try_get("visible_at_ms")?;
     Ok(task)
-}
-
-fn to_doc<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::internal(format!("cannot encode: {e}")))
 }
 
 const TASK_COLUMNS: &str = "task_id, doc, worker_id, deadline_ms, visible_at_ms";
@@ -935,10 +932,47 @@ async fn insert_tasks(
     Ok(())
 }
 
+impl SqliteStore {
+    /// Append a transition's audit events to its saga's stream inside the transition's write
+    /// transaction `conn` (the event store's in-transaction append). `None`: no events.
+    async fn append_audit(
+        &self,
+        conn: &mut SqliteConnection,
+        saga_id: &str,
+        events: &[NewEvent],
+        now_ms: i64,
+    ) -> Result<Option<AppendResult>> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let appended = append_on(
+            conn,
+            &audit_stream(saga_id),
+            events,
+            ExpectedVersion::Any,
+            now_ms,
+        )
+        .await?;
+        Ok(Some(appended))
+    }
+
+    /// After the commit of a transition's audit events: tell the stream's subscriptions.
+    fn announce_audit(&self, saga_id: &str, appended: Option<AppendResult>) {
+        if let Some(appended) = appended {
+            self.announce.announce(&audit_stream(saga_id), &appended);
+        }
+    }
+}
+
 #[async_trait]
 impl SagaStore for SqliteStore {
     #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "sqlite", saga_id = %saga.saga_id))]
-    async fn insert_saga(&self, saga: &Saga, tasks: &[SagaTask]) -> Result<Saga> {
+    async fn insert_saga(
+        &self,
+        saga: &Saga,
+        tasks: &[SagaTask],
+        audit: &[NewEvent],
+    ) -> Result<Saga> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = &saga.idempotency_key {
             let existing: Option<String> =
@@ -965,7 +999,11 @@ impl SagaStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         insert_tasks(&mut tx, tasks).await?;
+        let appended = self
+            .append_audit(&mut tx, &saga.saga_id, audit, saga.created_at_ms)
+            .await?;
         tx.commit().await?;
+        self.announce_audit(&saga.saga_id, appended);
         Ok(saga.clone())
     }
 
@@ -1033,33 +1071,17 @@ impl SagaStore for SqliteStore {
             return Ok(TransitionOutcome::Conflict);
         }
         insert_tasks(&mut tx, &transition.new_tasks).await?;
+        let appended = self
+            .append_audit(
+                &mut tx,
+                &saga.saga_id,
+                &transition.audit,
+                saga.updated_at_ms,
+            )
+            .await?;
         tx.commit().await?;
+        self.announce_audit(&saga.saga_id, appended);
         Ok(TransitionOutcome::Stored)
-    }
-
-    async fn claim_tasks(
-        &self,
-        service: &str,
-        worker_id: &str,
-        limit: usize,
-        now_ms: i64,
-    ) -> Result<Vec<SagaTask>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE saga_tasks SET worker_id = ?1,
-                 deadline_ms = ?2 + CAST(json_extract(doc, '$.timeout_ms') AS INTEGER)
-             WHERE task_id IN (
-                 SELECT task_id FROM saga_tasks
-                 WHERE service = ?3 AND worker_id IS NULL AND visible_at_ms <= ?2
-                 ORDER BY visible_at_ms LIMIT ?4)
-             RETURNING {TASK_COLUMNS}"
-        ))
-        .bind(worker_id)
-        .bind(now_ms)
-        .bind(service)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.writer)
-        .await?;
-        rows.iter().map(task_from_row).collect()
     }
 
     async fn claim_with_sagas(
@@ -1089,13 +1111,7 @@ impl SagaStore for SqliteStore {
         .fetch_all(&self.writer)
         .await?;
         rows.iter()
-            .map(|row| {
-                let doc: Option<String> = row.try_get("saga_doc")?;
-                let task = task_from_row(row)?;
-                let doc = doc
-                    .ok_or_else(|| Error::internal(format!("task {} has no saga", task.task_id)))?;
-                Ok((task, saga_from_doc(&doc)?))
-            })
+            .map(|row| task_with_saga(row, task_from_row))
             .collect()
     }
 
@@ -1109,12 +1125,18 @@ impl SagaStore for SqliteStore {
         row.as_ref().map(task_from_row).transpose()
     }
 
-    async fn count_claimed(&self, worker_id: &str) -> Result<usize> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM saga_tasks WHERE worker_id = ?")
-            .bind(worker_id)
-            .fetch_one(&self.writer)
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
+    async fn get_task_with_saga(&self, task_id: &str) -> Result<Option<(SagaTask, Saga)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS},
+                 (SELECT doc FROM sagas WHERE sagas.saga_id = saga_tasks.saga_id) AS saga_doc
+             FROM saga_tasks WHERE task_id = ?"
+        ))
+        .bind(task_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref()
+            .map(|row| task_with_saga(row, task_from_row))
+            .transpose()
     }
 
     async fn expired_tasks(&self, now_ms: i64, limit: usize) -> Result<Vec<SagaTask>> {

@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{check_name, check_optional_name, now_ms, page_limit};
-use crate::model::{ExpectedVersion, NewEvent};
-use crate::store::{EventStore, SagaStore};
+use crate::model::NewEvent;
+use crate::store::SagaStore;
 use crate::telemetry;
 pub use model::*;
 
@@ -71,7 +71,6 @@ pub struct ClaimedTask {
 /// Saga operations of the engine.
 pub struct SagaManager {
     store: Arc<dyn SagaStore>,
-    audit: Arc<dyn EventStore>,
     ready: Mutex<HashMap<String, Arc<Notify>>>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     /// [`FEED_RECHECK`] unless changed by [`SagaManager::set_feed_recheck`] (ms).
@@ -185,6 +184,27 @@ fn new_task(
 
 /// Audit notes gathered while deciding a transition: (event type, details).
 type Notes = Vec<(&'static str, serde_json::Value)>;
+
+/// A transition's notes as the events stored with it on the saga's [`audit_stream`], each
+/// carrying the saga's id, new state and revision.
+fn audit_events(saga: &Saga, notes: Notes) -> Vec<NewEvent> {
+    notes
+        .into_iter()
+        .map(|(kind, mut details)| {
+            if let Some(map) = details.as_object_mut() {
+                map.insert("saga_id".into(), json!(saga.saga_id));
+                map.insert("state".into(), json!(saga.state.as_str()));
+                map.insert("revision".into(), json!(saga.revision));
+            }
+            NewEvent {
+                event_id: uuid::Uuid::new_v4().to_string(),
+                event_type: kind.to_string(),
+                data: details.to_string(),
+                metadata: None,
+            }
+        })
+        .collect()
+}
 
 /// Whether an action attempt of `step` timed out: it may have run without reporting.
 fn outcome_unknown(step: &SagaStep) -> bool {
@@ -410,12 +430,10 @@ fn on_result(
 impl SagaManager {
     pub(crate) fn new(
         store: Arc<dyn SagaStore>,
-        audit: Arc<dyn EventStore>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         SagaManager {
             store,
-            audit,
             ready: Mutex::new(HashMap::new()),
             shutdown,
             feed_recheck_ms: AtomicU64::new(FEED_RECHECK.as_millis() as u64),
@@ -494,41 +512,6 @@ impl SagaManager {
         }
     }
 
-    /// Append the transition's notes to the saga's audit stream `saga-<id>`. The transition is
-    /// already stored, so a failure here is logged, not returned.
-    async fn record(&self, saga: &Saga, notes: Notes) {
-        if notes.is_empty() {
-            return;
-        }
-        let events: Vec<NewEvent> = notes
-            .into_iter()
-            .map(|(kind, mut details)| {
-                if let Some(map) = details.as_object_mut() {
-                    map.insert("saga_id".into(), json!(saga.saga_id));
-                    map.insert("state".into(), json!(saga.state.as_str()));
-                    map.insert("revision".into(), json!(saga.revision));
-                }
-                NewEvent {
-                    event_id: uuid::Uuid::new_v4().to_string(),
-                    event_type: kind.to_string(),
-                    data: details.to_string(),
-                    metadata: None,
-                }
-            })
-            .collect();
-        let stream = format!("saga-{}", saga.saga_id);
-        match self
-            .audit
-            .append(&stream, &events, ExpectedVersion::Any, now_ms())
-            .await
-        {
-            Ok(_) => telemetry::events_appended(events.len()),
-            Err(err) => {
-                tracing::warn!(saga_id = %saga.saga_id, error = %err, "saga audit append failed")
-            }
-        }
-    }
-
     /// Start a saga (or return the one already started with the same idempotency key).
     #[tracing::instrument(level = "debug", name = "engine.sagas.start", skip_all, fields(saga_name = %request.name))]
     pub async fn start(&self, request: StartSaga) -> Result<Saga> {
@@ -596,10 +579,11 @@ impl SagaManager {
         };
         let mut notes: Notes = vec![("SagaStarted", json!({"name": saga.name}))];
         let tasks = start_step(&mut saga, 0, now, &mut notes);
-        let stored = self.store.insert_saga(&saga, &tasks).await?;
+        let audit = audit_events(&saga, notes);
+        let stored = self.store.insert_saga(&saga, &tasks, &audit).await?;
         if stored.saga_id == saga.saga_id {
             telemetry::saga_transition(stored.state.as_str());
-            self.record(&stored, notes).await;
+            telemetry::events_appended(audit.len());
             self.announce(&tasks);
         }
         Ok(stored)
@@ -652,10 +636,13 @@ impl SagaManager {
         })
     }
 
-    /// Load, decide, store; retried when the saga changed concurrently.
+    /// Load, decide, store (with the audit events, in one transaction); retried when the saga
+    /// changed concurrently. `loaded`: the saga as just read by the caller, used for the first
+    /// try instead of reading it again.
     async fn transition<F>(
         &self,
         saga_id: &str,
+        mut loaded: Option<Saga>,
         consumed: Option<ConsumedTask>,
         decide: F,
     ) -> Result<Option<Saga>>
@@ -663,7 +650,10 @@ impl SagaManager {
         F: Fn(&mut Saga, i64, &mut Notes) -> Result<Option<Vec<SagaTask>>>,
     {
         for _ in 0..20 {
-            let current = self.get(saga_id).await?;
+            let current = match loaded.take() {
+                Some(saga) => saga,
+                None => self.get(saga_id).await?,
+            };
             let mut saga = current.clone();
             let now = now_ms();
             let mut notes = Notes::new();
@@ -672,19 +662,21 @@ impl SagaManager {
             };
             saga.revision = current.revision + 1;
             saga.updated_at_ms = now;
+            let audit = audit_events(&saga, notes);
             let transition = Transition {
                 saga,
                 expected_revision: current.revision,
                 consumed_task: consumed.clone(),
                 new_tasks,
+                audit,
             };
             match self.store.apply(&transition).await? {
                 TransitionOutcome::Stored => {
                     if transition.saga.state != current.state {
                         telemetry::saga_transition(transition.saga.state.as_str());
                     }
+                    telemetry::events_appended(transition.audit.len());
                     self.announce(&transition.new_tasks);
-                    self.record(&transition.saga, notes).await;
                     return Ok(Some(transition.saga));
                 }
                 TransitionOutcome::StaleTask => return Ok(None),
@@ -721,7 +713,7 @@ impl SagaManager {
             });
             let observed_revision = saga.revision;
             let result = self
-                .transition(saga_id, consumed, move |saga, now, notes| {
+                .transition(saga_id, Some(saga), consumed, move |saga, now, notes| {
                     // `running` and `withdrawn` describe the saga as read above: if a step
                     // reported meanwhile (its next step may be queued now), decide again.
                     if saga.state.is_final()
@@ -843,7 +835,7 @@ impl SagaManager {
                 non_retryable,
             },
         };
-        let Some(task) = self.store.get_task(task_id).await? else {
+        let Some((task, saga)) = self.store.get_task_with_saga(task_id).await? else {
             return Ok(false);
         };
         if task.worker_id.is_none() {
@@ -852,6 +844,7 @@ impl SagaManager {
         let applied = self
             .transition(
                 &task.saga_id.clone(),
+                Some(saga),
                 Some(ConsumedTask {
                     task_id: task_id.to_string(),
                     unclaimed_only: false,
@@ -894,6 +887,7 @@ impl SagaManager {
             let applied = self
                 .transition(
                     &task.saga_id.clone(),
+                    None,
                     Some(ConsumedTask {
                         task_id: task.task_id.clone(),
                         unclaimed_only: false,

@@ -246,13 +246,20 @@ pub struct ConsumedTask {
 
 /// One atomic change: the new saga document (its `revision` already incremented), stored only if
 /// the saga is still at `expected_revision`; the task it consumes, which must still exist; and
-/// the tasks it creates.
+/// the tasks it creates; and its audit events, appended to the saga's [`audit_stream`] in the
+/// same transaction (so the stream shows exactly the transitions that were stored).
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub saga: Saga,
     pub expected_revision: u64,
     pub consumed_task: Option<ConsumedTask>,
     pub new_tasks: Vec<SagaTask>,
+    pub audit: Vec<crate::model::NewEvent>,
+}
+
+/// The event stream a saga's transitions are recorded on: `saga-<id>`.
+pub fn audit_stream(saga_id: &str) -> String {
+    format!("saga-{saga_id}")
 }
 
 /// Why a transition was not stored.

@@ -32,6 +32,10 @@ pub trait Harness: Send + 'static {
     /// same data, as a server restart would. The caller must drop its clones of the old engine;
     /// the old engine is not expected to keep working.
     fn restart(&mut self) -> impl Future<Output = Arc<Engine>> + Send;
+
+    /// Make the store refuse (`true`) or accept again (`false`) appends to saga audit streams
+    /// (`saga-*`), as a failure between a saga transition and its audit events would.
+    fn refuse_audit_appends(&self, refuse: bool) -> impl Future<Output = ()> + Send;
 }
 
 /// A name unique to this test run: `<what>-<uuid>`.
@@ -128,6 +132,7 @@ macro_rules! engine_suite {
             timed_out_step_is_compensated,
             cancel_racing_a_report_stops_the_next_step,
             waiting_feed_gets_tasks_without_a_recheck,
+            transition_and_audit_events_commit_together,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {

@@ -808,3 +808,92 @@ pub async fn waiting_feed_gets_tasks_without_a_recheck<H: Harness>(h: H) {
         }
     }
 }
+
+/// The event types on a saga's audit stream, in order.
+async fn audit_kinds(engine: &Engine, saga_id: &str) -> Vec<String> {
+    engine
+        .events
+        .read_stream(&format!("saga-{saga_id}"), None, Direction::Forwards, 100)
+        .await
+        .map(|slice| slice.events.into_iter().map(|e| e.event_type).collect())
+        .unwrap_or_default()
+}
+
+/// A transition and its audit events commit together or not at all: while the store refuses
+/// the audit append, a start stores no saga and no task, and a report changes nothing (the task
+/// stays with its worker, to be reported again); once appends work, the report is stored with
+/// its events.
+pub async fn transition_and_audit_events_commit_together<H: Harness>(h: H) {
+    let engine = h.engine();
+    let service = unique("atomic");
+    let mut request = start(
+        vec![step("one", &service, false), step("two", &service, false)],
+        1,
+    );
+    request.name = unique("atomic_saga");
+    let by_name = || SagaFilter {
+        name: Some(request.name.clone()),
+        ..Default::default()
+    };
+
+    h.refuse_audit_appends(true).await;
+    let refused = engine.sagas.start(request.clone()).await;
+    assert!(
+        refused.is_err(),
+        "a start whose audit append fails must fail: {refused:?}"
+    );
+    let listed = engine.sagas.list(by_name()).await.unwrap();
+    assert!(
+        listed.sagas.is_empty(),
+        "a saga without its audit events: {listed:?}"
+    );
+    let claimed = engine.sagas.claim(&service, "worker-1", 8).await.unwrap();
+    assert!(
+        claimed.is_empty(),
+        "a task of a saga never stored: {claimed:?}"
+    );
+
+    h.refuse_audit_appends(false).await;
+    let saga = engine.sagas.start(request.clone()).await.unwrap();
+    assert_eq!(
+        audit_kinds(&engine, &saga.saga_id).await,
+        ["SagaStarted", "StepScheduled"]
+    );
+    let claimed = engine.sagas.claim(&service, "worker-1", 8).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let task_id = claimed[0].task.task_id.clone();
+
+    h.refuse_audit_appends(true).await;
+    let refused = engine.sagas.report(&task_id, ok("1")).await;
+    assert!(
+        refused.is_err(),
+        "a report whose audit append fails must fail: {refused:?}"
+    );
+    let unchanged = engine.sagas.get(&saga.saga_id).await.unwrap();
+    assert_eq!(unchanged.revision, saga.revision, "{unchanged:#?}");
+    assert_eq!(unchanged.steps[0].state, StepState::Running);
+    assert!(
+        engine.sagas.heartbeat(&task_id).await.unwrap(),
+        "the task is still the worker's"
+    );
+    assert_eq!(
+        audit_kinds(&engine, &saga.saga_id).await,
+        ["SagaStarted", "StepScheduled"]
+    );
+
+    h.refuse_audit_appends(false).await;
+    assert!(engine.sagas.report(&task_id, ok("1")).await.unwrap());
+    let moved = engine.sagas.get(&saga.saga_id).await.unwrap();
+    assert_eq!(moved.revision, saga.revision + 1);
+    assert_eq!(moved.steps[0].state, StepState::Completed);
+    assert_eq!(moved.steps[1].state, StepState::Running);
+    assert_eq!(
+        audit_kinds(&engine, &saga.saga_id).await,
+        [
+            "SagaStarted",
+            "StepScheduled",
+            "StepCompleted",
+            "StepScheduled"
+        ]
+    );
+}
