@@ -154,22 +154,14 @@ async fn write_group(
 
     let mut lease_ids = Vec::with_capacity(group.len());
     let mut sql = String::from("BEGIN IMMEDIATE;");
-    let mut param = 0;
     for write in &group {
-        let first = param + 1;
         match write {
             LockWrite::Release { .. } => {
-                param += 2;
-                sql.push_str(&format!(
-                    "DELETE FROM locks WHERE lease_id = ?{first} AND expires_at_ms > ?{}
-                     RETURNING {LEASE_COLUMNS};",
-                    first + 1
-                ));
+                sql.push_str(RELEASE_IN_GROUP);
                 lease_ids.push(None);
             }
             LockWrite::Acquire { request, .. } => {
-                param += 6;
-                sql.push_str(&acquire_group_sql(first));
+                sql.push_str(ACQUIRE_IN_GROUP);
                 lease_ids.push(Some(super::new_lease_id(request)));
             }
         }
@@ -189,7 +181,9 @@ async fn write_group(
                 .bind(request.owner.as_str())
                 .bind(*now_ms)
                 .bind(expiry(request, *now_ms))
-                .bind(request.request_id.as_deref()),
+                .bind(request.request_id.as_deref())
+                .bind(*now_ms)
+                .bind(request.key.as_str()),
         };
     }
     // The SQLite driver runs the statements of one query in order on its worker thread; each
@@ -225,9 +219,13 @@ async fn write_group(
             // Every statement done, COMMIT included (the last, empty, entry follows its marker).
             statements.len() == expected + 1
         }
-        Err(_) => false,
+        Err(err) => {
+            tracing::warn!(error = %err, writes = group.len(), "lock write group failed");
+            false
+        }
     };
     if !committed {
+        // Rolled back (or never begun): each write again on its own, with its own answer.
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         return Err(group);
     }
@@ -265,22 +263,24 @@ async fn write_group(
     Ok(())
 }
 
-/// The statements of one acquire in a group, its parameters numbered from `first`: key, lease
-/// id, owner, now, expiry, request id. The upsert returns the token when it granted; the read
-/// after it returns the key's row (the new lease, or the unexpired holder it left alone).
-fn acquire_group_sql(first: usize) -> String {
-    let [key, lease, owner, now, expires, request] = std::array::from_fn(|i| first + i);
-    format!(
-        "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-         VALUES (?{key}, ?{lease}, ?{owner}, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?{now}, ?{expires}, ?{request})
-         ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
-           fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
-           expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
-         WHERE locks.expires_at_ms <= ?{now}
-         RETURNING fencing_token;
-         SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ?{key};"
-    )
-}
+/// One release in a group; its parameters: lease id, now. Parameters in a group are anonymous
+/// (`?`) and bound in order: sqlx binds a statement's numbered (`?NNN`) parameters only up to the
+/// first gap in the numbering, which every statement after the first would have.
+const RELEASE_IN_GROUP: &str = "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ?
+     RETURNING lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms;";
+
+/// One acquire in a group; its parameters: key, lease id, owner, now, expiry, request id, now,
+/// key. The upsert returns the token when it granted; the read after it returns the key's row
+/// (the new lease, or the unexpired holder it left alone).
+const ACQUIRE_IN_GROUP: &str = "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
+     VALUES (?, ?, ?, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
+       fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
+       expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
+     WHERE locks.expires_at_ms <= ?
+     RETURNING fencing_token;
+     SELECT lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id
+     FROM locks WHERE key = ?;";
 
 /// When a lease granted at `now_ms` expires (a TTL beyond `i64` saturates).
 fn expiry(request: &LeaseRequest, now_ms: i64) -> i64 {
