@@ -122,9 +122,6 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Loc
             }
             continue;
         }
-        // Releases first: every write of a group was in flight at once, so any order is a valid
-        // one, and a release before an acquire of the same key lets the acquire succeed.
-        group.sort_by_key(|write| matches!(write, LockWrite::Acquire { .. }));
         if let Err(group) = write_group(
             &mut conn,
             std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP)),
@@ -142,9 +139,12 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Loc
 /// Write a group of lock writes as ONE multi-statement query in one transaction: one hand-off
 /// to the connection's worker thread and back (two thread wake-ups) for the whole group, where a
 /// statement each (plus BEGIN and COMMIT) cost a hand-off each (docs/performance.md, "Server CPU
-/// per lock call"). An acquire is its upsert and a read of the key's row in the same
-/// transaction, so a held key needs no second round. Answers every write after the commit; on
-/// any error rolls back and hands the writes back untouched (none of them committed).
+/// per lock call"). Every write is the same [`LOCK_WRITE_IN_GROUP`] unit (the statements of the
+/// other kind get NULLs and do nothing) and the group is padded with no-op units to a power of
+/// two, so the query text takes one of a few shapes that sqlx prepares once and caches: a shape
+/// per composition of acquires and releases was prepared anew nearly every time and cost more
+/// user time than the hand-offs saved. Answers every write after the commit; on any error rolls
+/// back and hands the writes back untouched (none of them committed).
 async fn write_group(
     conn: &mut SqliteConnection,
     group: Vec<LockWrite>,
@@ -152,47 +152,59 @@ async fn write_group(
     use futures::TryStreamExt;
     use sqlx::Either;
 
-    let mut lease_ids = Vec::with_capacity(group.len());
-    let mut sql = String::from("BEGIN IMMEDIATE;");
-    for write in &group {
-        match write {
-            LockWrite::Release { .. } => {
-                sql.push_str(RELEASE_IN_GROUP);
-                lease_ids.push(None);
-            }
-            LockWrite::Acquire { request, .. } => {
-                sql.push_str(ACQUIRE_IN_GROUP);
-                lease_ids.push(Some(super::new_lease_id(request)));
-            }
-        }
-    }
+    let units = group.len().next_power_of_two();
+    let mut sql = String::with_capacity(16 + units * LOCK_WRITE_IN_GROUP.len());
+    sql.push_str("BEGIN IMMEDIATE;");
+    (0..units).for_each(|_| sql.push_str(LOCK_WRITE_IN_GROUP));
     sql.push_str("COMMIT;");
+    let lease_ids: Vec<Option<String>> = group
+        .iter()
+        .map(|write| match write {
+            LockWrite::Acquire { request, .. } => Some(super::new_lease_id(request)),
+            LockWrite::Release { .. } => None,
+        })
+        .collect();
     let mut query = sqlx::query(&sql);
     for (write, lease_id) in group.iter().zip(&lease_ids) {
         query = match write {
             LockWrite::Release {
                 lease_id, now_ms, ..
-            } => query.bind(lease_id.as_str()).bind(*now_ms),
+            } => query
+                .bind(lease_id.as_str())
+                .bind(*now_ms)
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&str>),
             LockWrite::Acquire {
                 request, now_ms, ..
             } => query
+                .bind(None::<&str>)
+                .bind(None::<i64>)
                 .bind(request.key.as_str())
                 .bind(lease_id.as_deref())
                 .bind(request.owner.as_str())
                 .bind(*now_ms)
                 .bind(expiry(request, *now_ms))
                 .bind(request.request_id.as_deref())
+                .bind(request.key.as_str())
                 .bind(*now_ms)
                 .bind(request.key.as_str()),
         };
     }
+    // Padding units: every parameter NULL (sqlx binds missing trailing arguments as NULL).
     // The SQLite driver runs the statements of one query in order on its worker thread; each
     // statement's rows come before its `Left` (done) marker. sqlx 0.8 deprecates multi-statement
     // queries in favour of `raw_sql`, which takes no arguments.
     #[allow(deprecated)]
     let results: std::result::Result<Vec<_>, sqlx::Error> =
         query.fetch_many(&mut *conn).try_collect().await;
-    // Rows per statement: BEGIN, then each write's statements, then COMMIT.
+    // Rows per statement: BEGIN, then three per unit, then COMMIT.
     let mut statements: Vec<Vec<SqliteRow>> = vec![Vec::new()];
     let committed = match results {
         Ok(items) => {
@@ -206,18 +218,8 @@ async fn write_group(
                     }
                 }
             }
-            let expected = 2 + group
-                .iter()
-                .map(|w| {
-                    if matches!(w, LockWrite::Acquire { .. }) {
-                        2
-                    } else {
-                        1
-                    }
-                })
-                .sum::<usize>();
             // Every statement done, COMMIT included (the last, empty, entry follows its marker).
-            statements.len() == expected + 1
+            statements.len() == 3 + 3 * units
         }
         Err(err) => {
             tracing::warn!(error = %err, writes = group.len(), "lock write group failed");
@@ -225,17 +227,18 @@ async fn write_group(
         }
     };
     if !committed {
-        // Rolled back (or never begun): each write again on its own, with its own answer.
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         return Err(group);
     }
     let mut rows = statements.into_iter().skip(1);
     for (write, lease_id) in group.into_iter().zip(lease_ids) {
+        let deleted = rows.next().unwrap_or_default();
+        let granted = rows.next().unwrap_or_default();
+        let current = rows.next().unwrap_or_default();
         match write {
             LockWrite::Release {
                 lease_id, reply, ..
             } => {
-                let deleted = rows.next().unwrap_or_default();
                 let answer = match deleted.first() {
                     Some(row) => lease_from_row(row),
                     None => Err(not_held(&lease_id)),
@@ -247,8 +250,6 @@ async fn write_group(
                 now_ms,
                 reply,
             } => {
-                let granted = rows.next().unwrap_or_default();
-                let current = rows.next().unwrap_or_default();
                 let answer = acquire_answer(
                     &request,
                     now_ms,
@@ -263,17 +264,19 @@ async fn write_group(
     Ok(())
 }
 
-/// One release in a group; its parameters: lease id, now. Parameters in a group are anonymous
-/// (`?`) and bound in order: sqlx binds a statement's numbered (`?NNN`) parameters only up to the
-/// first gap in the numbering, which every statement after the first would have.
-const RELEASE_IN_GROUP: &str = "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ?
-     RETURNING lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms;";
-
-/// One acquire in a group; its parameters: key, lease id, owner, now, expiry, request id, now,
-/// key. The upsert returns the token when it granted; the read after it returns the key's row
-/// (the new lease, or the unexpired holder it left alone).
-const ACQUIRE_IN_GROUP: &str = "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-     VALUES (?, ?, ?, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?, ?, ?)
+/// One lock write in a group: a release's delete, then an acquire's upsert and its read of the
+/// key's row. A release binds its lease id and now, and NULL for the rest; an acquire binds NULL
+/// for the delete's two, then key, lease id, owner, now, expiry, request id, key, now (the
+/// upsert) and key (the read). With NULLs each statement does nothing. Parameters are anonymous
+/// (`?`), bound in order: sqlx binds numbered (`?NNN`) parameters only up to the first gap in
+/// the numbering, which every statement after the first would have. The upsert returns the
+/// token when it granted; the read returns the key's row (the new lease, or the unexpired holder
+/// it left alone).
+const LOCK_WRITE_IN_GROUP: &str = "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ?
+     RETURNING lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms;
+     INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
+     SELECT ?, ?, ?, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?, ?, ?
+     WHERE ? IS NOT NULL
      ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
        fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
        expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
