@@ -264,8 +264,8 @@ mod busy_writer {
         }
     }
 
-    /// Lock writes that queue while the writer connection is busy are written as one group (one
-    /// multi-statement transaction): each still gets its own answer — grants with distinct,
+    /// Lock writes that queue while the writer connection is busy are committed as one group
+    /// (one transaction): each still gets its own answer — grants with distinct,
     /// increasing tokens, one winner per contended key, the holder for a held key, the same
     /// lease for a repeated request id, a release's lease or "not held".
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,7 +56,7 @@ enum LockWrite {
     },
 }
 
-/// A lock write done on its own (a lone write, or a group's write after the group failed).
+/// A lock write done inside the group's transaction, answered once the commit is known.
 enum LockWritten {
     Acquire(Result<TryAcquire>, oneshot::Sender<Result<TryAcquire>>),
     Release(Result<Lease>, oneshot::Sender<Result<Lease>>),
@@ -102,9 +102,9 @@ impl LockWritten {
 
 /// Group commit of lock writes: every write queued while the previous group was being written
 /// goes into the next transaction (up to [`MAX_GROUP`]), so under concurrency one commit (WAL
-/// frames, checksums, index) serves many acquisitions and releases instead of one each, and the
-/// whole group is one query ([`write_group`]). A lone write runs as its own statement (no
-/// BEGIN/COMMIT). Answers are sent only after the commit. Ends when the store is dropped.
+/// frames, checksums, index) serves many acquisitions and releases instead of one each. A lone
+/// write runs as its own statement (no BEGIN/COMMIT round trips). Answers are sent only after
+/// the commit. Ends when the store is dropped.
 async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<LockWrite>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -122,210 +122,26 @@ async fn group_commit(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Loc
             }
             continue;
         }
-        if let Err(group) = write_group(
-            &mut conn,
-            std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP)),
-        )
-        .await
-        {
-            // Nothing of it committed: each write on its own, with its own answer.
-            for write in group {
-                write.run(&mut conn).await.answer(None);
-            }
+        if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            let err = Error::from(err);
+            group.drain(..).for_each(|write| write.fail(err.clone()));
+            continue;
         }
-    }
-}
-
-/// Write a group of lock writes as ONE multi-statement query in one transaction: one hand-off
-/// to the connection's worker thread and back (two thread wake-ups) for the whole group, where a
-/// statement each (plus BEGIN and COMMIT) cost a hand-off each (docs/performance.md, "Server CPU
-/// per lock call"). Every write is the same [`LOCK_WRITE_IN_GROUP`] unit (the statements of the
-/// other kind get NULLs and do nothing) and the group is padded with no-op units to a power of
-/// two, so the query text takes one of a few shapes that sqlx prepares once and caches: a shape
-/// per composition of acquires and releases was prepared anew nearly every time and cost more
-/// user time than the hand-offs saved. Answers every write after the commit; on any error rolls
-/// back and hands the writes back untouched (none of them committed).
-async fn write_group(
-    conn: &mut SqliteConnection,
-    group: Vec<LockWrite>,
-) -> std::result::Result<(), Vec<LockWrite>> {
-    use futures::TryStreamExt;
-    use sqlx::Either;
-
-    let units = group.len().next_power_of_two();
-    let mut sql = String::with_capacity(16 + units * LOCK_WRITE_IN_GROUP.len());
-    sql.push_str("BEGIN IMMEDIATE;");
-    (0..units).for_each(|_| sql.push_str(LOCK_WRITE_IN_GROUP));
-    sql.push_str("COMMIT;");
-    let lease_ids: Vec<Option<String>> = group
-        .iter()
-        .map(|write| match write {
-            LockWrite::Acquire { request, .. } => Some(super::new_lease_id(request)),
-            LockWrite::Release { .. } => None,
-        })
-        .collect();
-    let mut query = sqlx::query(&sql);
-    for (write, lease_id) in group.iter().zip(&lease_ids) {
-        query = match write {
-            LockWrite::Release {
-                lease_id, now_ms, ..
-            } => query
-                .bind(lease_id.as_str())
-                .bind(*now_ms)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .bind(None::<&str>)
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(None::<&str>),
-            LockWrite::Acquire {
-                request, now_ms, ..
-            } => query
-                .bind(None::<&str>)
-                .bind(None::<i64>)
-                .bind(request.key.as_str())
-                .bind(lease_id.as_deref())
-                .bind(request.owner.as_str())
-                .bind(*now_ms)
-                .bind(expiry(request, *now_ms))
-                .bind(request.request_id.as_deref())
-                .bind(request.key.as_str())
-                .bind(*now_ms)
-                .bind(request.key.as_str()),
+        let mut written = Vec::with_capacity(group.len());
+        for write in group.drain(..) {
+            written.push(write.run(&mut conn).await);
+        }
+        let failed = match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => None,
+            Err(err) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Some(Error::from(err))
+            }
         };
+        written
+            .into_iter()
+            .for_each(|write| write.answer(failed.as_ref()));
     }
-    // Padding units: every parameter NULL (sqlx binds missing trailing arguments as NULL).
-    // The SQLite driver runs the statements of one query in order on its worker thread; each
-    // statement's rows come before its `Left` (done) marker. sqlx 0.8 deprecates multi-statement
-    // queries in favour of `raw_sql`, which takes no arguments.
-    #[allow(deprecated)]
-    let results: std::result::Result<Vec<_>, sqlx::Error> =
-        query.fetch_many(&mut *conn).try_collect().await;
-    // Rows per statement: BEGIN, then three per unit, then COMMIT.
-    let mut statements: Vec<Vec<SqliteRow>> = vec![Vec::new()];
-    let committed = match results {
-        Ok(items) => {
-            for item in items {
-                match item {
-                    Either::Left(_) => statements.push(Vec::new()),
-                    Either::Right(row) => {
-                        if let Some(rows) = statements.last_mut() {
-                            rows.push(row);
-                        }
-                    }
-                }
-            }
-            // Every statement done, COMMIT included (the last, empty, entry follows its marker).
-            statements.len() == 3 + 3 * units
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, writes = group.len(), "lock write group failed");
-            false
-        }
-    };
-    if !committed {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        return Err(group);
-    }
-    let mut rows = statements.into_iter().skip(1);
-    for (write, lease_id) in group.into_iter().zip(lease_ids) {
-        let deleted = rows.next().unwrap_or_default();
-        let granted = rows.next().unwrap_or_default();
-        let current = rows.next().unwrap_or_default();
-        match write {
-            LockWrite::Release {
-                lease_id, reply, ..
-            } => {
-                let answer = match deleted.first() {
-                    Some(row) => lease_from_row(row),
-                    None => Err(not_held(&lease_id)),
-                };
-                drop(reply.send(answer));
-            }
-            LockWrite::Acquire {
-                request,
-                now_ms,
-                reply,
-            } => {
-                let answer = acquire_answer(
-                    &request,
-                    now_ms,
-                    lease_id.unwrap_or_default(),
-                    granted.first(),
-                    current.first(),
-                );
-                drop(reply.send(answer));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One lock write in a group: a release's delete, then an acquire's upsert and its read of the
-/// key's row. A release binds its lease id and now, and NULL for the rest; an acquire binds NULL
-/// for the delete's two, then key, lease id, owner, now, expiry, request id, key, now (the
-/// upsert) and key (the read). With NULLs each statement does nothing. Parameters are anonymous
-/// (`?`), bound in order: sqlx binds numbered (`?NNN`) parameters only up to the first gap in
-/// the numbering, which every statement after the first would have. The upsert returns the
-/// token when it granted; the read returns the key's row (the new lease, or the unexpired holder
-/// it left alone).
-const LOCK_WRITE_IN_GROUP: &str = "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ?
-     RETURNING lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms;
-     INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-     SELECT ?, ?, ?, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?, ?, ?
-     WHERE ? IS NOT NULL
-     ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
-       fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
-       expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
-     WHERE locks.expires_at_ms <= ?
-     RETURNING fencing_token;
-     SELECT lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id
-     FROM locks WHERE key = ?;";
-
-/// When a lease granted at `now_ms` expires (a TTL beyond `i64` saturates).
-fn expiry(request: &LeaseRequest, now_ms: i64) -> i64 {
-    now_ms.saturating_add(i64::try_from(request.ttl_ms).unwrap_or(i64::MAX))
-}
-
-/// The answer to an acquire from its upsert's row (`granted`: the new token) or else the key's
-/// current row (the holder; the same request's own lease counts as acquired).
-fn acquire_answer(
-    request: &LeaseRequest,
-    now_ms: i64,
-    lease_id: String,
-    granted: Option<&SqliteRow>,
-    current: Option<&SqliteRow>,
-) -> Result<TryAcquire> {
-    if let Some(row) = granted {
-        let token: i64 = row.try_get(0)?;
-        return Ok(TryAcquire::Acquired(Lease {
-            lease_id,
-            key: request.key.clone(),
-            owner: request.owner.clone(),
-            fencing_token: to_u64(token),
-            acquired_at_ms: now_ms,
-            expires_at_ms: expiry(request, now_ms),
-        }));
-    }
-    let Some(row) = current else {
-        return Err(Error::unavailable(format!(
-            "lock {} kept changing hands; retry",
-            request.key
-        )));
-    };
-    let lease = lease_from_row(row)?;
-    let holder_request: Option<String> = row.try_get("request_id")?;
-    let same_request = request.request_id.is_some()
-        && holder_request == request.request_id
-        && lease.owner == request.owner;
-    Ok(if same_request {
-        TryAcquire::Acquired(lease)
-    } else {
-        TryAcquire::Held(lease)
-    })
 }
 
 /// Grant `request.key` if it has no unexpired holder. Usually one statement: a single upsert
