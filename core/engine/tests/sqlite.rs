@@ -274,6 +274,115 @@ mod busy_writer {
         }
         y.abort();
     }
+
+    fn acquired(outcome: syros_engine::Result<AcquireOutcome>) -> syros_engine::Lease {
+        match outcome.unwrap() {
+            AcquireOutcome::Acquired(lease) => lease,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Lock writes that queue while the writer connection is busy are committed as one group
+    /// (one transaction): each still gets its own answer — grants with distinct,
+    /// increasing tokens, one winner per contended key, the holder for a held key, the same
+    /// lease for a repeated request id, a release's lease or "not held".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lock_writes_queued_together_get_their_own_answers() {
+        let h = SqliteHarness::new().await;
+        let e = h.engine();
+        let held = acquired(e.locks.acquire(args("held", "h", 30_000, 0)).await);
+        let to_release = acquired(e.locks.acquire(args("released", "r", 30_000, 0)).await);
+        let busy = busy_writes(&e, 2);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let acquire = |key: String, owner: String, request_id: &str| {
+            let e = e.clone();
+            let request_id = request_id.to_string();
+            tokio::spawn(async move {
+                e.locks
+                    .acquire(syros_engine::AcquireLock {
+                        request_id,
+                        ..args(&key, &owner, 30_000, 0)
+                    })
+                    .await
+            })
+        };
+        let distinct: Vec<_> = (0..20)
+            .map(|i| acquire(format!("k{i}"), format!("o{i}"), ""))
+            .collect();
+        let contended: Vec<_> = (0..5)
+            .map(|i| acquire("contended".into(), format!("c{i}"), ""))
+            .collect();
+        let on_held = acquire("held".into(), "x".into(), "");
+        let same_request: Vec<_> = (0..2)
+            .map(|_| acquire("idem".into(), "i".into(), "req-1"))
+            .collect();
+        let release = {
+            let e = e.clone();
+            let lease_id = to_release.lease_id.clone();
+            tokio::spawn(async move { e.locks.release(&lease_id).await })
+        };
+        let release_again = {
+            let e = e.clone();
+            let lease_id = held.lease_id.replace(|c: char| c.is_ascii_digit(), "0");
+            tokio::spawn(async move { e.locks.release(&lease_id).await })
+        };
+
+        let mut tokens = vec![held.fencing_token, to_release.fencing_token];
+        for (i, task) in distinct.into_iter().enumerate() {
+            let lease = acquired(task.await.unwrap());
+            assert_eq!(
+                (lease.key.as_str(), lease.owner.as_str()),
+                (format!("k{i}").as_str(), format!("o{i}").as_str())
+            );
+            assert_eq!(
+                e.locks.status(&lease.key).await.unwrap(),
+                Some(lease.clone())
+            );
+            tokens.push(lease.fencing_token);
+        }
+        let mut winners = Vec::new();
+        for task in contended {
+            match task.await.unwrap().unwrap() {
+                AcquireOutcome::Acquired(lease) => winners.push(lease),
+                AcquireOutcome::TimedOut { holder } => assert!(holder.is_some()),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "one winner for a contended key: {winners:?}"
+        );
+        tokens.push(winners[0].fencing_token);
+        match on_held.await.unwrap().unwrap() {
+            AcquireOutcome::TimedOut { holder } => assert_eq!(holder, Some(held.clone())),
+            other => panic!("a held key must not be granted: {other:?}"),
+        }
+        let mut same = Vec::new();
+        for task in same_request {
+            same.push(acquired(task.await.unwrap()));
+        }
+        assert_eq!(same[0], same[1], "one request id, one lease");
+        tokens.push(same[0].fencing_token);
+        assert_eq!(release.await.unwrap().unwrap(), to_release);
+        assert!(
+            release_again.await.unwrap().is_err(),
+            "an unknown lease is not held"
+        );
+        assert_eq!(e.locks.status("released").await.unwrap(), None);
+
+        let mut sorted = tokens.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            tokens.len(),
+            "every grant has its own token: {tokens:?}"
+        );
+        for task in busy {
+            task.await.unwrap();
+        }
+    }
 }
 
 /// `synchronous = NORMAL` lets an OS crash or power loss roll the database back to an older

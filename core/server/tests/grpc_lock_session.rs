@@ -344,3 +344,52 @@ async fn acquire_frames_count_against_the_connections_waiter_limit() {
         "{answers:?}"
     );
 }
+
+/// Each message of a session is capped like a unary request (16 MiB), not the stream's total:
+/// frames of 1 MiB go on past 16 MiB in all, and one frame over the cap ends the call with
+/// RESOURCE_EXHAUSTED, leaving its operation undone.
+#[tokio::test]
+async fn each_frame_is_capped_not_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path()).await;
+    let mut session = Session::open(server.addr, None).await;
+    let mebibyte = "o".repeat(1024 * 1024);
+    for id in 1..=17 {
+        session.send(
+            id,
+            Some(Op::Acquire(acquire_request(
+                &format!("session/big-{id}"),
+                &mebibyte,
+                30_000,
+                0,
+            ))),
+        );
+        // Granted or refused for its size by the engine: answered, on a stream that goes on.
+        assert_eq!(session.next().await.0, id);
+    }
+    session.acquire(18, "session/after-17-mib", 0);
+    session.granted(18).await;
+
+    let too_big = "o".repeat(16 * 1024 * 1024 + 1);
+    session.send(
+        19,
+        Some(Op::Acquire(acquire_request(
+            "session/too-big",
+            &too_big,
+            30_000,
+            0,
+        ))),
+    );
+    let end = tokio::time::timeout(Duration::from_secs(20), session.answers.next())
+        .await
+        .expect("the call ends within 20 s");
+    match end {
+        Some(Err(status)) => assert_eq!(
+            status.code(),
+            volo_grpc::Code::ResourceExhausted,
+            "{status:?}"
+        ),
+        other => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
+    }
+    assert!(!held(server.addr, "session/too-big").await);
+}

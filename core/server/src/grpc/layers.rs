@@ -48,12 +48,17 @@ where
         cx: &mut ServerContext,
         req: Request<BoxBody>,
     ) -> Result<Self::Response, Self::Error> {
-        // A lock session is one long-lived body of many small frames: a cap on its total would
-        // end it after so many operations.
-        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
-            return self.inner.call(cx, req).await;
-        }
         let max = self.max;
+        // A lock session is one long-lived body of many small frames: a cap on its total would
+        // end it after so many operations, so the cap applies to each of its messages.
+        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
+            let (metadata, extensions, body) = req.into_parts();
+            let limited = MessageLimited::new(body, max).boxed_unsync();
+            return self
+                .inner
+                .call(cx, Request::from_parts(metadata, extensions, limited))
+                .await;
+        }
         let (metadata, extensions, body) = req.into_parts();
         let limited = Limited::new(body, max)
             .map_err(move |err| {
@@ -72,6 +77,88 @@ where
         self.inner
             .call(cx, Request::from_parts(metadata, extensions, limited))
             .await
+    }
+}
+
+/// A gRPC request body whose every message is at most `max` bytes: it follows the 5-byte
+/// message prefixes (compressed flag, big-endian length) through the data frames and fails the
+/// body with RESOURCE_EXHAUSTED at the first prefix announcing more, before that message is
+/// buffered. The total is not capped (a lock session's body is long-lived).
+struct MessageLimited {
+    inner: BoxBody,
+    max: usize,
+    /// The prefix of the next message, as far as it has arrived.
+    prefix: [u8; 5],
+    prefix_len: usize,
+    /// Bytes of the current message still to come.
+    remaining: usize,
+}
+
+impl MessageLimited {
+    fn new(inner: BoxBody, max: usize) -> Self {
+        MessageLimited {
+            inner,
+            max,
+            prefix: [0; 5],
+            prefix_len: 0,
+            remaining: 0,
+        }
+    }
+
+    /// Follow the message boundaries through one data frame.
+    fn check(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (self.prefix.len() - self.prefix_len).min(data.len());
+            self.prefix[self.prefix_len..self.prefix_len + n].copy_from_slice(&data[..n]);
+            self.prefix_len += n;
+            data = &data[n..];
+            if self.prefix_len == self.prefix.len() {
+                self.prefix_len = 0;
+                let [_, a, b, c, d] = self.prefix;
+                let len = u32::from_be_bytes([a, b, c, d]) as usize;
+                if len > self.max {
+                    return Err(Status::resource_exhausted(format!(
+                        "message of {len} bytes is larger than the server's limit of {} bytes",
+                        self.max
+                    )));
+                }
+                self.remaining = len;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl http_body::Body for MessageLimited {
+    type Data = <BoxBody as http_body::Body>::Data;
+    type Error = Status;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame {
+            if let Some(data) = frame.data_ref() {
+                this.check(data)?;
+            }
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -52,10 +52,11 @@ pub fn serve(
         running: FuturesUnordered::new(),
         in_flight: HashMap::new(),
         ready: VecDeque::new(),
+        ended: false,
     };
     Box::pin(futures::stream::unfold(session, |mut session| async move {
         let answer = session.next_answer().await?;
-        Some((Ok(answer), session))
+        Some((answer, session))
     }))
 }
 
@@ -73,20 +74,25 @@ struct Session {
     in_flight: HashMap<u64, (AbortHandle, bool)>,
     /// Answers decided without running anything (malformed frames, cancellations).
     ready: VecDeque<pb::LockSessionResponse>,
+    /// The incoming stream failed and its status was the last item: nothing more to answer.
+    ended: bool,
 }
 
 impl Session {
-    async fn next_answer(&mut self) -> Option<pb::LockSessionResponse> {
+    async fn next_answer(&mut self) -> Option<Result<pb::LockSessionResponse, Status>> {
+        if self.ended {
+            return None;
+        }
         loop {
             if let Some(answer) = self.ready.pop_front() {
-                return Some(answer);
+                return Some(Ok(answer));
             }
             let Some(frames) = self.frames.as_mut() else {
                 // Half-closed: answer what is still running (no acquire: those were dropped).
                 let (id, answer) = self.running.next().await?;
                 if let Some(answer) = answer {
                     self.in_flight.remove(&id);
-                    return Some(response(id, answer));
+                    return Some(Ok(response(id, answer)));
                 }
                 continue;
             };
@@ -96,7 +102,7 @@ impl Session {
                     // may be in use again.
                     if let Some(answer) = answer {
                         self.in_flight.remove(&id);
-                        return Some(response(id, answer));
+                        return Some(Ok(response(id, answer)));
                     }
                 }
                 frame = frames.next() => match frame {
@@ -111,10 +117,12 @@ impl Session {
                         }
                         self.in_flight.retain(|_, (_, acquire)| !*acquire);
                     }
-                    // The stream broke: nobody is left to answer.
+                    // The stream broke (or a message was over the size cap): its status ends the
+                    // call, the operations in flight are dropped.
                     Some(Err(err)) => {
                         tracing::debug!(error = %err, "lock session ended");
-                        return None;
+                        self.ended = true;
+                        return Some(Err(err));
                     }
                 },
             }
