@@ -49,6 +49,9 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Becomes `true` when the server shuts down (WebSocket connections close on it).
     pub stopping: watch::Receiver<bool>,
+    /// Event WebSocket connections still open: shutdown waits for them to send their close frame
+    /// (an upgraded connection is no longer tracked by the HTTP server's graceful shutdown).
+    pub open_websockets: Arc<watch::Sender<usize>>,
     /// Authentication, permissions and rate limits (docs/security.md).
     pub security: Arc<crate::security::Security>,
 }
@@ -221,6 +224,7 @@ where
 pub struct Gateways {
     stop: Arc<watch::Sender<bool>>,
     tasks: Vec<JoinHandle<()>>,
+    open_websockets: Arc<watch::Sender<usize>>,
     /// Where the REST/GraphQL server listens.
     pub rest_addr: SocketAddr,
     /// Where the WebSocket server listens.
@@ -267,10 +271,12 @@ impl Gateways {
             })?;
         let (rest_addr, ws_addr) = (rest.local_addr()?, ws.local_addr()?);
         let (stop, stopping) = watch::channel(false);
+        let open_websockets = Arc::new(watch::Sender::new(0));
         let state = AppState {
             engine,
             metrics: metrics::handle(),
             stopping: stopping.clone(),
+            open_websockets: open_websockets.clone(),
             security,
         };
         let tls = match &config.tls {
@@ -298,6 +304,7 @@ impl Gateways {
         Ok(Gateways {
             stop: Arc::new(stop),
             tasks,
+            open_websockets,
             rest_addr,
             ws_addr,
         })
@@ -308,10 +315,16 @@ impl Gateways {
         StopHandle(self.stop.clone())
     }
 
-    /// Wait until both servers have stopped (after [`StopHandle::stop`]).
+    /// Wait until both servers have stopped (after [`StopHandle::stop`]) and every event
+    /// WebSocket connection has sent its close frame and ended.
     pub async fn finished(self) {
         for task in self.tasks {
             let _ = task.await;
         }
+        let _ = self
+            .open_websockets
+            .subscribe()
+            .wait_for(|open| *open == 0)
+            .await;
     }
 }

@@ -393,8 +393,25 @@ fn subscription_problem(
     }
 }
 
+/// One open connection in [`AppState::open_websockets`], for as long as it lives.
+struct OpenWebSocket(Arc<watch::Sender<usize>>);
+
+impl OpenWebSocket {
+    fn count(open: &Arc<watch::Sender<usize>>) -> OpenWebSocket {
+        open.send_modify(|n| *n += 1);
+        OpenWebSocket(open.clone())
+    }
+}
+
+impl Drop for OpenWebSocket {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
 /// Serves one connection: reads client messages, runs subscriptions, hands output to the writer.
 async fn connection(socket: WebSocket, state: AppState, mut principal: Option<Principal>) {
+    let _open = OpenWebSocket::count(&state.open_websockets);
     metrics::ws_connections(1.0);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
