@@ -341,18 +341,11 @@ where
             return SYROS_OK;
         }
     };
-    let task = match &token {
-        Some(token) => task.cancel_on(token),
-        None => task,
-    };
-    rt::spawn(async move {
-        let result = task.await;
+    task.settle(token.as_ref(), move |result| {
         let reply = catch_unwind(AssertUnwindSafe(|| result.and_then(finish)))
             .unwrap_or_else(|_| Err(panic_error()));
         completion.deliver(reply);
-        Ok(())
-    })
-    .detach();
+    });
     SYROS_OK
 }
 

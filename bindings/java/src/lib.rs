@@ -211,13 +211,8 @@ pub extern "system" fn call_async<'local>(
             let bytes = bytes_arg(env, &bytes)?;
             let future = env.new_global_ref(&future)?;
             let token = rt::CancelToken::new();
-            let task = ops::start(target(handle), &op, &args, bytes).cancel_on(&token);
-            rt::spawn(async move {
-                let outcome = task.await;
-                deliver(future, outcome);
-                Ok(())
-            })
-            .detach();
+            ops::start(target(handle), &op, &args, bytes)
+                .settle(Some(&token), move |outcome| deliver(future, outcome));
             Ok(Box::into_raw(Box::new(token)) as jlong)
         })
         .resolve::<ThrowRuntimeExAndDefault>()

@@ -165,10 +165,11 @@ impl<T: Send + 'static> CoreTask<T> {
     }
 
     /// Hand the result to `done` when the work ends — or, with `cancel`, when that token is
-    /// cancelled first (the work is then aborted, as a drop would). For hosts that settle a
-    /// promise from any thread (a JS `Deferred`): `done` runs on the core runtime's thread that
-    /// saw the work end, with no executor of the host's own in between (one thread hand-off per
-    /// call fewer than awaiting the task from the host's executor).
+    /// cancelled first (the work is then aborted, as a drop would). For hosts that complete a
+    /// promise, future or callback from any thread (the Node binding's `Deferred`, Java's
+    /// `CompletableFuture`, the C ABI's callback): `done` runs on the core runtime's thread that
+    /// saw the work end, with no executor of the host's own in between. A task that failed to
+    /// start, or a token already cancelled, hands its error to `done` before `settle` returns.
     pub fn settle(
         mut self,
         cancel: Option<&CancelToken>,

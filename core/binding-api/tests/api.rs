@@ -528,6 +528,46 @@ async fn a_cancelled_lock_wait_ends_at_once_and_leaves_no_lease_behind() {
     lease.release().await.unwrap();
 }
 
+/// `CoreTask::settle` (how the Node, Java and C bindings complete a host's promise, future or
+/// callback): the result is handed over once; a cancel ends a lock wait at once and leaves no
+/// lease; an already cancelled token hands over `cancelled` before `settle` returns.
+#[tokio::test]
+async fn a_settled_task_hands_its_result_over_once_and_a_cancel_leaves_no_lease() {
+    let server = SyrosServer::start();
+    let client = connect(&server).await;
+    let key = unique("settled-wait");
+    let settle_lock = |wait_ms: u64, token: Option<&rt::CancelToken>| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        client
+            .lock(key.clone(), LockRequest::new(10_000, wait_ms))
+            .settle(token, move |result| {
+                tx.send(result)
+                    .expect("handed over once, to a waiting receiver")
+            });
+        rx
+    };
+    let holder = settle_lock(0, None).await.unwrap().expect("the free key");
+    let token = rt::CancelToken::new();
+    let mut waiting = settle_lock(30_000, Some(&token));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(waiting.try_recv().is_err(), "still waiting for the holder");
+    let cancelled_at = Instant::now();
+    token.cancel();
+    let err = waiting.await.unwrap().expect_err("a cancelled wait fails");
+    assert_eq!(err.code, "cancelled");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(5));
+    holder.release().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client.lock_status(key.clone()).await.unwrap(), None);
+    // Already cancelled: handed over before `settle` returns, the work never runs.
+    let mut late = settle_lock(0, Some(&token));
+    let err = late
+        .try_recv()
+        .expect("handed over at once")
+        .expect_err("cancelled");
+    assert_eq!(err.code, "cancelled");
+}
+
 #[test]
 fn blocking_host_work_runs_off_the_async_workers() {
     // More parked blocking jobs than the runtime has async workers: an async task must still
