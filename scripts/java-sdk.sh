@@ -32,7 +32,9 @@ surefire=$(grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]
 ran=$(echo "$surefire" | sed -E 's/Tests run: ([0-9]+).*/\1/')
 [ "$ran" -gt 0 ] || fail "Surefire ran no test"
 JAR="$SDK/target/syros-client-0.1.0.jar"
-unzip -l "$JAR" | grep -q 'native/linux-x86_64/libsyros_java.so' || fail "the jar carries no native library"
+# The listing is read whole first: `unzip | grep -q` fails under pipefail when grep stops reading
+# at its match and unzip gets SIGPIPE on a long listing.
+grep -q 'native/linux-x86_64/libsyros_java.so' <<<"$(unzip -l "$JAR")" || fail "the jar carries no native library"
 CLASSES="$SDK/target/classes:$SDK/target/test-classes"
 
 log "conformance (tests/conformance/java/ConformanceRunner.java)"

@@ -34,7 +34,8 @@ summary=$(grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+
 ran=$(echo "$summary" | sed -E 's/Tests run: ([0-9]+),.*/\1/')
 [ "${ran:-0}" -gt 0 ] || fail "Surefire ran no test"
 jar="$SDK/target/syros-kotlin-0.1.0.jar"
-jar tf "$jar" | grep -q 'linux-x86-64/libsyros_uniffi.so' || fail "the jar does not carry the native library"
+# Read whole first (`jar tf | grep -q` fails under pipefail when grep stops early: SIGPIPE).
+grep -q 'linux-x86-64/libsyros_uniffi.so' <<<"$(jar tf "$jar")" || fail "the jar does not carry the native library"
 
 log "conformance (tests/conformance/kotlin)"
 (cd "$SDK" && "${MVN[@]}" dependency:build-classpath -Dmdep.outputFile="$WORK/test-cp.txt" -Dmdep.includeScope=test)

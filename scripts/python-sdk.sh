@@ -26,7 +26,8 @@ export SYROS_BIN="$CARGO_TARGET_DIR/debug/syros"
 log "fork safety: tokio without parking_lot (see the workspace Cargo.toml)"
 # With it, forked children inherit parking_lot's table of the parent's parked threads and crash or
 # hang (issue 11 item 15); a dependency enabling it again must fail here, not 1 run in 5.
-if cargo tree -p syros-python -e features -i tokio | grep -q 'tokio feature "parking_lot"'; then
+# Read whole first (`cargo tree | grep -q` is false under pipefail when grep stops early: SIGPIPE).
+if grep -q 'tokio feature "parking_lot"' <<<"$(cargo tree -p syros-python -e features -i tokio)"; then
   cargo tree -p syros-python -e features -i tokio | grep -B1 -A6 'tokio feature "parking_lot"' >&2
   fail "tokio's parking_lot feature is enabled for the Python binding (breaks fork safety)"
 fi
