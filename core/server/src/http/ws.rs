@@ -393,18 +393,21 @@ fn subscription_problem(
     }
 }
 
-/// One open connection in [`AppState::open_websockets`], for as long as it lives.
+/// One open connection, for as long as it lives: in [`AppState::open_websockets`] (shutdown
+/// waits for it) and in the `syros_websocket_connections` gauge.
 struct OpenWebSocket(Arc<watch::Sender<usize>>);
 
 impl OpenWebSocket {
     fn count(open: &Arc<watch::Sender<usize>>) -> OpenWebSocket {
         open.send_modify(|n| *n += 1);
+        metrics::ws_connections(1.0);
         OpenWebSocket(open.clone())
     }
 }
 
 impl Drop for OpenWebSocket {
     fn drop(&mut self) {
+        metrics::ws_connections(-1.0);
         self.0.send_modify(|n| *n -= 1);
     }
 }
@@ -412,7 +415,6 @@ impl Drop for OpenWebSocket {
 /// Serves one connection: reads client messages, runs subscriptions, hands output to the writer.
 async fn connection(socket: WebSocket, state: AppState, mut principal: Option<Principal>) {
     let _open = OpenWebSocket::count(&state.open_websockets);
-    metrics::ws_connections(1.0);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
     let (close_tx, close_rx) = mpsc::channel(1);
@@ -592,5 +594,4 @@ async fn connection(socket: WebSocket, state: AppState, mut principal: Option<Pr
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer_task).await;
     }
     writer_task.abort();
-    metrics::ws_connections(-1.0);
 }
