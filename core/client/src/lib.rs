@@ -63,6 +63,6 @@ pub use runtime::{runtime, shutdown};
 pub use sagas::{
     AttemptInfo, Handler, HandlerResult, SagaInfo, SagaPage, SagaState, Sagas, StartSaga,
     StepDefinition, StepInfo, StepRetryPolicy, Task, TaskFailure, TaskPoller, Worker,
-    WorkerBuilder,
+    WorkerBuilder, WAIT_FIRST_EVENT, WAIT_RECHECK,
 };
 pub use tls::TlsOptions;

@@ -435,7 +435,9 @@ impl Sagas {
     /// every audit event carries the saga's `state` after its transition) and reads the saga only
     /// when an event reports a final state: one read per saga, at its end. It also reads the saga
     /// after [`WAIT_RECHECK`] without such an event (an older server appended audit events after
-    /// the transition, and could crash in between; a saga that does not exist is found so).
+    /// the transition, and could crash in between), and after [`WAIT_FIRST_EVENT`] when the stream
+    /// has delivered nothing yet: a saga's first audit event is stored with the saga, so an empty
+    /// stream means an unknown saga (answered `NotFound`) or a slow catch-up (one extra read).
     pub async fn wait(&self, saga_id: &str, timeout: Duration) -> Result<SagaInfo> {
         let deadline = tokio::time::Instant::now() + timeout;
         let events = Client {
@@ -447,8 +449,15 @@ impl Sagas {
                 .subscribe(&format!("saga-{saga_id}"), crate::SubscribeFrom::Start)
                 .await?,
         );
+        // Whether the saga is known to exist (its stream delivered an event, or it was read).
+        let mut known = false;
         loop {
-            let recheck = (tokio::time::Instant::now() + WAIT_RECHECK).min(deadline);
+            let quiet = if known {
+                WAIT_RECHECK
+            } else {
+                WAIT_FIRST_EVENT
+            };
+            let mut recheck = (tokio::time::Instant::now() + quiet).min(deadline);
             match audit.as_mut() {
                 // Events of transitions to non-final states are skipped without a read.
                 Some(stream) => loop {
@@ -459,13 +468,21 @@ impl Sagas {
                             audit = None;
                             break;
                         }
-                        Ok(Some(Ok(event))) if !reports_final_state(&event) => continue,
+                        Ok(Some(Ok(event))) if !reports_final_state(&event) => {
+                            if !known {
+                                // The saga exists: from now on only a quiet stream is re-checked.
+                                known = true;
+                                recheck =
+                                    (tokio::time::Instant::now() + WAIT_RECHECK).min(deadline);
+                            }
+                        }
                         Ok(Some(Ok(_))) | Err(_) => break,
                     }
                 },
                 None => tokio::time::sleep_until(recheck).await,
             }
             let saga = self.get(saga_id).await?;
+            known = true;
             if saga.state.is_final() {
                 return Ok(saga);
             }
@@ -494,6 +511,11 @@ fn reports_final_state(event: &crate::RecordedEvent) -> bool {
 
 /// How often [`Sagas::wait`] re-reads the saga when its audit stream is quiet.
 pub const WAIT_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long [`Sagas::wait`] waits for the audit stream's first event before reading the saga (an
+/// unknown saga's stream is empty: it is answered `NotFound` after this, not after
+/// [`WAIT_RECHECK`]).
+pub const WAIT_FIRST_EVENT: Duration = Duration::from_millis(100);
 
 /// What a handler is asked to do.
 #[derive(Debug, Clone, PartialEq)]

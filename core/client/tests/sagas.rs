@@ -257,3 +257,41 @@ async fn wait_returns_when_the_final_audit_event_was_lost() {
         restarted.elapsed()
     );
 }
+
+/// Waiting on a saga that does not exist answers `NotFound` once its (empty) audit stream has been
+/// quiet for `WAIT_FIRST_EVENT`, not after the quiet-stream re-check of an existing saga; a saga
+/// that does exist and is still running is not mistaken for an unknown one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_on_an_unknown_saga_is_not_found_without_the_recheck_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = connect(&server).await;
+    let asked = std::time::Instant::now();
+    let err = client
+        .sagas()
+        .wait("no-such-saga", Duration::from_secs(30))
+        .await
+        .expect_err("an unknown saga cannot be waited for");
+    assert_eq!(err.kind, syros_client::ErrorKind::NotFound, "{err}");
+    assert!(
+        asked.elapsed() < syros_client::WAIT_RECHECK,
+        "NotFound took {:?}",
+        asked.elapsed()
+    );
+
+    let running = client
+        .sagas()
+        .start(StartSaga {
+            name: "never_runs".into(),
+            steps: vec![StepDefinition::new("only", "nobody_runs_this", "do")],
+            ..StartSaga::default()
+        })
+        .await
+        .unwrap();
+    let err = client
+        .sagas()
+        .wait(&running.saga_id, Duration::from_millis(1500))
+        .await
+        .expect_err("the saga never ends");
+    assert_eq!(err.kind, syros_client::ErrorKind::DeadlineExceeded, "{err}");
+}
