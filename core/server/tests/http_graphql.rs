@@ -676,3 +676,43 @@ async fn subscriptions_per_connection_are_capped() {
         );
     }
 }
+
+/// SIGTERM closes an open subscription connection with 1001 (going away), and the server waits
+/// for that close frame before it exits.
+#[tokio::test]
+async fn sigterm_closes_subscription_connections_with_going_away() {
+    let (mut server, _dir) = start().await;
+    graphql(
+        &server,
+        r#"mutation { appendEvents(stream: "bye", events: [{eventType: "Old", data: 0}]) {
+             lastVersion } }"#,
+        json!({}),
+    )
+    .await;
+    let mut socket = graphql_ws(&server).await;
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe", "payload": {
+                "query": r#"subscription { events(stream: "bye") { version } }"#
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(read_json(&mut socket).await["type"], "next");
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let close = loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(
+        close.code,
+        tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,
+        "{close:?}"
+    );
+}

@@ -96,7 +96,7 @@ pub fn subscription_routes(schema: SyrosSchema) -> Router<AppState> {
                   upgrade| {
                 subscriptions(
                     schema.clone(),
-                    state.security.clone(),
+                    state,
                     principal.map(|p| p.0),
                     protocol,
                     upgrade,
@@ -114,7 +114,7 @@ const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// `GET /graphql/ws`: a subscription connection, with its own subscription count.
 async fn subscriptions(
     schema: SyrosSchema,
-    security: Arc<Security>,
+    state: AppState,
     principal: Option<Principal>,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
@@ -123,22 +123,24 @@ async fn subscriptions(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(super::ws::MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(super::ws::MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            serve_subscriptions(socket, schema, security, principal, protocol)
-        })
+        .on_upgrade(move |socket| serve_subscriptions(socket, schema, state, principal, protocol))
 }
 
 /// Serve one subscription connection. Without a principal from the handshake, the
 /// `connection_init` payload must carry a credential (as the WebSocket API's `authenticate`
 /// message); either way `connection_init` must arrive within
-/// [`super::ws::AUTHENTICATE_TIMEOUT`].
+/// [`super::ws::AUTHENTICATE_TIMEOUT`]. On server shutdown the connection is closed with 1001
+/// (going away), and shutdown waits for that close frame, as for the WebSocket API.
 async fn serve_subscriptions(
     socket: WebSocket,
     schema: SyrosSchema,
-    security: Arc<Security>,
+    state: AppState,
     principal: Option<Principal>,
     protocol: GraphQLProtocol,
 ) {
+    let _open = super::ws::OpenWebSocket::count(&state.open_websockets);
+    let security = state.security.clone();
+    let mut stopping = state.stopping.clone();
     let mut data = async_graphql::Data::default();
     data.insert(SubscriptionCount::default());
     let from_handshake = principal.is_some();
@@ -183,30 +185,37 @@ async fn serve_subscriptions(
         };
         futures::future::ready(Ok::<_, axum::Error>(message))
     });
-    {
+    let (code, reason) = {
         let serve = GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
             .with_data(data)
             .on_connection_init(on_init)
             .serve();
         tokio::pin!(serve);
+        let stopped = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) };
+        tokio::pin!(stopped);
         tokio::select! {
             biased;
             () = &mut serve => return,
+            _ = &mut stopped => (super::ws::CLOSE_AWAY, "server shutting down"),
             in_time = tokio::time::timeout(super::ws::AUTHENTICATE_TIMEOUT, initialised) => {
-                if in_time.is_ok() {
+                if in_time.is_err() {
+                    (CLOSE_INIT_TIMEOUT, "connection_init timeout")
+                } else {
                     // Initialised, or refused (the protocol handler then closes by itself).
-                    serve.await;
-                    return;
+                    tokio::select! {
+                        biased;
+                        () = &mut serve => return,
+                        _ = &mut stopped => (super::ws::CLOSE_AWAY, "server shutting down"),
+                    }
                 }
             }
         }
-    }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: CLOSE_INIT_TIMEOUT,
-            reason: "connection_init timeout".into(),
-        })))
-        .await;
+    };
+    let closing = sink.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })));
+    let _ = tokio::time::timeout(super::ws::WRITE_TIMEOUT, closing).await;
 }
 
 /// The principal named by a `connection_init` payload, through the one decision point

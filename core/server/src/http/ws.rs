@@ -55,7 +55,7 @@ const MAX_ID_BYTES: usize = 128;
 /// Close code for a policy violation (slow consumer).
 const CLOSE_POLICY: u16 = 1008;
 /// Close code for going away (server shutdown, idle).
-const CLOSE_AWAY: u16 = 1001;
+pub(super) const CLOSE_AWAY: u16 = 1001;
 
 /// Messages a client sends (`type` names the variant).
 #[derive(Debug, Deserialize)]
@@ -395,10 +395,10 @@ fn subscription_problem(
 
 /// One open connection, for as long as it lives: in [`AppState::open_websockets`] (shutdown
 /// waits for it) and in the `syros_websocket_connections` gauge.
-struct OpenWebSocket(Arc<watch::Sender<usize>>);
+pub(super) struct OpenWebSocket(Arc<watch::Sender<usize>>);
 
 impl OpenWebSocket {
-    fn count(open: &Arc<watch::Sender<usize>>) -> OpenWebSocket {
+    pub(super) fn count(open: &Arc<watch::Sender<usize>>) -> OpenWebSocket {
         open.send_modify(|n| *n += 1);
         metrics::ws_connections(1.0);
         OpenWebSocket(open.clone())
