@@ -1,15 +1,19 @@
 //! The client core's lock session (one stream per endpoint carrying every acquire, renew and
 //! release of the client): many calls share it, a dropped acquire is cancelled on the server,
 //! and a cut stream fails its calls like a cut unary call, whose retries get what the first
-//! attempts were granted and nothing more.
+//! attempts were granted and nothing more; a server without sessions gets unary calls.
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use syros_client::Client;
 use syros_faults::FaultProxy;
+use syros_proto::grpc::health::v1 as health;
+use syros_proto::syros::v1 as pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_lock_calls_share_one_client() {
@@ -134,4 +138,174 @@ async fn a_cut_session_is_retried_without_a_second_grant() {
     );
     second.release().await.expect("release");
     granted.release().await.expect("release");
+}
+
+/// A server of a version without lock sessions: the lock service of a real `syros serve`,
+/// forwarded call by call, except `Session`, which is answered UNIMPLEMENTED as a server whose
+/// service has no such method answers. Counts what it was asked.
+#[derive(Clone)]
+struct WithoutSessions {
+    upstream: pb::LockServiceClient,
+    unary_calls: Arc<AtomicUsize>,
+    session_calls: Arc<AtomicUsize>,
+}
+
+impl pb::LockService for WithoutSessions {
+    async fn acquire(
+        &self,
+        req: volo_grpc::Request<pb::AcquireLockRequest>,
+    ) -> Result<volo_grpc::Response<pb::AcquireLockResponse>, volo_grpc::Status> {
+        self.unary_calls.fetch_add(1, Ordering::SeqCst);
+        self.upstream.acquire(req.into_inner()).await
+    }
+
+    async fn renew(
+        &self,
+        req: volo_grpc::Request<pb::RenewLockRequest>,
+    ) -> Result<volo_grpc::Response<pb::RenewLockResponse>, volo_grpc::Status> {
+        self.unary_calls.fetch_add(1, Ordering::SeqCst);
+        self.upstream.renew(req.into_inner()).await
+    }
+
+    async fn release(
+        &self,
+        req: volo_grpc::Request<pb::ReleaseLockRequest>,
+    ) -> Result<volo_grpc::Response<pb::ReleaseLockResponse>, volo_grpc::Status> {
+        self.unary_calls.fetch_add(1, Ordering::SeqCst);
+        self.upstream.release(req.into_inner()).await
+    }
+
+    async fn status(
+        &self,
+        req: volo_grpc::Request<pb::LockStatusRequest>,
+    ) -> Result<volo_grpc::Response<pb::LockStatusResponse>, volo_grpc::Status> {
+        self.upstream.status(req.into_inner()).await
+    }
+
+    async fn list(
+        &self,
+        req: volo_grpc::Request<pb::ListLocksRequest>,
+    ) -> Result<volo_grpc::Response<pb::ListLocksResponse>, volo_grpc::Status> {
+        self.upstream.list(req.into_inner()).await
+    }
+
+    async fn force_release(
+        &self,
+        req: volo_grpc::Request<pb::ForceReleaseLockRequest>,
+    ) -> Result<volo_grpc::Response<pb::ForceReleaseLockResponse>, volo_grpc::Status> {
+        self.upstream.force_release(req.into_inner()).await
+    }
+
+    async fn session(
+        &self,
+        _req: volo_grpc::Request<volo_grpc::RecvStream<pb::LockSessionRequest>>,
+    ) -> Result<
+        volo_grpc::Response<
+            futures::stream::BoxStream<'static, Result<pb::LockSessionResponse, volo_grpc::Status>>,
+        >,
+        volo_grpc::Status,
+    > {
+        self.session_calls.fetch_add(1, Ordering::SeqCst);
+        Err(volo_grpc::Status::unimplemented("Method not found"))
+    }
+}
+
+/// The health service of the server behind [`WithoutSessions`], forwarded (the client checks
+/// health when it connects).
+#[derive(Clone)]
+struct ForwardedHealth(health::HealthClient);
+
+impl health::Health for ForwardedHealth {
+    async fn check(
+        &self,
+        req: volo_grpc::Request<health::HealthCheckRequest>,
+    ) -> Result<volo_grpc::Response<health::HealthCheckResponse>, volo_grpc::Status> {
+        self.0.check(req.into_inner()).await
+    }
+
+    async fn watch(
+        &self,
+        _req: volo_grpc::Request<health::HealthCheckRequest>,
+    ) -> Result<
+        volo_grpc::Response<
+            futures::stream::BoxStream<
+                'static,
+                Result<health::HealthCheckResponse, volo_grpc::Status>,
+            >,
+        >,
+        volo_grpc::Status,
+    > {
+        Err(volo_grpc::Status::unimplemented("not forwarded"))
+    }
+}
+
+/// A client of a server without lock sessions asks for a session once, then makes every lock
+/// call as a unary call: acquire, renew and release work, fencing tokens increase, and nothing
+/// is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_sessions_gets_unary_lock_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let old_server = WithoutSessions {
+        upstream: pb::LockServiceClientBuilder::new("syros")
+            .address(server.addr())
+            .build(),
+        unary_calls: Arc::default(),
+        session_calls: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old_addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(
+        volo_grpc::server::Server::new()
+            .add_service(
+                volo_grpc::server::ServiceBuilder::new(pb::LockServiceServer::new(
+                    old_server.clone(),
+                ))
+                .build(),
+            )
+            .add_service(
+                volo_grpc::server::ServiceBuilder::new(health::HealthServer::new(ForwardedHealth(
+                    health::HealthClientBuilder::new("syros")
+                        .address(server.addr())
+                        .build(),
+                )))
+                .build(),
+            )
+            .run_with_shutdown(
+                volo::net::DefaultIncoming::from(listener),
+                std::future::pending::<Result<(), std::io::Error>>(),
+            ),
+    );
+
+    let client = Client::connect(options(&[old_addr.to_string()]))
+        .await
+        .expect("connect");
+    let mut tokens = Vec::new();
+    for round in 0..3 {
+        let lease = client
+            .lock("session/old-server")
+            .ttl(Duration::from_secs(10))
+            .acquire()
+            .await
+            .unwrap_or_else(|err| panic!("acquire {round}: {err}"));
+        lease.renew().await.expect("renew");
+        tokens.push(lease.fencing_token());
+        lease.release().await.expect("release");
+    }
+    assert!(
+        tokens.windows(2).all(|pair| pair[0] < pair[1]),
+        "fencing tokens increase: {tokens:?}"
+    );
+    assert_eq!(
+        old_server.session_calls.load(Ordering::SeqCst),
+        1,
+        "asked for a session once, then remembered the answer"
+    );
+    assert_eq!(
+        old_server.unary_calls.load(Ordering::SeqCst),
+        9,
+        "3 × acquire, renew, release"
+    );
+    assert_eq!(client.stats().retries, 0);
+    serving.abort();
 }
