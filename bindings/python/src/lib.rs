@@ -16,6 +16,8 @@ use pyo3::prelude::*;
 use syros_binding_api::rt as core_rt;
 
 mod client;
+#[cfg(unix)]
+mod completions;
 mod errors;
 mod handles;
 mod rt;
