@@ -206,6 +206,64 @@ def test_async_locks(address: str, name: str) -> None:
     run_async(main())
 
 
+def test_cancelled_async_acquire_leaves_the_queue(address: str, name: str) -> None:
+    """Cancelling the task awaiting an acquire cancels the wait on the server: the next release
+    hands the key to the waiter behind it, not to the abandoned one."""
+
+    async def main() -> None:
+        holder = await syros.AsyncClient([address], owner=f"{name}-holder", **client_options()).connect()
+        quitter = await syros.AsyncClient([address], owner=f"{name}-quitter", **client_options()).connect()
+        patient = await syros.AsyncClient([address], owner=f"{name}-patient", **client_options()).connect()
+        key = f"{name}:cancelled"
+        lease = await holder.lock(key, ttl=30.0)
+        abandoned = asyncio.ensure_future(quitter.lock(key, ttl=30.0, wait=30.0))
+        await asyncio.sleep(0.3)
+        queued_after = asyncio.ensure_future(patient.lock(key, ttl=30.0, wait=30.0))
+        await asyncio.sleep(0.3)
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        await lease.release()
+        granted = await asyncio.wait_for(queued_after, 10)
+        assert granted.owner == f"{name}-patient"
+        status = await holder.lock_status(key)
+        assert status is not None and status.owner == f"{name}-patient"
+        await granted.release()
+
+    run_async(main())
+
+
+def test_async_results_reach_their_own_loops(address: str, name: str) -> None:
+    """Four event loops in four threads, 16 tasks each, share one client: every call's result
+    reaches the future of the loop that made the call (results are handed to each loop in
+    batches)."""
+    client = syros.AsyncClient([address], **client_options())
+    failures: list[BaseException] = []
+
+    def run_loop(index: int) -> None:
+        async def task(number: int) -> None:
+            key = f"{name}:loop{index}:{number}"
+            value = f"{index}/{number}".encode()
+            await client.cache.set(key, value, ttl=30.0)
+            assert await client.cache.get(key) == value
+
+        async def main() -> None:
+            await asyncio.gather(*(task(n) for n in range(16)))
+
+        try:
+            asyncio.run(main())
+        except BaseException as err:  # noqa: BLE001 - reported by the test thread
+            failures.append(err)
+
+    threads = [threading.Thread(target=run_loop, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+
+
 def test_contention_across_four_processes_keeps_counter_exact(address: str, name: str, tmp_path: Path) -> None:
     counter = tmp_path / "counter.txt"
     counter.write_text("0")
