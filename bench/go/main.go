@@ -6,8 +6,13 @@
 //   - hot key: 32 goroutines on ONE key, each holding it 1 ms; cycles/s and the fewest/most
 //     turns of one goroutine (fairness), and failed acquisitions.
 //
+// Each row also prints this process's CPU time (user + system, getrusage) per cycle.
+//
 // Usage: go run . <syros grpc address> <redis url> [seconds per measurement]
 // (bench/go/run.sh starts Redis, PostgreSQL and a syros serve on them.)
+//
+// Environment: BENCH_ONLY=syros measures only the Syros distinct-key row (for profiling);
+// BENCH_CPUPROFILE=<file> writes a pprof CPU profile of the Syros distinct-key window.
 package main
 
 import (
@@ -15,10 +20,12 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-redsync/redsync/v4"
@@ -39,8 +46,18 @@ type result struct {
 	failed   int64
 }
 
-// measure runs cycle on every goroutine: a warm-up second, then a fixed window.
-func measure(name string, window time.Duration, cycle func(ctx context.Context, g int) error) result {
+// cpuTime is this process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		log.Fatal(err)
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}
+
+// measure runs cycle on every goroutine: a warm-up second, then a fixed window (profiled into
+// profile when it is not empty).
+func measure(name string, window time.Duration, profile string, cycle func(ctx context.Context, g int) error) result {
 	ctx := context.Background()
 	run := func(until time.Time, turns []int64, failed *atomic.Int64) {
 		var wg sync.WaitGroup
@@ -65,16 +82,29 @@ func measure(name string, window time.Duration, cycle func(ctx context.Context, 
 	run(time.Now().Add(time.Second), nil, &ignored)
 	turns := make([]int64, goroutines)
 	var failed atomic.Int64
+	if profile != "" {
+		file, err := os.Create(profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer file.Close()
+		if err := pprof.StartCPUProfile(file); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpuBefore := cpuTime()
 	started := time.Now()
 	run(started.Add(window), turns, &failed)
 	elapsed := time.Since(started).Seconds()
+	cpu := cpuTime() - cpuBefore
 	var total int64
 	for _, t := range turns {
 		total += t
 	}
 	r := result{rate: float64(total) / elapsed, min: slices.Min(turns), max: slices.Max(turns), failed: failed.Load()}
-	fmt.Printf("%-34s %8.0f cycles/s  (%d cycles in %.1f s, turns per goroutine min %d / max %d, %d failed)\n",
-		name, r.rate, total, elapsed, r.min, r.max, r.failed)
+	fmt.Printf("%-34s %8.0f cycles/s  (%d cycles in %.1f s, turns per goroutine min %d / max %d, %d failed; process CPU %.1f µs/cycle)\n",
+		name, r.rate, total, elapsed, r.min, r.max, r.failed, float64(cpu.Microseconds())/float64(max(total, 1)))
 	return r
 }
 
@@ -108,8 +138,25 @@ func main() {
 	}
 	defer client.Close()
 
-	fmt.Printf("Go lock benchmark: %d goroutines, TTL %s, %s windows (debug build, unpinned)\n", goroutines, ttl, window)
-	peer := measure("redsync 4, distinct keys", window, func(ctx context.Context, g int) error {
+	build := os.Getenv("BENCH_BUILD")
+	if build == "" {
+		build = "debug build"
+	}
+	fmt.Printf("Go lock benchmark: %d goroutines, TTL %s, %s windows (%s)\n", goroutines, ttl, window, build)
+	ours := func() result {
+		return measure("syros Go SDK, distinct keys", window, os.Getenv("BENCH_CPUPROFILE"), func(ctx context.Context, g int) error {
+			lease, err := client.Lock(ctx, fmt.Sprintf("bench:syros:%s:%d", run, g), syros.LockOptions{TTL: ttl, Wait: 5 * time.Second})
+			if err != nil {
+				return err
+			}
+			return lease.Release(ctx)
+		})
+	}
+	if os.Getenv("BENCH_ONLY") == "syros" {
+		ours()
+		return
+	}
+	peer := measure("redsync 4, distinct keys", window, "", func(ctx context.Context, g int) error {
 		mutex := rs.NewMutex(fmt.Sprintf("bench:redsync:%s:%d", run, g), redsync.WithExpiry(ttl), redsync.WithTries(1))
 		if err := mutex.LockContext(ctx); err != nil {
 			return err
@@ -117,16 +164,10 @@ func main() {
 		_, err := mutex.UnlockContext(ctx)
 		return err
 	})
-	ours := measure("syros Go SDK, distinct keys", window, func(ctx context.Context, g int) error {
-		lease, err := client.Lock(ctx, fmt.Sprintf("bench:syros:%s:%d", run, g), syros.LockOptions{TTL: ttl, Wait: 5 * time.Second})
-		if err != nil {
-			return err
-		}
-		return lease.Release(ctx)
-	})
-	fmt.Printf("ratio syros/redsync, distinct keys: %.2fx (goal >= 1.0x)\n", ours.rate/peer.rate)
+	oursRate := ours()
+	fmt.Printf("ratio syros/redsync, distinct keys: %.2fx (goal >= 1.0x)\n", oursRate.rate/peer.rate)
 
-	hotPeer := measure("redsync 4, hot key (1 ms hold)", window, func(ctx context.Context, g int) error {
+	hotPeer := measure("redsync 4, hot key (1 ms hold)", window, "", func(ctx context.Context, g int) error {
 		// redsync's waiting: retries with a random 50-250 ms sleep, 32 tries by default.
 		mutex := rs.NewMutex("bench:redsync:hot:"+run, redsync.WithExpiry(ttl))
 		if err := mutex.LockContext(ctx); err != nil {
@@ -136,7 +177,7 @@ func main() {
 		_, err := mutex.UnlockContext(ctx)
 		return err
 	})
-	hotOurs := measure("syros Go SDK, hot key (1 ms hold)", window, func(ctx context.Context, g int) error {
+	hotOurs := measure("syros Go SDK, hot key (1 ms hold)", window, "", func(ctx context.Context, g int) error {
 		lease, err := client.Lock(ctx, "bench:syros:hot:"+run, syros.LockOptions{TTL: ttl, Wait: 30 * time.Second})
 		if err != nil {
 			return err

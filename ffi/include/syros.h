@@ -117,6 +117,21 @@ typedef struct SyrosOutcome {
  */
 typedef void (*SyrosCallback)(uintptr_t user_data, const struct SyrosOutcome *outcome);
 
+/*
+ A queued outcome with its call's `user_data`, as [`syros_completions_drain`] hands it out.
+ */
+typedef struct SyrosCompletion {
+  /*
+   The `user_data` the call was started with.
+   */
+  uintptr_t user_data;
+  /*
+   The outcome: `json` stays valid until the next [`syros_completions_drain`]; a handle in
+   it is the host's.
+   */
+  struct SyrosOutcome outcome;
+} SyrosCompletion;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -603,6 +618,29 @@ int32_t syros_ticket_fail(const struct SyrosComputeTicket *ticket,
  Free the ticket handle (unfinished: the computation fails for every waiting caller).
  */
 void syros_ticket_free(struct SyrosComputeTicket *ticket);
+
+/*
+ The read end of the queue's wake-up pipe (created on the first call; -1 when it cannot be,
+ or off Unix): readable when outcomes wait. Read and discard its bytes (make it non-blocking
+ first if the event loop needs that), then call [`syros_completions_drain`] until it returns
+ fewer than asked for. The descriptor lives as long as the process: do not close it.
+ */
+int32_t syros_completions_fd(void);
+
+/*
+ The callback to pass to an asynchronous call to have its outcome queued instead of delivered
+ on a runtime thread: [`syros_completions_drain`] hands it out with the call's `user_data`.
+ NULL when the queue cannot be created (then use a callback of your own).
+ */
+SyrosCallback syros_completions_callback(void);
+
+/*
+ Move up to `capacity` queued outcomes, oldest first, into `out`; returns how many. Their JSON
+ stays valid until the next call (copy it out); their handles are the host's. One thread
+ drains at a time. Call it again while it fills `out`: outcomes past `capacity` raise no new
+ wake-up.
+ */
+uintptr_t syros_completions_drain(struct SyrosCompletion *out, uintptr_t capacity);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -14,6 +14,9 @@
 //! - **Asynchronous calls** take a [`SyrosCallback`] and a `user_data` word and call the callback
 //!   exactly once, with a [`SyrosOutcome`] (from a runtime thread, or from the calling thread for
 //!   a call refused at once). An optional `SyrosCancel` ends the call early with `cancelled`.
+//! - **Or a completion queue** ([`syros_completions_callback`]): outcomes are queued and a pipe
+//!   wakes the host's event loop, which drains them ([`syros_completions_drain`]); for hosts
+//!   that pay much for being entered from a foreign thread (Go).
 //! - **No panic unwinds into the host**: every entry point catches it and reports an `internal`
 //!   error instead.
 #![warn(missing_docs)]
@@ -28,10 +31,12 @@ use syros_binding_api::{ErrorKind, ErrorRecord};
 
 mod client;
 mod objects;
+mod queue;
 mod records;
 
 pub use client::*;
 pub use objects::*;
+pub use queue::*;
 
 /// The call succeeded (`SyrosOutcome::status`, and the return value of synchronous calls).
 pub const SYROS_OK: i32 = 0;

@@ -13,8 +13,10 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"runtime/cgo"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -29,11 +31,17 @@ type outcome struct {
 	ticket       *C.SyrosComputeTicket
 }
 
-// syrosGoComplete receives every asynchronous result (on a runtime thread) and hands it to the
-// waiting goroutine's channel; the cgo.Handle in userData names that channel.
+// syrosGoComplete receives an asynchronous result on a runtime thread, when the completion
+// queue is not available (see completionCallback).
 //
 //export syrosGoComplete
 func syrosGoComplete(userData C.uintptr_t, o *C.SyrosOutcome) {
+	deliver(userData, o)
+}
+
+// deliver hands a C outcome to the goroutine waiting for it; the cgo.Handle in userData names
+// that goroutine's channel (buffered: this never blocks).
+func deliver(userData C.uintptr_t, o *C.SyrosOutcome) {
 	handle := cgo.Handle(userData)
 	done := handle.Value().(chan outcome)
 	handle.Delete()
@@ -44,6 +52,60 @@ func syrosGoComplete(userData C.uintptr_t, o *C.SyrosOutcome) {
 		subscription: o.subscription,
 		worker:       o.worker,
 		ticket:       o.ticket,
+	}
+}
+
+var (
+	completionsOnce sync.Once
+	// callback is what every asynchronous call passes: the C ABI's completion queue, or the
+	// exported Go callback when the queue cannot be used.
+	callback C.SyrosCallback
+	// completions is the queue's wake-up pipe, kept referenced for the process's life (a
+	// collected os.File would close it).
+	completions *os.File
+)
+
+// completionCallback is the callback for asynchronous calls. The C ABI queues their outcomes
+// and writes a byte to a pipe, which one goroutine waits on through Go's netpoller and then
+// drains (drainCompletions). A callback from a runtime thread instead would enter Go from a
+// foreign thread once per call (a cgo callback that must get an M and a P, then wake the waiting
+// goroutine's thread): a few context switches per call, where the queue costs one wake-up per
+// batch and one ordinary cgo call.
+func completionCallback() C.SyrosCallback {
+	completionsOnce.Do(func() {
+		callback = C.syros_go_callback()
+		fd := int(C.syros_completions_fd())
+		queued := C.syros_completions_callback()
+		if fd < 0 || queued == nil || syscall.SetNonblock(fd, true) != nil {
+			return
+		}
+		// Non-blocking, so os.File reads it through the netpoller (no thread blocked in read).
+		completions = os.NewFile(uintptr(fd), "syros-completions")
+		callback = queued
+		go drainCompletions(completions)
+	})
+	return callback
+}
+
+// drainCompletions waits for the completion queue's wake-ups and delivers the queued outcomes.
+func drainCompletions(pipe *os.File) {
+	wakeups := make([]byte, 512)
+	batch := make([]C.SyrosCompletion, 128)
+	for {
+		if _, err := pipe.Read(wakeups); err != nil {
+			// Every pending call would wait forever: fail loudly (it cannot happen while the
+			// library holds the write end).
+			panic("syros: the completion queue's pipe failed: " + err.Error())
+		}
+		for {
+			n := int(C.syros_completions_drain(&batch[0], C.uintptr_t(len(batch))))
+			for i := range n {
+				deliver(C.uintptr_t(batch[i].user_data), &batch[i].outcome)
+			}
+			if n < len(batch) {
+				break
+			}
+		}
 	}
 }
 
@@ -61,7 +123,7 @@ func call(ctx context.Context, start starter) (outcome, error) {
 		cancel = C.syros_cancel_new()
 		defer C.syros_cancel_free(cancel)
 	}
-	switch start(cancel, C.syros_go_callback(), C.uintptr_t(handle)) {
+	switch start(cancel, completionCallback(), C.uintptr_t(handle)) {
 	case C.SYROS_OK:
 	case startClosed:
 		handle.Delete()
@@ -191,6 +253,10 @@ func limitMillis(d time.Duration, limited bool) C.int64_t {
 	}
 	return C.int64_t(millis(d))
 }
+
+// usesCompletionQueue reports whether calls complete through the C ABI's completion queue (for
+// tests).
+func usesCompletionQueue() bool { return completionCallback() == C.syros_completions_callback() }
 
 // liveHandles counts the C ABI handles not freed yet (for leak tests).
 func liveHandles() int64 { return int64(C.syros_live_handles()) }

@@ -3,6 +3,7 @@ package syros
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -319,5 +320,135 @@ func TestLostClosesWhenServerGonePastTTL(t *testing.T) {
 	}
 	if lease.Held() {
 		t.Fatal("a lost lease reports held")
+	}
+}
+
+// TestConcurrentCallsReachTheirCallers: 32 goroutines lock and release their own keys at once;
+// every result (delivered through the completion queue, in batches) reaches the goroutine that
+// made the call: its lease names its key, and its fencing tokens only grow.
+func TestConcurrentCallsReachTheirCallers(t *testing.T) {
+	client := connect(t)
+	ctx := testCtx(t)
+	if !usesCompletionQueue() {
+		t.Fatal("the SDK does not use the C ABI's completion queue")
+	}
+	prefix := unique(t, "route")
+	const goroutines, cycles = 32, 40
+	errs := make(chan error, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := prefix + "/" + strconv.Itoa(g)
+			var last uint64
+			for range cycles {
+				lease, err := client.Lock(ctx, key, LockOptions{TTL: 10 * time.Second})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if lease.Key() != key || lease.FencingToken() <= last {
+					errs <- fmt.Errorf("goroutine %d got a lease on %q with token %d (its key %q, last token %d)", g, lease.Key(), lease.FencingToken(), key, last)
+					return
+				}
+				last = lease.FencingToken()
+				if err := lease.Release(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if held, err := client.ListLocks(ctx, prefix, 0); err != nil || len(held) != 0 {
+		t.Fatalf("locks left held: %+v, %v", held, err)
+	}
+}
+
+// TestCancelWhileManyCallsInFlightLeaksNothing: 64 calls in flight, half waiting for a held key
+// and half acquiring free keys, all cancelled at once: every call returns, no C handle or
+// pending call is left, and no lease stays behind on any of the keys.
+func TestCancelWhileManyCallsInFlightLeaksNothing(t *testing.T) {
+	client := connect(t)
+	ctx := testCtx(t)
+	prefix := unique(t, "inflight")
+	holder, err := client.Lock(ctx, prefix+"/held", LockOptions{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlesBefore := liveHandles()
+	callCtx, cancel := context.WithCancel(ctx)
+	const calls = 64
+	var started, wg sync.WaitGroup
+	leases := make(chan *Lease, calls)
+	errs := make(chan error, calls)
+	for i := range calls {
+		key := prefix + "/held"
+		if i%2 == 1 {
+			key = prefix + "/free/" + strconv.Itoa(i)
+		}
+		started.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			// The free keys are acquired again and again until the cancel lands mid-call.
+			for {
+				lease, err := client.Lock(callCtx, key, LockOptions{TTL: 10 * time.Second, Wait: 30 * time.Second})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if callCtx.Err() != nil {
+					leases <- lease // acquired just before the cancel: the caller owns it
+					return
+				}
+				if err := lease.Release(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	started.Wait()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls did not return within 10 s of their context being cancelled")
+	}
+	close(errs)
+	close(leases)
+	for err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("a cancelled call returned %v, want context.Canceled", err)
+		}
+	}
+	for lease := range leases {
+		if err := lease.Release(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingCalls(); n != 0 {
+		t.Fatalf("%d C calls pending after every call returned", n)
+	}
+	if n := liveHandles(); n != handlesBefore-1 {
+		t.Fatalf("%d C handles live, want %d (those before, less the released holder)", n, handlesBefore-1)
+	}
+	// A cancelled waiter must not be granted the held key once it is free.
+	time.Sleep(500 * time.Millisecond)
+	if held, err := client.ListLocks(ctx, prefix, 0); err != nil || len(held) != 0 {
+		t.Fatalf("leases left behind: %+v, %v", held, err)
 	}
 }

@@ -5,8 +5,11 @@
  *
  * Against a running `syros serve`: connect, lock (JSON record + lease handle), a second lock
  * that times out (error record), try_lock, release, cache set/get (base64 bytes), a cancelled
- * wait, a bad argument reported through the callback, and every handle freed at the end.
+ * wait, a bad argument reported through the callback, calls completed through the completion
+ * queue (poll its pipe, drain, each outcome with its own user_data), and every handle freed at
+ * the end.
  * Prints "c-smoke: N passed, 0 failed" or exits non-zero at the first failed check. */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +132,45 @@ int main(int argc, char **argv) {
   call_wait(&c);
   CHECK(c.status == SYROS_ERROR && strstr(c.json, "\"code\":\"cancelled\""), "cancelled: %s", c.json);
   syros_cancel_free(cancel);
+
+  /* The completion queue: three calls queue their outcomes; the pipe becomes readable and the
+   * drain hands each out with its own user_data (in a batch of room 2: drain again). */
+  int queue_fd = syros_completions_fd();
+  SyrosCallback queued = syros_completions_callback();
+  CHECK(queue_fd >= 0 && queued, "completion queue fd %d", queue_fd);
+  syros_client_lock_status(client, S(key), NULL, queued, 101);
+  syros_client_try_lock(client, S(key), S("{\"ttl_ms\": 10000}"), NULL, queued, 102);
+  syros_client_append(client, S("s"), S("not json"), S("\"any\""), NULL, queued, 103);
+  int seen[3] = {0, 0, 0};
+  for (int got = 0; got < 3;) {
+    struct pollfd pfd = {queue_fd, POLLIN, 0};
+    CHECK(poll(&pfd, 1, 10000) == 1, "the completion pipe did not become readable");
+    char wakeups[64];
+    CHECK(read(queue_fd, wakeups, sizeof wakeups) > 0, "read the completion pipe");
+    SyrosCompletion batch[2];
+    size_t n;
+    do {
+      n = syros_completions_drain(batch, 2);
+      for (size_t i = 0; i < n; i++) {
+        const SyrosOutcome *o = &batch[i].outcome;
+        char json[1024];
+        size_t len = o->json_len < sizeof json - 1 ? o->json_len : sizeof json - 1;
+        memcpy(json, o->json, len);
+        json[len] = 0;
+        switch (batch[i].user_data) {
+          case 101: CHECK(o->status == SYROS_OK && strstr(json, key), "queued lock_status: %s", json); break;
+          case 102: CHECK(o->status == SYROS_OK && strcmp(json, "null") == 0 && !o->lease, "queued try_lock: %s", json); break;
+          case 103: CHECK(o->status == SYROS_ERROR && strstr(json, "invalid_argument"), "queued bad call: %s", json); break;
+          default: CHECK(0, "a queued outcome with user_data %lu", (unsigned long)batch[i].user_data);
+        }
+        seen[batch[i].user_data - 101]++;
+        got++;
+      }
+    } while (n == 2);
+  }
+  CHECK(seen[0] == 1 && seen[1] == 1 && seen[2] == 1, "each queued call completed once");
+  SyrosCompletion none[1];
+  CHECK(syros_completions_drain(none, 1) == 0, "the queue is empty after the drain");
 
   call_init(&c);
   syros_lease_release(lease, NULL, on_done, (uintptr_t)&c);
