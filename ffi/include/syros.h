@@ -620,7 +620,7 @@ int32_t syros_ticket_fail(const struct SyrosComputeTicket *ticket,
 void syros_ticket_free(struct SyrosComputeTicket *ticket);
 
 /*
- The read end of the queue's wake-up pipe (created on the first call; -1 when it cannot be,
+ The end of the queue's wake-up socket pair that the host watches (created on the first call; -1 when it cannot be,
  or off Unix): readable when outcomes wait. Read and discard its bytes (make it non-blocking
  first if the event loop needs that), then call [`syros_completions_drain`] until it returns
  fewer than asked for. The descriptor lives as long as the process: do not close it.

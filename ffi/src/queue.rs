@@ -1,23 +1,24 @@
 //! The completion queue: an alternative to being called back on a runtime thread. A host passes
 //! [`syros_completions_callback`] as a call's callback; the outcome is queued (its JSON copied)
-//! and a wake-up byte is written to a pipe whose read end ([`syros_completions_fd`]) the host
+//! and a wake-up byte is written to a socket whose other end ([`syros_completions_fd`]) the host
 //! watches with its own event loop, then takes the queued outcomes with
 //! [`syros_completions_drain`].
 //!
 //! Why: entering a host runtime from a foreign thread is expensive for some hosts. For Go, each
 //! callback from a runtime thread is a cgo callback that must get an M and a P (with one P, it
 //! waits for the goroutine-running thread) and then wake the waiting goroutine on another
-//! thread: ~3.7 context switches per lock cycle. A pipe read by Go's netpoller wakes the Go
+//! thread: ~3.7 context switches per lock cycle. A socket read by Go's netpoller wakes the Go
 //! scheduler once per batch instead, and the drain is one ordinary cgo call.
 //!
-//! At most one wake-up byte is outstanding: a push writes one only when the queue was not
-//! already signalled, and a drain clears the signal before taking the queue, so a push that
-//! races with a drain either lands in it or signals again (a wake-up may find the queue empty).
+//! The queue itself is the binding API's [`WakeQueue`] (shared with the Python binding's asyncio
+//! path); this module only lends the drained JSON to the host until its next drain.
 
-use std::collections::VecDeque;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+#[cfg(unix)]
+use std::sync::Mutex;
+use std::sync::OnceLock;
+
+#[cfg(unix)]
+use syros_binding_api::wake::WakeQueue;
 
 use crate::{guarded, SyrosCallback, SyrosOutcome};
 
@@ -42,23 +43,26 @@ struct Queued {
 // queue only moves them between threads.
 unsafe impl Send for Queued {}
 
+#[cfg(unix)]
 struct Queue {
-    /// Outcomes not drained yet.
-    pending: Mutex<Pending>,
-    /// Whether a wake-up byte is outstanding (or about to be written).
-    signalled: AtomicBool,
-    /// The pipe: the host watches `reader`; a push writes to `writer`.
-    #[cfg(unix)]
-    reader: std::io::PipeReader,
-    #[cfg(unix)]
-    writer: std::io::PipeWriter,
+    outcomes: WakeQueue<Queued>,
+    /// The JSON of the last drain, kept alive until the next one.
+    lent: Mutex<Vec<Vec<u8>>>,
 }
 
-#[derive(Default)]
-struct Pending {
-    queued: VecDeque<Queued>,
-    /// The JSON of the last drain, kept alive until the next one.
-    lent: Vec<Vec<u8>>,
+#[cfg(not(unix))]
+struct Queue;
+
+#[cfg(not(unix))]
+impl Queue {
+    fn push(&self, _item: Queued) {}
+}
+
+#[cfg(unix)]
+impl Queue {
+    fn push(&self, item: Queued) {
+        self.outcomes.push(item);
+    }
 }
 
 fn queue() -> Option<&'static Queue> {
@@ -67,12 +71,9 @@ fn queue() -> Option<&'static Queue> {
         .get_or_init(|| {
             #[cfg(unix)]
             {
-                let (reader, writer) = std::io::pipe().ok()?;
                 Some(Queue {
-                    pending: Mutex::new(Pending::default()),
-                    signalled: AtomicBool::new(false),
-                    reader,
-                    writer,
+                    outcomes: WakeQueue::new().ok()?,
+                    lent: Mutex::new(Vec::new()),
                 })
             }
             #[cfg(not(unix))]
@@ -81,23 +82,6 @@ fn queue() -> Option<&'static Queue> {
             }
         })
         .as_ref()
-}
-
-impl Queue {
-    fn push(&self, item: Queued) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .queued
-            .push_back(item);
-        if !self.signalled.swap(true, Ordering::AcqRel) {
-            #[cfg(unix)]
-            {
-                // At most one byte is outstanding, so the pipe never fills and this never blocks.
-                let _ = (&self.writer).write_all(&[1]);
-            }
-        }
-    }
 }
 
 /// The callback that queues: copies the outcome's JSON and queues it with `user_data`.
@@ -122,7 +106,7 @@ unsafe extern "C" fn queue_outcome(user_data: usize, outcome: *const SyrosOutcom
     })
 }
 
-/// The read end of the queue's wake-up pipe (created on the first call; -1 when it cannot be,
+/// The end of the queue's wake-up socket pair that the host watches (created on the first call; -1 when it cannot be,
 /// or off Unix): readable when outcomes wait. Read and discard its bytes (make it non-blocking
 /// first if the event loop needs that), then call [`syros_completions_drain`] until it returns
 /// fewer than asked for. The descriptor lives as long as the process: do not close it.
@@ -131,8 +115,7 @@ pub extern "C" fn syros_completions_fd() -> i32 {
     guarded(-1, || {
         #[cfg(unix)]
         {
-            use std::os::fd::AsRawFd;
-            queue().map_or(-1, |queue| queue.reader.as_raw_fd())
+            queue().map_or(-1, |queue| queue.outcomes.fd())
         }
         #[cfg(not(unix))]
         {
@@ -168,31 +151,32 @@ pub unsafe extern "C" fn syros_completions_drain(
         if out.is_null() {
             return 0;
         }
-        // Clear the signal before taking: a push from now on writes a new wake-up byte.
-        queue.signalled.store(false, Ordering::Release);
-        let mut pending = queue
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        pending.lent.clear();
-        let count = capacity.min(pending.queued.len());
-        for index in 0..count {
-            let Some(mut item) = pending.queued.pop_front() else {
-                return index;
-            };
-            item.outcome.json = if item.json.is_empty() {
-                std::ptr::null()
-            } else {
-                item.json.as_ptr()
-            };
-            item.outcome.json_len = item.json.len();
-            // SAFETY: the host passes room for `capacity` completions (documented).
-            out.add(index).write(SyrosCompletion {
-                user_data: item.user_data,
-                outcome: item.outcome,
-            });
-            pending.lent.push(item.json);
+        #[cfg(not(unix))]
+        {
+            let _ = (queue, capacity);
+            0
         }
-        count
+        #[cfg(unix)]
+        {
+            let mut lent = queue.lent.lock().unwrap_or_else(|p| p.into_inner());
+            lent.clear();
+            let taken = queue.outcomes.take(capacity);
+            let count = taken.len();
+            for (index, mut item) in taken.into_iter().enumerate() {
+                item.outcome.json = if item.json.is_empty() {
+                    std::ptr::null()
+                } else {
+                    item.json.as_ptr()
+                };
+                item.outcome.json_len = item.json.len();
+                // SAFETY: the host passes room for `capacity` completions (documented).
+                out.add(index).write(SyrosCompletion {
+                    user_data: item.user_data,
+                    outcome: item.outcome,
+                });
+                lent.push(item.json);
+            }
+            count
+        }
     })
 }

@@ -60,13 +60,13 @@ var (
 	// callback is what every asynchronous call passes: the C ABI's completion queue, or the
 	// exported Go callback when the queue cannot be used.
 	callback C.SyrosCallback
-	// completions is the queue's wake-up pipe, kept referenced for the process's life (a
+	// completions is the queue's wake-up socket, kept referenced for the process's life (a
 	// collected os.File would close it).
 	completions *os.File
 )
 
 // completionCallback is the callback for asynchronous calls. The C ABI queues their outcomes
-// and writes a byte to a pipe, which one goroutine waits on through Go's netpoller and then
+// and writes a byte to a socket, which one goroutine waits on through Go's netpoller and then
 // drains (drainCompletions). A callback from a runtime thread instead would enter Go from a
 // foreign thread once per call (a cgo callback that must get an M and a P, then wake the waiting
 // goroutine's thread): a few context switches per call, where the queue costs one wake-up per
@@ -95,7 +95,7 @@ func drainCompletions(pipe *os.File) {
 		if _, err := pipe.Read(wakeups); err != nil {
 			// Every pending call would wait forever: fail loudly (it cannot happen while the
 			// library holds the write end).
-			panic("syros: the completion queue's pipe failed: " + err.Error())
+			panic("syros: the completion queue's socket failed: " + err.Error())
 		}
 		for {
 			n := int(C.syros_completions_drain(&batch[0], C.uintptr_t(len(batch))))

@@ -2,11 +2,12 @@
 //!
 //! A call made with `blocking=False` returns an `asyncio.Future` of the running loop. The
 //! binding-API task completes it through [`CoreTask::settle`]: on the core runtime's thread that
-//! saw the work end, the result is queued for the future's loop — no GIL is taken there, no
-//! thread is handed the result. The first result queued while the loop is not yet woken writes
-//! one byte to a socket pair the loop watches (`loop.add_reader`); the loop then takes every
-//! queued result at once and completes their futures on its own thread, with the GIL. Under load
-//! many results share one wake-up (pyo3-async-runtimes took a blocking-pool thread, the GIL and a
+//! saw the work end, the result is queued for the future's loop in a
+//! [`WakeQueue`](syros_binding_api::wake::WakeQueue) — no GIL is taken there, no thread is handed
+//! the result. The first result queued while the loop is not yet woken writes one byte to a
+//! socket the loop watches (`loop.add_reader`); the loop then takes every queued result at once
+//! and completes their futures on its own thread, with the GIL. Under load many results share one
+//! wake-up (pyo3-async-runtimes took a blocking-pool thread, the GIL and a
 //! `call_soon_threadsafe` per result).
 //!
 //! Cancelling the future (its awaiting task was cancelled) cancels the work, as dropping the
@@ -14,83 +15,24 @@
 //!
 //! [`CoreTask::settle`]: syros_binding_api::rt::CoreTask::settle
 
-use std::io::{ErrorKind as IoErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::IntoPyObjectExt;
 use syros_binding_api::rt::{CancelToken, CoreTask};
+use syros_binding_api::wake::WakeQueue;
 
 use crate::errors::to_py;
 
 /// A result ready to be handed to its future, run on the loop's thread with the GIL.
 type Completion = Box<dyn FnOnce(Python<'_>) + Send>;
 
-/// One event loop's queued results and the socket pair that wakes it.
+/// One event loop's queued results.
 struct LoopQueue {
-    queued: Mutex<Queued>,
-    /// Written (one byte) by a runtime thread when the first result is queued.
-    wake: UnixStream,
-    /// Watched by the loop (`add_reader`); drained when it is woken.
-    woken: UnixStream,
+    results: WakeQueue<Completion>,
     /// The process that made it: a forked child makes its own.
     pid: u32,
-}
-
-#[derive(Default)]
-struct Queued {
-    results: Vec<Completion>,
-    /// A byte was written and the loop has not taken the results since.
-    woken: bool,
-}
-
-impl LoopQueue {
-    fn new() -> std::io::Result<LoopQueue> {
-        let (wake, woken) = UnixStream::pair()?;
-        wake.set_nonblocking(true)?;
-        woken.set_nonblocking(true)?;
-        Ok(LoopQueue {
-            queued: Mutex::new(Queued::default()),
-            wake,
-            woken,
-            pid: std::process::id(),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Queued> {
-        self.queued.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queue a result; wake the loop unless a wake-up is already on its way.
-    fn push(&self, completion: Completion) {
-        let wake = {
-            let mut queued = self.lock();
-            queued.results.push(completion);
-            !std::mem::replace(&mut queued.woken, true)
-        };
-        if wake {
-            // A full socket buffer means unread wake-ups: the loop will wake anyway.
-            let _ = (&self.wake).write(&[1]);
-        }
-    }
-
-    /// Everything queued so far, after emptying the wake-up socket.
-    fn take(&self) -> Vec<Completion> {
-        let mut bytes = [0u8; 64];
-        loop {
-            match (&self.woken).read(&mut bytes) {
-                Ok(n) if n > 0 => continue,
-                Err(err) if err.kind() == IoErrorKind::Interrupted => continue,
-                _ => break,
-            }
-        }
-        let mut queued = self.lock();
-        queued.woken = false;
-        std::mem::take(&mut queued.results)
-    }
 }
 
 /// The loop's reader callback: completes every queued future.
@@ -100,7 +42,8 @@ struct TakeResults(Arc<LoopQueue>);
 #[pymethods]
 impl TakeResults {
     fn __call__(&self, py: Python<'_>) {
-        for completion in self.0.take() {
+        self.0.results.clear_wake_ups();
+        for completion in self.0.results.take(usize::MAX) {
             completion(py);
         }
     }
@@ -144,10 +87,13 @@ fn queue_of(event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<LoopQueue>> {
                 .and_then(|closed| closed.extract::<bool>())
                 .unwrap_or(true)
     });
-    let queue = Arc::new(LoopQueue::new()?);
+    let queue = Arc::new(LoopQueue {
+        results: WakeQueue::new()?,
+        pid,
+    });
     event_loop.call_method1(
         "add_reader",
-        (queue.woken.as_raw_fd(), TakeResults(queue.clone())),
+        (queue.results.fd(), TakeResults(queue.clone())),
     )?;
     loops.push((event_loop.clone().unbind(), queue.clone()));
     Ok(queue)
@@ -174,7 +120,7 @@ where
     future.call_method1("add_done_callback", (CancelWork(cancel.clone()),))?;
     let completes = future.clone().unbind();
     task.settle(Some(&cancel), move |result| {
-        queue.push(Box::new(move |py| {
+        queue.results.push(Box::new(move |py| {
             let future = completes.bind(py);
             let done = future
                 .call_method0("done")

@@ -43,6 +43,8 @@ pub mod records;
 pub mod rt;
 mod sagas;
 pub mod trace;
+#[cfg(unix)]
+pub mod wake;
 
 pub use cache::{CacheLookup, ComputeTicket};
 pub use client::Client;

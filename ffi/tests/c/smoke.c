@@ -6,7 +6,7 @@
  * Against a running `syros serve`: connect, lock (JSON record + lease handle), a second lock
  * that times out (error record), try_lock, release, cache set/get (base64 bytes), a cancelled
  * wait, a bad argument reported through the callback, calls completed through the completion
- * queue (poll its pipe, drain, each outcome with its own user_data), and every handle freed at
+ * queue (poll its socket, drain, each outcome with its own user_data), and every handle freed at
  * the end.
  * Prints "c-smoke: N passed, 0 failed" or exits non-zero at the first failed check. */
 #include <poll.h>
@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
   CHECK(c.status == SYROS_ERROR && strstr(c.json, "\"code\":\"cancelled\""), "cancelled: %s", c.json);
   syros_cancel_free(cancel);
 
-  /* The completion queue: three calls queue their outcomes; the pipe becomes readable and the
+  /* The completion queue: three calls queue their outcomes; the socket becomes readable and the
    * drain hands each out with its own user_data (in a batch of room 2: drain again). */
   int queue_fd = syros_completions_fd();
   SyrosCallback queued = syros_completions_callback();
@@ -144,9 +144,9 @@ int main(int argc, char **argv) {
   int seen[3] = {0, 0, 0};
   for (int got = 0; got < 3;) {
     struct pollfd pfd = {queue_fd, POLLIN, 0};
-    CHECK(poll(&pfd, 1, 10000) == 1, "the completion pipe did not become readable");
+    CHECK(poll(&pfd, 1, 10000) == 1, "the completion socket did not become readable");
     char wakeups[64];
-    CHECK(read(queue_fd, wakeups, sizeof wakeups) > 0, "read the completion pipe");
+    CHECK(read(queue_fd, wakeups, sizeof wakeups) > 0, "read the completion socket");
     SyrosCompletion batch[2];
     size_t n;
     do {
