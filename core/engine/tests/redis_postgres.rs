@@ -464,7 +464,10 @@ mod packed_leases {
         assert_eq!(pointed, lock_key);
 
         assert_eq!(engine.locks.status(&k).await.unwrap(), Some(lease.clone()));
-        assert_eq!(engine.locks.list(&k, 10).await.unwrap(), [lease.clone()]);
+        assert_eq!(
+            engine.locks.list(&k, 10).await.unwrap(),
+            std::slice::from_ref(&lease)
+        );
 
         // Same request id and owner: the same acquire. "qa" + "b" concatenates like "q" + "ab"
         // but is another request: held, not granted.
@@ -560,7 +563,10 @@ mod packed_leases {
             (old.owner.as_str(), old.fencing_token, old.acquired_at_ms),
             ("old-owner", 7, 1000)
         );
-        assert_eq!(engine.locks.list(&k, 10).await.unwrap(), [old.clone()]);
+        assert_eq!(
+            engine.locks.list(&k, 10).await.unwrap(),
+            std::slice::from_ref(&old)
+        );
         match engine
             .locks
             .acquire(args(&k, "new", "", 10_000))
