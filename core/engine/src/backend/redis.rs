@@ -3,6 +3,9 @@
 //! Every operation is one Lua script (one round trip, atomic). All keys share the hash tag
 //! `{<namespace>}` so the scripts stay in one slot on Redis Cluster; scripts reach keys through
 //! pointers stored in Redis (lease id → lock), which is safe because those keys share the slot.
+//! A lease is one packed string on its lock key, written with its TTL by one `SET … PX`
+//! (`lua/lock_lease.lua`), and the replies carry it as it is stored: one bulk string per lease,
+//! parsed without intermediate strings. Hash leases of older servers are still read.
 //!
 //! Fencing tokens are `epoch << 40 | counter`. The counter lives in Redis; the epoch comes from
 //! durable storage ([`FenceEpochs`]). Every new connection to Redis is verified before any
