@@ -1282,6 +1282,38 @@ mod tests {
     }
 
     #[test]
+    fn packed_leases_parse_with_the_request_id_split_off_by_its_length() {
+        let packed = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let lease = unpack_lease(
+            &packed("l1\n1099511627777\n1000\n11000\n2\nr1own:er"),
+            "k".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            lease,
+            Lease {
+                lease_id: "l1".into(),
+                key: "k".into(),
+                owner: "own:er".into(),
+                fencing_token: 1_099_511_627_777,
+                acquired_at_ms: 1000,
+                expires_at_ms: 11_000,
+            }
+        );
+        // No request id: the owner is all the rest.
+        let lease = unpack_lease(&packed("l2\n5\n1\n2\n0\nowner"), "k".into()).unwrap();
+        assert_eq!((lease.owner.as_str(), lease.fencing_token), ("owner", 5));
+        for bad in [
+            "l1\n5\n1\n2",              // fields missing
+            "l1\nfive\n1\n2\n0\nowner", // not a number
+            "l1\n5\n1\n2\n9\nshort",    // request id longer than the rest
+        ] {
+            assert!(unpack_lease(&packed(bad), "k".into()).is_err(), "{bad:?}");
+        }
+        assert!(unpack_lease(&Value::Nil, "k".into()).is_err());
+    }
+
+    #[test]
     fn release_announcements_parse() {
         let json = r#"{"key":"a\/b","lease_id":"l1","owner":"o","token":"1099511627777",
             "acquired_at":"10","expires_at":"20","origin":"me","forced":true}"#;
