@@ -513,38 +513,6 @@ mod packed_leases {
         assert!(next.fencing_token > lease.fencing_token);
     }
 
-    /// The lock scripts are called by SHA: after Redis forgets them (`SCRIPT FLUSH`, as after a
-    /// restart) each is loaded again and the call goes through.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn flushed_scripts_are_loaded_again() {
-        let h = ProductionHarness::new().await;
-        let engine = h.engine();
-        let redis = redis().await;
-        let k = unique("flushed");
-        let flush = |mut redis: MultiplexedConnection| async move {
-            let _: () = redis::cmd("SCRIPT")
-                .arg("FLUSH")
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-        };
-        flush(redis.clone()).await;
-        let lease = acquired(&engine, args(&k, "owner", "", 10_000)).await;
-        flush(redis.clone()).await;
-        let renewed = engine.locks.renew(&lease.lease_id, 20_000).await.unwrap();
-        flush(redis.clone()).await;
-        assert_eq!(
-            engine.locks.release(&lease.lease_id).await.unwrap(),
-            renewed
-        );
-        flush(redis.clone()).await;
-        acquired(&engine, args(&k, "owner", "", 10_000)).await;
-        assert_eq!(
-            engine.locks.force_release(&k).await.unwrap().map(|l| l.key),
-            Some(k.clone())
-        );
-    }
-
     /// A lease written as a hash by a server before the packed lease (a rolling upgrade with
     /// leases held) still holds its key, and is listed, renewed, released and force-released.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
