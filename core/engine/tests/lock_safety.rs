@@ -1,5 +1,6 @@
 //! Lock safety under real faults (issue 11): a promoted Redis replica, a release racing a
-//! hand-off, a cancelled release, and the per-key waiter bound.
+//! hand-off, a cancelled release, the per-key waiter bound, and Redis forgetting the lock
+//! scripts.
 //!
 //! The Redis tests start their own `redis-server` processes on free loopback ports (a master and
 //! a replica that can be detached and promoted), so they need the `redis-server` binary on PATH
@@ -532,4 +533,30 @@ async fn waiters_per_key_are_bounded() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// The lock scripts are called by SHA: after Redis forgets them (`SCRIPT FLUSH`, as after a
+/// restart) each is loaded again and the call goes through. On its own Redis: a flush of the
+/// shared test Redis could race other tests' script loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushed_lock_scripts_are_loaded_again() {
+    let redis = OwnRedis::start(&[]).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let engine = engine_on(&redis.url(), dir.path(), Limits::default()).await;
+    let flush = || redis.run(&["SCRIPT", "FLUSH"]);
+    flush().await;
+    let lease = take(&engine, "flushed", "owner").await;
+    flush().await;
+    let renewed = engine.locks.renew(&lease.lease_id, 20_000).await.unwrap();
+    flush().await;
+    assert_eq!(
+        engine.locks.release(&lease.lease_id).await.unwrap(),
+        renewed
+    );
+    flush().await;
+    take(&engine, "flushed", "owner").await;
+    flush().await;
+    let dropped = engine.locks.force_release("flushed").await.unwrap();
+    assert_eq!(dropped.map(|l| l.owner), Some("owner".to_string()));
+    engine.shutdown();
 }

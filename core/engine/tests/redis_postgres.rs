@@ -401,6 +401,214 @@ mod shared_store {
     }
 }
 
+/// The lease as Redis holds it: one string per lock key (`lua/lock_lease.lua`), with the lease's
+/// TTL on it and on its lease-id pointer; hash leases written by older servers still work.
+mod packed_leases {
+    use redis::aio::MultiplexedConnection;
+    use syros_engine::{AcquireLock, AcquireOutcome, Engine, ErrorKind};
+
+    use super::suite::{unique, Harness};
+    use super::ProductionHarness;
+
+    fn args(key: &str, owner: &str, request_id: &str, ttl_ms: u64) -> AcquireLock {
+        AcquireLock {
+            key: key.to_string(),
+            owner: owner.to_string(),
+            ttl_ms,
+            wait_timeout_ms: 0,
+            request_id: request_id.to_string(),
+        }
+    }
+
+    async fn redis() -> MultiplexedConnection {
+        let client = redis::Client::open(super::required_env("SYROS_TEST_REDIS_URL")).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        redis: &mut MultiplexedConnection,
+        cmd: &str,
+        key: &str,
+    ) -> T {
+        redis::cmd(cmd).arg(key).query_async(redis).await.unwrap()
+    }
+
+    async fn acquired(engine: &Engine, args: AcquireLock) -> syros_engine::Lease {
+        match engine.locks.acquire(args).await.unwrap() {
+            AcquireOutcome::Acquired(lease) => lease,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A grant writes one string with the lease's TTL (and the pointer with the same TTL); status,
+    /// listing, renewal and release read it back exactly, and an acquire with the same request
+    /// id is the same acquire while a request id and owner that only concatenate alike are not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_packed_lease_is_read_renewed_listed_and_released() {
+        let h = ProductionHarness::new().await;
+        let engine = h.engine();
+        let ns = format!("{{{}}}:", h.config.namespace);
+        let mut redis = redis().await;
+        let k = unique("packed");
+        let lock_key = format!("{ns}lock:{k}");
+
+        let lease = acquired(&engine, args(&k, "ab", "q", 20_000)).await;
+        let pointer = format!("{ns}lease:{}", lease.lease_id);
+        let kind: String = query(&mut redis, "TYPE", &lock_key).await;
+        assert_eq!(kind, "string", "one string per lease");
+        for key in [&lock_key, &pointer] {
+            let ttl: i64 = query(&mut redis, "PTTL", key).await;
+            assert!((15_000..=20_000).contains(&ttl), "{key}: PTTL {ttl}");
+        }
+        let pointed: String = query(&mut redis, "GET", &pointer).await;
+        assert_eq!(pointed, lock_key);
+
+        assert_eq!(engine.locks.status(&k).await.unwrap(), Some(lease.clone()));
+        assert_eq!(
+            engine.locks.list(&k, 10).await.unwrap(),
+            std::slice::from_ref(&lease)
+        );
+
+        // Same request id and owner: the same acquire. "qa" + "b" concatenates like "q" + "ab"
+        // but is another request: held, not granted.
+        assert_eq!(acquired(&engine, args(&k, "ab", "q", 20_000)).await, lease);
+        match engine
+            .locks
+            .acquire(args(&k, "b", "qa", 20_000))
+            .await
+            .unwrap()
+        {
+            AcquireOutcome::TimedOut { holder } => assert_eq!(holder, Some(lease.clone())),
+            other => panic!("a different request was granted the held key: {other:?}"),
+        }
+
+        let renewed = engine.locks.renew(&lease.lease_id, 60_000).await.unwrap();
+        assert_eq!(renewed.fencing_token, lease.fencing_token);
+        assert_eq!(renewed.owner, "ab");
+        assert!(
+            renewed.expires_at_ms >= lease.expires_at_ms + 30_000,
+            "{renewed:?}"
+        );
+        assert_eq!(
+            engine.locks.status(&k).await.unwrap(),
+            Some(renewed.clone())
+        );
+        for key in [&lock_key, &pointer] {
+            let ttl: i64 = query(&mut redis, "PTTL", key).await;
+            assert!(ttl > 50_000, "{key}: PTTL {ttl} after the renewal");
+        }
+
+        assert_eq!(
+            engine.locks.release(&lease.lease_id).await.unwrap(),
+            renewed
+        );
+        for key in [&lock_key, &pointer] {
+            let exists: bool = query(&mut redis, "EXISTS", key).await;
+            assert!(!exists, "{key} left after the release");
+        }
+        assert_eq!(engine.locks.status(&k).await.unwrap(), None);
+        let again = engine.locks.release(&lease.lease_id).await.unwrap_err();
+        assert_eq!(again.kind, ErrorKind::LockNotHeld);
+        let next = acquired(&engine, args(&k, "next", "", 20_000)).await;
+        assert!(next.fencing_token > lease.fencing_token);
+    }
+
+    /// A lease written as a hash by a server before the packed lease (a rolling upgrade with
+    /// leases held) still holds its key, and is listed, renewed, released and force-released.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn leases_of_older_servers_stay_held_and_releasable() {
+        let h = ProductionHarness::new().await;
+        let engine = h.engine();
+        let ns = format!("{{{}}}:", h.config.namespace);
+        let mut redis = redis().await;
+        // What the previous grant script wrote: a hash with the lease's fields and a pointer.
+        let write_old_lease = |key: String, lease_id: &str, token: u64| {
+            let lock_key = format!("{ns}lock:{key}");
+            let mut pipe = redis::pipe();
+            pipe.cmd("HSET")
+                .arg(&lock_key)
+                .arg(&[
+                    ("lease_id", lease_id),
+                    ("owner", "old-owner"),
+                    ("token", &token.to_string()),
+                    ("acquired_at", "1000"),
+                    ("expires_at", "9999999999999"),
+                    ("request_id", ""),
+                    ("key", &key),
+                ])
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&lock_key)
+                .arg(30_000)
+                .ignore()
+                .cmd("SET")
+                .arg(format!("{ns}lease:{lease_id}"))
+                .arg(&lock_key)
+                .arg("PX")
+                .arg(30_000)
+                .ignore();
+            pipe
+        };
+        let k = unique("old-lease");
+        let pipe = write_old_lease(k.clone(), "0123456789abcdef0123456789abcdef", 7);
+        let _: () = pipe.query_async(&mut redis).await.unwrap();
+
+        let old = engine
+            .locks
+            .status(&k)
+            .await
+            .unwrap()
+            .expect("the old lease");
+        assert_eq!(
+            (old.owner.as_str(), old.fencing_token, old.acquired_at_ms),
+            ("old-owner", 7, 1000)
+        );
+        assert_eq!(
+            engine.locks.list(&k, 10).await.unwrap(),
+            std::slice::from_ref(&old)
+        );
+        match engine
+            .locks
+            .acquire(args(&k, "new", "", 10_000))
+            .await
+            .unwrap()
+        {
+            AcquireOutcome::TimedOut { holder } => assert_eq!(holder, Some(old.clone())),
+            other => panic!("granted over an old lease: {other:?}"),
+        }
+        let renewed = engine.locks.renew(&old.lease_id, 40_000).await.unwrap();
+        assert_eq!(
+            (renewed.fencing_token, renewed.owner.as_str()),
+            (7, "old-owner")
+        );
+        assert_eq!(
+            engine.locks.status(&k).await.unwrap(),
+            Some(renewed.clone())
+        );
+        assert_eq!(engine.locks.release(&old.lease_id).await.unwrap(), renewed);
+        acquired(&engine, args(&k, "new", "", 10_000)).await;
+
+        // An old lease is force-released too, pointer and all.
+        let k = unique("old-lease-forced");
+        let old_id = "fedcba9876543210fedcba9876543210";
+        let pipe = write_old_lease(k.clone(), old_id, 8);
+        let _: () = pipe.query_async(&mut redis).await.unwrap();
+        let dropped = engine
+            .locks
+            .force_release(&k)
+            .await
+            .unwrap()
+            .expect("dropped");
+        assert_eq!(
+            (dropped.lease_id.as_str(), dropped.fencing_token),
+            (old_id, 8)
+        );
+        let pointer: bool = query(&mut redis, "EXISTS", &format!("{ns}lease:{old_id}")).await;
+        assert!(!pointer, "the old lease's pointer is left");
+        acquired(&engine, args(&k, "new", "", 10_000)).await;
+    }
+}
+
 /// Group commit of appends on PostgreSQL (`backend/postgres/append_group.rs`): the shared
 /// group tests (`suite::append_groups`), and two replicas racing on one stream.
 mod append_groups {
