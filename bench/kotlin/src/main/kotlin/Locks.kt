@@ -10,12 +10,18 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import org.redisson.Redisson
 import org.redisson.config.Config
+import java.lang.management.ManagementFactory
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicLong
 import kotlin.time.Duration.Companion.seconds
 
 private const val LOOPS = 32
 private const val TTL_MS = 10_000L
+
+// CPU time of this whole process (every thread, user + kernel): with the window's cycle count, what
+// one cycle costs the client side, independent of how busy the shared machine is.
+private fun processCpuNanos(): Long =
+    (ManagementFactory.getOperatingSystemMXBean() as com.sun.management.OperatingSystemMXBean).processCpuTime
 
 private fun measure(name: String, seconds: Int, cycle: suspend (Int) -> Unit): Double = runBlocking(Dispatchers.Default) {
     suspend fun loopUntil(deadline: Long, loop: Int, count: AtomicLong?) {
@@ -24,17 +30,47 @@ private fun measure(name: String, seconds: Int, cycle: suspend (Int) -> Unit): D
             count?.incrementAndGet()
         }
     }
-    // Warm up, then count cycles in a fixed window.
-    val warm = System.nanoTime() + 1_000_000_000L
+    // Warm up (3 s: the JIT compiles the hot path), then count cycles in a fixed window.
+    val warm = System.nanoTime() + 3_000_000_000L
     (0 until LOOPS).map { launch { loopUntil(warm, it, null) } }.forEach { it.join() }
     val cycles = AtomicLong()
+    val cpuStarted = processCpuNanos()
     val started = System.nanoTime()
     val until = started + seconds * 1_000_000_000L
     (0 until LOOPS).map { launch { loopUntil(until, it, cycles) } }.forEach { it.join() }
     val elapsed = (System.nanoTime() - started) / 1e9
+    val cpuPerCycleUs = (processCpuNanos() - cpuStarted) / 1e3 / cycles.get()
     val rate = cycles.get() / elapsed
-    println("$name: ${rate.toLong()} cycles/s (${cycles.get()} cycles in ${"%.1f".format(elapsed)} s, $LOOPS loops)")
+    println(
+        "$name: ${rate.toLong()} cycles/s (${cycles.get()} cycles in ${"%.1f".format(elapsed)} s, $LOOPS loops; " +
+            "JVM CPU ${"%.1f".format(cpuPerCycleUs)} µs per cycle)",
+    )
     rate
+}
+
+private fun measureRedisson(redisUrl: String, seconds: Int, run: Long): Double {
+    val config = Config().apply { useSingleServer().setAddress(redisUrl).setConnectionPoolSize(LOOPS) }
+    val redisson = Redisson.create(config)
+    try {
+        return measure("Redisson 3.52 RLock (async)", seconds) { loop ->
+            val lock = redisson.getLock("bench:redisson:$run:$loop")
+            val owner = loop.toLong() + 1 // Redisson ties a lock to a thread id: one per loop
+            lock.lockAsync(TTL_MS, TimeUnit.MILLISECONDS, owner).toCompletableFuture().await()
+            lock.unlockAsync(owner).toCompletableFuture().await()
+        }
+    } finally {
+        redisson.shutdown()
+    }
+}
+
+private fun measureSyros(address: String, seconds: Int, run: Long): Double {
+    val client = runBlocking { SyrosClient.connect(address) }
+    client.use {
+        return measure("syros Kotlin SDK", seconds) { loop ->
+            val lease = client.lock("bench:syros:$run:$loop", ttl = (TTL_MS / 1000).seconds, wait = 5.seconds)
+            lease.release()
+        }
+    }
 }
 
 fun main(args: Array<String>) {
@@ -42,21 +78,10 @@ fun main(args: Array<String>) {
     val seconds = args.getOrNull(2)?.toInt() ?: 5
     val run = ProcessHandle.current().pid()
 
-    val config = Config().apply { useSingleServer().setAddress(redisUrl).setConnectionPoolSize(LOOPS) }
-    val redisson = Redisson.create(config)
-    val peer = measure("Redisson 3.52 RLock (async)", seconds) { loop ->
-        val lock = redisson.getLock("bench:redisson:$run:$loop")
-        val owner = loop.toLong() + 1 // Redisson ties a lock to a thread id: one per loop
-        lock.lockAsync(TTL_MS, TimeUnit.MILLISECONDS, owner).toCompletableFuture().await()
-        lock.unlockAsync(owner).toCompletableFuture().await()
-    }
-    redisson.shutdown()
-
-    val client = runBlocking { SyrosClient.connect(address) }
-    val ours = measure("syros Kotlin SDK", seconds) { loop ->
-        val lease = client.lock("bench:syros:$run:$loop", ttl = (TTL_MS / 1000).seconds, wait = 5.seconds)
-        lease.release()
-    }
-    client.close()
+    // BENCH_ONLY=syros|redisson runs one side (to profile it alone); both by default.
+    val only = System.getenv("BENCH_ONLY").orEmpty()
+    val peer = if (only == "syros") null else measureRedisson(redisUrl, seconds, run)
+    val ours = if (only == "redisson") null else measureSyros(address, seconds, run)
+    if (ours == null || peer == null) return
     println("ratio syros/Redisson: ${"%.2f".format(ours / peer)}x (goal >= 1.0x)")
 }
