@@ -2,11 +2,14 @@
 # The Kotlin lock benchmark (not a test): starts its own Redis and PostgreSQL
 # (scripts/lib/services.sh) and a `syros serve` on them, then bench/kotlin (Locks.kt): the syros
 # Kotlin SDK against Redisson on the same Redis, 32 coroutines, prints both and the ratio. Stops
-# what it started. Needs the SDK installed in the local Maven repository (scripts/kotlin-sdk.sh).
+# what it started. Needs the Kotlin and Java SDKs installed in the local Maven repository (scripts/kotlin-sdk.sh,
+# scripts/java-sdk.sh).
 #
 #   bench/kotlin/run.sh [seconds per side]      (SYROS_BIN: the server; default target/debug/syros)
 #
-# BENCH_JAVA_OPTS: extra JVM options (a profiler agent, JFR); BENCH_ONLY=syros|redisson: one side.
+# BENCH_JAVA_OPTS: extra JVM options (a profiler agent, JFR); BENCH_ONLY=syros|redisson|java: one
+# side; BENCH_JAVA_SDK=1: also the Java SDK (JNI) awaited from coroutines (needs sdks/java installed:
+# scripts/java-sdk.sh; -Dsyros.native.library=... in BENCH_JAVA_OPTS picks its native library).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD

@@ -3,7 +3,10 @@
 // on the same Redis, in the same run; prints both and the ratio (goal >= 1.0x). Not a test.
 //
 //   java -cp <class path> LocksKt <syros grpc address> <redis url> [seconds per side]
+import io.syros.ClientOptions
+import io.syros.LockOptions
 import io.syros.kotlin.SyrosClient
+import io.syros.SyrosClient as JavaSyrosClient
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.future.await
 import kotlinx.coroutines.launch
@@ -73,15 +76,34 @@ private fun measureSyros(address: String, seconds: Int, run: Long): Double {
     }
 }
 
+// The Java SDK (JNI binding, bindings/java) on the same server, awaited from the same coroutines:
+// what the Kotlin SDK's UniFFI + JNA path costs against the JVM's other way into the client core.
+private fun measureJavaSdk(address: String, seconds: Int, run: Long): Double {
+    val options = LockOptions.ttl(java.time.Duration.ofMillis(TTL_MS)).waitFor(java.time.Duration.ofSeconds(5))
+    JavaSyrosClient.connect(ClientOptions.builder().address(address).build()).use { client ->
+        return measure("syros Java SDK (JNI), from coroutines", seconds) { loop ->
+            val lease = client.lockAsync("bench:java:$run:$loop", options).await()
+            lease.releaseAsync().await()
+        }
+    }
+}
+
 fun main(args: Array<String>) {
     val (address, redisUrl) = args
     val seconds = args.getOrNull(2)?.toInt() ?: 5
     val run = ProcessHandle.current().pid()
 
-    // BENCH_ONLY=syros|redisson runs one side (to profile it alone); both by default.
+    // BENCH_ONLY=syros|redisson|java runs one side (to profile it alone); Redisson and the
+    // Kotlin SDK by default; BENCH_JAVA_SDK=1 adds the Java SDK.
     val only = System.getenv("BENCH_ONLY").orEmpty()
-    val peer = if (only == "syros") null else measureRedisson(redisUrl, seconds, run)
-    val ours = if (only == "redisson") null else measureSyros(address, seconds, run)
-    if (ours == null || peer == null) return
-    println("ratio syros/Redisson: ${"%.2f".format(ours / peer)}x (goal >= 1.0x)")
+    val peer = if (only.isEmpty() || only == "redisson") measureRedisson(redisUrl, seconds, run) else null
+    val ours = if (only.isEmpty() || only == "syros") measureSyros(address, seconds, run) else null
+    val java = if (only == "java" || (only.isEmpty() && System.getenv("BENCH_JAVA_SDK") == "1")) {
+        measureJavaSdk(address, seconds, run)
+    } else {
+        null
+    }
+    if (peer == null) return
+    if (ours != null) println("ratio syros Kotlin SDK/Redisson: ${"%.2f".format(ours / peer)}x (goal >= 1.0x)")
+    if (java != null) println("ratio syros Java SDK from coroutines/Redisson: ${"%.2f".format(java / peer)}x")
 }
