@@ -20,7 +20,7 @@ SYROS_BIN="${SYROS_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/syros}"
 SYROS_BIN=$(realpath "$SYROS_BIN") # the server starts in its own directory
 DIR=$(mktemp -d)
 SERVICE_DIRS+=("$DIR")
-(cd bench/kotlin && mvn -B -q package dependency:build-classpath -Dmdep.outputFile="$DIR/cp.txt") \
+(cd bench/kotlin && mvn -B -q -Dkotlin.compiler.daemon=false package dependency:build-classpath -Dmdep.outputFile="$DIR/cp.txt") \
   || { echo "install the SDK first: scripts/kotlin-sdk.sh (or mvn -f sdks/kotlin/pom.xml install)" >&2; exit 1; }
 start_redis
 start_postgres
