@@ -7,8 +7,9 @@
 #
 #   bench/kotlin/run.sh [seconds per side]      (SYROS_BIN: the server; default target/debug/syros)
 #
-# BENCH_JAVA_OPTS: extra JVM options (a profiler agent, JFR); BENCH_ONLY=syros|redisson|java: one
-# side; BENCH_JAVA_SDK=1: also the Java SDK (JNI) awaited from coroutines (needs sdks/java installed:
+# BENCH_JAVA_OPTS: extra JVM options (a profiler agent, JFR); BENCH_ONLY=syros|redisson|java|
+# java-blocking: one side; BENCH_JAVA_SDK=1: also the Java SDK (JNI) from the same coroutines, its
+# futures awaited and its blocking calls on Dispatchers.IO (needs sdks/java installed:
 # scripts/java-sdk.sh; -Dsyros.native.library=... in BENCH_JAVA_OPTS picks its native library).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

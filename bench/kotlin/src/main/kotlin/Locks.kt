@@ -11,6 +11,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.future.await
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
 import org.redisson.Redisson
 import org.redisson.config.Config
 import java.lang.management.ManagementFactory
@@ -76,12 +77,19 @@ private fun measureSyros(address: String, seconds: Int, run: Long): Double {
     }
 }
 
-// The Java SDK (JNI binding, bindings/java) on the same server, awaited from the same coroutines:
-// what the Kotlin SDK's UniFFI + JNA path costs against the JVM's other way into the client core.
-private fun measureJavaSdk(address: String, seconds: Int, run: Long): Double {
+// The Java SDK (JNI binding, bindings/java) on the same server, from the same coroutines: what the
+// Kotlin SDK's UniFFI + JNA path costs against the JVM's other way into the client core. Either
+// its futures awaited, or (`blocking`) its blocking calls on Dispatchers.IO: whether a blocking
+// call on a thread pool beats an asynchronous protocol for calls this short.
+private fun measureJavaSdk(address: String, seconds: Int, run: Long, blocking: Boolean): Double {
     val options = LockOptions.ttl(java.time.Duration.ofMillis(TTL_MS)).waitFor(java.time.Duration.ofSeconds(5))
     JavaSyrosClient.connect(ClientOptions.builder().address(address).build()).use { client ->
-        return measure("syros Java SDK (JNI), from coroutines", seconds) { loop ->
+        if (blocking) {
+            return measure("syros Java SDK (JNI), blocking calls on Dispatchers.IO", seconds) { loop ->
+                withContext(Dispatchers.IO) { client.lock("bench:java:$run:$loop", options).release() }
+            }
+        }
+        return measure("syros Java SDK (JNI), futures awaited", seconds) { loop ->
             val lease = client.lockAsync("bench:java:$run:$loop", options).await()
             lease.releaseAsync().await()
         }
@@ -93,17 +101,16 @@ fun main(args: Array<String>) {
     val seconds = args.getOrNull(2)?.toInt() ?: 5
     val run = ProcessHandle.current().pid()
 
-    // BENCH_ONLY=syros|redisson|java runs one side (to profile it alone); Redisson and the
-    // Kotlin SDK by default; BENCH_JAVA_SDK=1 adds the Java SDK.
+    // BENCH_ONLY=syros|redisson|java|java-blocking runs one side (to profile it alone); Redisson
+    // and the Kotlin SDK by default; BENCH_JAVA_SDK=1 adds both Java SDK sides.
     val only = System.getenv("BENCH_ONLY").orEmpty()
     val peer = if (only.isEmpty() || only == "redisson") measureRedisson(redisUrl, seconds, run) else null
     val ours = if (only.isEmpty() || only == "syros") measureSyros(address, seconds, run) else null
-    val java = if (only == "java" || (only.isEmpty() && System.getenv("BENCH_JAVA_SDK") == "1")) {
-        measureJavaSdk(address, seconds, run)
-    } else {
-        null
-    }
+    val withJava = only.isEmpty() && System.getenv("BENCH_JAVA_SDK") == "1"
+    val java = if (only == "java" || withJava) measureJavaSdk(address, seconds, run, blocking = false) else null
+    val javaBlocking = if (only == "java-blocking" || withJava) measureJavaSdk(address, seconds, run, blocking = true) else null
     if (peer == null) return
     if (ours != null) println("ratio syros Kotlin SDK/Redisson: ${"%.2f".format(ours / peer)}x (goal >= 1.0x)")
-    if (java != null) println("ratio syros Java SDK from coroutines/Redisson: ${"%.2f".format(java / peer)}x")
+    if (java != null) println("ratio syros Java SDK futures/Redisson: ${"%.2f".format(java / peer)}x")
+    if (javaBlocking != null) println("ratio syros Java SDK blocking on Dispatchers.IO/Redisson: ${"%.2f".format(javaBlocking / peer)}x")
 }
