@@ -25,6 +25,8 @@ mkdir -p "$GENERATED" "$NATIVE/linux-x86-64"
 # cargo metadata (run by the bindgen to find bindings/uniffi/uniffi.toml) reads the workspace.
 (cd "$ROOT" && "$CARGO_TARGET_DIR/$PROFILE/uniffi-bindgen" generate --no-format \
    --library "$LIB" --language kotlin --out-dir "$GENERATED")
+# One call status per thread instead of a JNA allocation per call (see the script).
+python3 "$(dirname "$0")/patch-bindings.py" "$GENERATED/io/syros/kotlin/ffi/syros.kt"
 # Without its debug sections: the jar carries a third of the size, stack traces keep symbols.
 if command -v objcopy >/dev/null; then
   objcopy --strip-debug "$LIB" "$NATIVE/linux-x86-64/libsyros_uniffi.so"

@@ -93,6 +93,7 @@ class SyrosClient private constructor(private val handle: io.syros.kotlin.ffi.Cl
 
         /** Connect with [options]; fails with the connection's error. */
         suspend fun connect(options: SyrosOptions): SyrosClient {
+            CoreThreads.keepAttached()
             val handle = ffi { io.syros.kotlin.ffi.Client(options.toConfig()) }
             try {
                 ffi { handle.connect() }
