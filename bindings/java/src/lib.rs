@@ -10,10 +10,12 @@
 //! `NativeBridge.error(recordJson)` for the exception object and throws it.
 //!
 //! Threads: blocking calls block the calling Java thread on a [`rt::CoreTask`] (the work runs on
-//! the client core's runtime). Async calls detach a core task that, when done, attaches its
-//! runtime thread to the JVM **for that scope only** and hands the result to
-//! `NativeBridge.complete`, which completes the future on a Java executor (so no user code runs
-//! on a runtime thread). No Rust thread stays attached, so the JVM exits normally.
+//! the client core's runtime). Async calls complete through [`rt::CoreTask::settle`]: the
+//! runtime thread that saw the work end hands the result to `NativeBridge.complete`, which
+//! completes the future on a Java executor (so no user code runs on a runtime thread). A runtime
+//! thread is attached to the JVM the first time it does so and stays attached, **as a daemon**
+//! named `syros-core` (attaching and detaching per result made the JVM build and drop a `Thread`
+//! each time), so the JVM still exits normally; it is detached when it exits.
 
 use std::sync::OnceLock;
 
@@ -218,11 +220,62 @@ pub extern "system" fn call_async<'local>(
         .resolve::<ThrowRuntimeExAndDefault>()
 }
 
-/// Hand an async outcome to Java from a runtime thread, attached for this scope only.
+/// The current runtime thread's attachment to the JVM as a daemon thread: made once per thread,
+/// detached when the thread exits (the runtime shut down).
+struct DaemonAttachment(*mut jni::sys::JavaVM);
+
+impl Drop for DaemonAttachment {
+    fn drop(&mut self) {
+        // SAFETY: this thread attached itself through the same VM pointer and holds no JNI
+        // frame now (thread-local destructors run after the thread's last call returned).
+        unsafe {
+            ((*(*self.0)).v1_1.DetachCurrentThread)(self.0);
+        }
+    }
+}
+
+thread_local! {
+    static DAEMON_ATTACHMENT: std::cell::RefCell<Option<DaemonAttachment>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Attach the current (runtime) thread to the JVM as a daemon thread named `syros-core`, unless
+/// it already is. A later `attach_current_thread_for_scope` then finds it attached and leaves it
+/// so. If the attach fails, that call attaches for its scope as before.
+fn stay_attached_as_daemon(vm: &JavaVM) {
+    let _ = DAEMON_ATTACHMENT.try_with(|attachment| {
+        if attachment.borrow().is_some() {
+            return;
+        }
+        let raw = vm.get_raw();
+        let mut args = jni::sys::JavaVMAttachArgs {
+            version: jni::sys::JNI_VERSION_1_8,
+            name: c"syros-core".as_ptr().cast_mut(),
+            group: std::ptr::null_mut(),
+        };
+        let mut env = std::ptr::null_mut();
+        // SAFETY: `raw` is the live VM this library was loaded into; the arguments are valid
+        // for the call.
+        let attached = unsafe {
+            ((*(*raw)).v1_4.AttachCurrentThreadAsDaemon)(
+                raw,
+                &mut env,
+                (&mut args as *mut jni::sys::JavaVMAttachArgs).cast(),
+            )
+        };
+        if attached == jni::sys::JNI_OK {
+            *attachment.borrow_mut() = Some(DaemonAttachment(raw));
+        }
+    });
+}
+
+/// Hand an async outcome to Java from a runtime thread (attached as a daemon, see
+/// [`stay_attached_as_daemon`]).
 fn deliver(future: Global<JObject<'static>>, outcome: syros_binding_api::Result<Reply>) {
     let Ok(vm) = JavaVM::singleton() else {
         return;
     };
+    stay_attached_as_daemon(&vm);
     let delivered = vm.attach_current_thread_for_scope(|env| -> jni::errors::Result<()> {
         let classes = classes()?;
         let (result, error) = match outcome {

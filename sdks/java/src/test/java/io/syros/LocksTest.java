@@ -88,6 +88,33 @@ class LocksTest {
         assertTrue(client.lockStatus(key).isEmpty(), "a cancelled lockAsync must not leave a lease held");
     }
 
+    static java.util.Set<Thread> coreThreads() {
+        java.util.Set<Thread> threads = new java.util.HashSet<>();
+        for (Thread thread : Thread.getAllStackTraces().keySet()) {
+            if (thread.getName().equals("syros-core")) {
+                threads.add(thread);
+            }
+        }
+        return threads;
+    }
+
+    @Test
+    void asyncResultsLeaveTheCoreThreadsAttachedAsDaemons() throws Exception {
+        String key = key("attached");
+        for (int i = 0; i < 20; i++) {
+            client.lockAsync(key, LockOptions.ttl(Duration.ofSeconds(5))).get(10, TimeUnit.SECONDS)
+                    .releaseAsync().get(10, TimeUnit.SECONDS);
+        }
+        java.util.Set<Thread> attached = coreThreads();
+        assertFalse(attached.isEmpty(), "no core thread stayed attached after completing futures");
+        assertTrue(attached.stream().allMatch(Thread::isDaemon), "an attached core thread would keep the JVM from exiting");
+        for (int i = 0; i < 200; i++) {
+            client.lockAsync(key, LockOptions.ttl(Duration.ofSeconds(5))).get(10, TimeUnit.SECONDS)
+                    .releaseAsync().get(10, TimeUnit.SECONDS);
+        }
+        assertTrue(coreThreads().containsAll(attached), "core threads were detached and attached again");
+    }
+
     @Test
     void statusListAndForceRelease() {
         String prefix = key("list") + ":";
