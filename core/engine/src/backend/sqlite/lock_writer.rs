@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use rusqlite::{params, Connection, ErrorCode, Row};
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -230,6 +230,25 @@ fn execute(conn: &Connection, sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// The first row of a statement (prepared once per connection) read with `read`, if any.
+///
+/// The statement is stepped to its end rather than reset after the first row: only a
+/// statement that ends (`SQLITE_DONE`) runs SQLite's WAL hook after an autocommit write, the
+/// automatic checkpoint; a lone `INSERT ... RETURNING` reset after its row commits without it,
+/// and the WAL then grows without bound (its index slower at every frame).
+fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let first = rows.next()?.map(read).transpose()?;
+    while rows.next()?.is_some() {}
+    Ok(first)
+}
+
 /// Run `write` on the connection of a sqlx transaction (a saga transition's, which appends its
 /// audit events with [`append_on`]), on this thread: while the handle is locked, sqlx's worker
 /// thread makes no call on it.
@@ -282,20 +301,19 @@ fn acquire_on(conn: &Connection, request: &LeaseRequest, now_ms: i64) -> Result<
     let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
     for _ in 0..5 {
         let lease_id = crate::backend::new_lease_id(request);
-        let granted: Option<i64> = conn
-            .prepare_cached(GRANT)?
-            .query_row(
-                params![
-                    request.key,
-                    lease_id,
-                    request.owner,
-                    now_ms,
-                    expires_at_ms,
-                    request.request_id
-                ],
-                |row| row.get(0),
-            )
-            .optional()?;
+        let granted: Option<i64> = query_one(
+            conn,
+            GRANT,
+            params![
+                request.key,
+                lease_id,
+                request.owner,
+                now_ms,
+                expires_at_ms,
+                request.request_id
+            ],
+            |row| row.get(0),
+        )?;
         if let Some(token) = granted {
             return Ok(TryAcquire::Acquired(Lease {
                 lease_id,
@@ -306,15 +324,12 @@ fn acquire_on(conn: &Connection, request: &LeaseRequest, now_ms: i64) -> Result<
                 expires_at_ms,
             }));
         }
-        let current = conn
-            .prepare_cached(HOLDER)?
-            .query_row(params![request.key, now_ms], |row| {
-                Ok((
-                    lease_from(row)?,
-                    row.get::<_, Option<String>>("request_id")?,
-                ))
-            })
-            .optional()?;
+        let current = query_one(conn, HOLDER, params![request.key, now_ms], |row| {
+            Ok((
+                lease_from(row)?,
+                row.get::<_, Option<String>>("request_id")?,
+            ))
+        })?;
         if let Some((lease, holder_request)) = current {
             let same_request = request.request_id.is_some()
                 && holder_request == request.request_id
@@ -334,26 +349,24 @@ fn acquire_on(conn: &Connection, request: &LeaseRequest, now_ms: i64) -> Result<
 
 /// Delete the lease if it is held and unexpired; the deleted lease.
 fn release_on(conn: &Connection, lease_id: &str, now_ms: i64) -> Result<Lease> {
-    conn.prepare_cached(RELEASE)?
-        .query_row(params![lease_id, now_ms], lease_from)
-        .optional()?
+    query_one(conn, RELEASE, params![lease_id, now_ms], lease_from)?
         .ok_or_else(|| not_held(lease_id))
 }
 
 /// Move an unexpired lease's expiry to `expires_at_ms`; the renewed lease.
 fn renew_on(conn: &Connection, lease_id: &str, expires_at_ms: i64, now_ms: i64) -> Result<Lease> {
-    conn.prepare_cached(RENEW)?
-        .query_row(params![expires_at_ms, lease_id, now_ms], lease_from)
-        .optional()?
-        .ok_or_else(|| not_held(lease_id))
+    query_one(
+        conn,
+        RENEW,
+        params![expires_at_ms, lease_id, now_ms],
+        lease_from,
+    )?
+    .ok_or_else(|| not_held(lease_id))
 }
 
 /// Delete the unexpired lease of `key`, whoever holds it; the deleted lease, if any.
 fn force_release_on(conn: &Connection, key: &str, now_ms: i64) -> Result<Option<Lease>> {
-    Ok(conn
-        .prepare_cached(FORCE_RELEASE)?
-        .query_row(params![key, now_ms], lease_from)
-        .optional()?)
+    query_one(conn, FORCE_RELEASE, params![key, now_ms], lease_from)
 }
 
 /// [`append_on`] inside a savepoint, rolled back to if the append fails, so a failed append
@@ -391,17 +404,12 @@ pub(super) fn append_on(
     let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
     // The id stored where a repeat of this append would find its first event (see
     // `events::replay_start`), read with the version to cost no extra statement.
-    let row: Option<(i64, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT s.last_version,
+    let row: Option<(i64, Option<String>)> = query_one(conn, "SELECT s.last_version,
                     (SELECT e.event_id FROM events e
                       WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
-             FROM streams s WHERE s.stream = ?1",
-        )?
-        .query_row(params![stream, fixed_start, count], |row| {
+             FROM streams s WHERE s.stream = ?1", params![stream, fixed_start, count], |row| {
             Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
+        })?;
     let current = row.as_ref().map(|(v, _)| to_u64(*v));
     let first_id = row.and_then(|(_, id)| id);
     if let Some(start) = crate::events::replay_start(expected, current, first_id.as_deref(), events)
