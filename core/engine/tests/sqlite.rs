@@ -444,7 +444,7 @@ mod busy_writer {
             let appended = task.await.unwrap().expect("the other appends commit");
             let read = e
                 .events
-                .read_stream(stream, None, Direction::Forward, 10)
+                .read_stream(stream, None, Direction::Forwards, 10)
                 .await
                 .unwrap();
             assert_eq!(read.events.len(), 1, "{stream}");
@@ -452,7 +452,7 @@ mod busy_writer {
         }
         let read = e
             .events
-            .read_stream("refused", None, Direction::Forward, 10)
+            .read_stream("refused", None, Direction::Forwards, 10)
             .await
             .unwrap();
         assert!(
