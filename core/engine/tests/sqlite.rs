@@ -627,3 +627,14 @@ mod append_groups {
             .await;
     }
 }
+
+/// An in-memory URL is refused at open: the lock writer opens the database file again with a
+/// connection of its own, and a second in-memory connection would be another database.
+#[tokio::test]
+async fn an_in_memory_url_is_refused() {
+    let err = syros_engine::backend::sqlite::SqliteStore::open_url("sqlite::memory:")
+        .await
+        .err()
+        .expect("an in-memory database cannot be opened");
+    assert!(err.to_string().contains("needs a database file"), "{err}");
+}

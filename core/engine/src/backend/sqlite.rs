@@ -89,7 +89,8 @@ impl SqliteStore {
         Self::open_with(options).await
     }
 
-    /// Open from a `sqlite:` URL (e.g. `sqlite://./data/syros.db`).
+    /// Open from a `sqlite:` URL (e.g. `sqlite://./data/syros.db`). The URL must name a file
+    /// (not `sqlite::memory:`): the lock writer opens the same file with a connection of its own.
     pub async fn open_url(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::invalid(format!("bad SQLite URL: {e}")))?
@@ -113,6 +114,12 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        if !path.is_file() {
+            return Err(Error::invalid(format!(
+                "the embedded store needs a database file, not {}",
+                path.display()
+            )));
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
