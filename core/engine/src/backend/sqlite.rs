@@ -159,7 +159,8 @@ impl SqliteStore {
         self.lock_writes.send(write).map_err(|_| lock_writer_gone())
     }
 
-    /// Close both pools, waiting for in-flight statements.
+    /// Close both pools, waiting for in-flight statements. The lock writer's connection closes
+    /// when the store is dropped (its thread ends with the queue).
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
