@@ -383,6 +383,141 @@ mod busy_writer {
             task.await.unwrap();
         }
     }
+
+    /// A pool of its own on the test's database file (another writer, like a second process).
+    async fn other_connection(h: &SqliteHarness) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", h.path.display()))
+            .await
+            .expect("open the test's database")
+    }
+
+    fn two_events() -> Vec<EventInput> {
+        let event = EventInput {
+            event_type: "E".to_string(),
+            data: "{}".to_string(),
+            ..EventInput::default()
+        };
+        vec![event.clone(), event]
+    }
+
+    /// A statement that fails inside a group (a trigger refuses the second event of one stream's
+    /// append) fails only its own write, whole (its first event is not kept): the group's other
+    /// appends and lock writes commit and are answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_statement_error_in_a_group_fails_only_its_write() {
+        let h = SqliteHarness::new().await;
+        let e = h.engine();
+        let pool = other_connection(&h).await;
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse_stream BEFORE INSERT ON events
+             WHEN NEW.stream = 'refused' AND NEW.version = 1
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .execute(&pool)
+        .await
+        .expect("create the trigger");
+        pool.close().await;
+        let busy = busy_writes(&e, 2);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let append = |stream: &'static str| {
+            let e = e.clone();
+            tokio::spawn(async move {
+                e.events
+                    .append(stream, two_events(), ExpectedVersion::Any)
+                    .await
+            })
+        };
+        let before = append("before");
+        let refused = append("refused");
+        let after = append("after");
+        let lock = {
+            let e = e.clone();
+            tokio::spawn(async move { e.locks.acquire(args("grouped", "o", 30_000, 0)).await })
+        };
+
+        let err = refused
+            .await
+            .unwrap()
+            .expect_err("the trigger refuses the append");
+        assert!(err.to_string().contains("refused by the test"), "{err}");
+        let lease = acquired(lock.await.unwrap());
+        assert_eq!(e.locks.status("grouped").await.unwrap(), Some(lease));
+        for (task, stream) in [(before, "before"), (after, "after")] {
+            let appended = task.await.unwrap().expect("the other appends commit");
+            let read = e
+                .events
+                .read_stream(stream, None, Direction::Forwards, 10)
+                .await
+                .unwrap();
+            assert_eq!(read.events.len(), 2, "{stream}");
+            assert_eq!(read.events[1].global_position, appended.last_position);
+        }
+        let read = e
+            .events
+            .read_stream("refused", None, Direction::Forwards, 10)
+            .await
+            .unwrap();
+        assert!(
+            read.events.is_empty() && read.last_version.is_none(),
+            "{read:?}"
+        );
+        for task in busy {
+            task.await.unwrap();
+        }
+    }
+
+    /// The lock writer and the sqlx writer are two connections to one file, and SQLite lets one
+    /// write at a time: each waits for the other (busy timeout) instead of failing. A lock
+    /// write waits for another connection's open write transaction; cache writes (on the sqlx
+    /// writer, like saga transitions) wait for the lock writer's long transactions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_two_writer_connections_wait_for_each_other() {
+        let h = SqliteHarness::new().await;
+        let e = h.engine();
+        let pool = other_connection(&h).await;
+        let mut other = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("INSERT INTO meta (name, value) VALUES ('test_marker', 1)")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let waiting = {
+            let e = e.clone();
+            tokio::spawn(async move { e.locks.acquire(args("waits", "o", 30_000, 0)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the acquire cannot commit while another connection writes"
+        );
+        other.commit().await.unwrap();
+        pool.close().await;
+        acquired(waiting.await.unwrap());
+
+        let busy = busy_writes(&e, 3);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cache_sets: Vec<_> = (0..5)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    e.cache
+                        .set(&format!("c{i}"), vec![i], 0, vec!["t".to_string()])
+                        .await
+                })
+            })
+            .collect();
+        for (i, task) in cache_sets.into_iter().enumerate() {
+            task.await
+                .unwrap()
+                .expect("a cache set waits for the lock writer");
+            let key = format!("c{i}");
+            let entry = e.cache.get(&key).await.unwrap().expect("stored entry");
+            assert_eq!(entry.value, vec![u8::try_from(i).unwrap()]);
+        }
+        for task in busy {
+            task.await.unwrap();
+        }
+    }
 }
 
 /// `synchronous = NORMAL` lets an OS crash or power loss roll the database back to an older
@@ -491,4 +626,15 @@ mod append_groups {
         append_groups::a_repeat_of_a_grouped_append_is_acknowledged_once(&fresh_store(&dir).await)
             .await;
     }
+}
+
+/// An in-memory URL is refused at open: the lock writer opens the database file again with a
+/// connection of its own, and a second in-memory connection would be another database.
+#[tokio::test]
+async fn an_in_memory_url_is_refused() {
+    let err = syros_engine::backend::sqlite::SqliteStore::open_url("sqlite::memory:")
+        .await
+        .err()
+        .expect("an in-memory database cannot be opened");
+    assert!(err.to_string().contains("needs a database file"), "{err}");
 }

@@ -3,8 +3,10 @@
 //! Write transactions start with `BEGIN IMMEDIATE`, so a writer from another process makes them
 //! wait (busy timeout) instead of failing halfway. One writer connection serialises every write (SQLite allows one writer anyway, and this keeps
 //! global event positions in commit order); a small pool of read-only connections serves reads.
-//! Lock acquisitions and releases and event appends go through one task that commits them in
-//! groups (one transaction for all the writes that queued while the previous group was written).
+//! Lock writes (acquire, release, renew, force release) and event appends go through a thread
+//! of their own with its own connection (rusqlite, [`lock_writer`]) that commits them in groups
+//! (one transaction for all the writes that queued while the previous group was written); the
+//! other writes (sagas, cache, API keys) use the sqlx writer connection.
 //! `synchronous = NORMAL` in WAL mode survives a process crash (kill -9) without losing commits;
 //! an OS crash or power loss may lose the last commits (see docs/storage.md). Fencing stays
 //! monotonic anyway: every open durably bumps a boot epoch and raises the token counter above it
@@ -22,13 +24,28 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use lock_writer::LockWrite;
+
 use super::{saga_from_doc, task_with_saga, to_doc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::*;
 use crate::sagas::model::*;
 use crate::store::*;
 
+/// The columns of a lease, in the order [`lease_from_row`] and the lock writer read them (a
+/// macro so that `concat!` can build whole statements with it).
+macro_rules! lease_columns {
+    () => {
+        "lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms"
+    };
+}
+
 mod apikeys;
+mod lock_writer;
+
+/// How long a write waits for another connection's write transaction to end (the lock writer's
+/// and the sqlx writer's connections share the file).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The embedded store. Implements every store trait over one database file.
 pub struct SqliteStore {
@@ -36,113 +53,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Where committed appends are announced (the event head, per-stream wake-ups).
     announce: EventAnnounce,
-    /// Lock acquisitions and releases and event appends, committed in groups by
-    /// [`group_commit`].
+    /// Lock writes and event appends, committed in groups by the [`lock_writer`] thread.
     lock_writes: mpsc::UnboundedSender<LockWrite>,
-}
-
-/// Most lock writes committed in one transaction.
-const MAX_GROUP: usize = 64;
-
-/// A write waiting for the group-commit task (a lock write or an event append), with where its
-/// answer goes.
-enum LockWrite {
-    Acquire {
-        request: LeaseRequest,
-        now_ms: i64,
-        reply: oneshot::Sender<Result<TryAcquire>>,
-    },
-    Release {
-        lease_id: String,
-        now_ms: i64,
-        reply: oneshot::Sender<Result<Lease>>,
-    },
-    Append {
-        stream: String,
-        events: Vec<NewEvent>,
-        expected: ExpectedVersion,
-        now_ms: i64,
-        reply: oneshot::Sender<Result<AppendResult>>,
-    },
-}
-
-/// A lock write done inside the group's transaction, answered once the commit is known.
-enum LockWritten {
-    Acquire(Result<TryAcquire>, oneshot::Sender<Result<TryAcquire>>),
-    Release(Result<Lease>, oneshot::Sender<Result<Lease>>),
-    Append(
-        Result<AppendResult>,
-        String,
-        oneshot::Sender<Result<AppendResult>>,
-    ),
-}
-
-impl LockWrite {
-    /// Whether the write is one statement, so alone it needs no transaction.
-    fn is_one_statement(&self) -> bool {
-        !matches!(self, LockWrite::Append { .. })
-    }
-
-    /// Run the write; `grouped`: inside a transaction with other writes, so an append is
-    /// wrapped in a savepoint (all or nothing whatever happens to the others).
-    async fn run(self, conn: &mut SqliteConnection, grouped: bool) -> LockWritten {
-        match self {
-            LockWrite::Acquire {
-                request,
-                now_ms,
-                reply,
-            } => LockWritten::Acquire(acquire_on(conn, &request, now_ms).await, reply),
-            LockWrite::Release {
-                lease_id,
-                now_ms,
-                reply,
-            } => LockWritten::Release(release_on(conn, &lease_id, now_ms).await, reply),
-            LockWrite::Append {
-                stream,
-                events,
-                expected,
-                now_ms,
-                reply,
-            } => {
-                let result = if grouped {
-                    append_in_savepoint(conn, &stream, &events, expected, now_ms).await
-                } else {
-                    append_on(conn, &stream, &events, expected, now_ms).await
-                };
-                LockWritten::Append(result, stream, reply)
-            }
-        }
-    }
-
-    fn fail(self, err: Error) {
-        match self {
-            LockWrite::Acquire { reply, .. } => drop(reply.send(Err(err))),
-            LockWrite::Release { reply, .. } => drop(reply.send(Err(err))),
-            LockWrite::Append { reply, .. } => drop(reply.send(Err(err))),
-        }
-    }
-}
-
-impl LockWritten {
-    /// Answer with the write's own result (the transaction committed) or with `failed`; a
-    /// committed append moves the event head and tells its stream's subscriptions first.
-    fn answer(self, failed: Option<&Error>, events: &EventAnnounce) {
-        match self {
-            LockWritten::Acquire(result, reply) => {
-                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
-            }
-            LockWritten::Release(result, reply) => {
-                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
-            }
-            LockWritten::Append(result, stream, reply) => {
-                let result = failed.map_or(result, |err| Err(err.clone()));
-                if let Ok(appended) = &result {
-                    events.announce(&stream, appended);
-                }
-                drop(reply.send(result))
-            }
-        }
-    }
 }
 
 /// Where committed appends are announced (by the group-commit task, and after a saga
@@ -161,245 +73,7 @@ impl EventAnnounce {
     }
 }
 
-/// [`append_on`] inside a savepoint, rolled back to if the append fails, so a failed append
-/// leaves nothing in the group's transaction.
-async fn append_in_savepoint(
-    conn: &mut SqliteConnection,
-    stream: &str,
-    events: &[NewEvent],
-    expected: ExpectedVersion,
-    now_ms: i64,
-) -> Result<AppendResult> {
-    sqlx::query("SAVEPOINT grouped_append")
-        .execute(&mut *conn)
-        .await?;
-    let result = append_on(conn, stream, events, expected, now_ms).await;
-    if result.is_err() {
-        sqlx::query("ROLLBACK TO grouped_append")
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("RELEASE grouped_append")
-        .execute(&mut *conn)
-        .await?;
-    result
-}
-
-/// Group commit of lock writes and event appends: every write queued while the previous group
-/// was being written goes into the next transaction (up to [`MAX_GROUP`]), so under concurrency
-/// one commit (WAL frames, checksums, index) serves many acquisitions, releases and appends
-/// instead of one each. A lone one-statement write runs as its own statement (no BEGIN/COMMIT
-/// round trips). Answers are sent only after the commit. Ends when the store is dropped.
-async fn group_commit(
-    writer: SqlitePool,
-    mut queue: mpsc::UnboundedReceiver<LockWrite>,
-    events: EventAnnounce,
-) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let mut conn = match writer.acquire().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                let err = Error::from(err);
-                group.drain(..).for_each(|write| write.fail(err.clone()));
-                continue;
-            }
-        };
-        if group.len() == 1 && group[0].is_one_statement() {
-            if let Some(write) = group.pop() {
-                write.run(&mut conn, false).await.answer(None, &events);
-            }
-            continue;
-        }
-        let grouped = group.len() > 1;
-        if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-            let err = Error::from(err);
-            group.drain(..).for_each(|write| write.fail(err.clone()));
-            continue;
-        }
-        let mut written = Vec::with_capacity(group.len());
-        for write in group.drain(..) {
-            written.push(write.run(&mut conn, grouped).await);
-        }
-        let failed = match sqlx::query("COMMIT").execute(&mut *conn).await {
-            Ok(_) => None,
-            Err(err) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Some(Error::from(err))
-            }
-        };
-        written
-            .into_iter()
-            .for_each(|write| write.answer(failed.as_ref(), &events));
-    }
-}
-
-/// Grant `request.key` if it has no unexpired holder. Usually one statement: a single upsert
-/// that only replaces an expired lease, with the next token read from `meta` (a trigger stores
-/// it back, migration 0004). Only when the key is held does a second statement read the holder;
-/// if that holder is gone by then, try again.
-async fn acquire_on(
-    conn: &mut SqliteConnection,
-    request: &LeaseRequest,
-    now_ms: i64,
-) -> Result<TryAcquire> {
-    let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
-    for _ in 0..5 {
-        let lease_id = super::new_lease_id(request);
-        let granted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-             VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)
-             ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
-               fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
-               expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
-             WHERE locks.expires_at_ms <= ?4
-             RETURNING fencing_token",
-        )
-        .bind(&request.key)
-        .bind(&lease_id)
-        .bind(&request.owner)
-        .bind(now_ms)
-        .bind(expires_at_ms)
-        .bind(&request.request_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(token) = granted {
-            return Ok(TryAcquire::Acquired(Lease {
-                lease_id,
-                key: request.key.clone(),
-                owner: request.owner.clone(),
-                fencing_token: to_u64(token),
-                acquired_at_ms: now_ms,
-                expires_at_ms,
-            }));
-        }
-        let current = sqlx::query(&format!(
-            "SELECT {LEASE_COLUMNS}, request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
-        ))
-        .bind(&request.key)
-        .bind(now_ms)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = current {
-            let lease = lease_from_row(&row)?;
-            let holder_request: Option<String> = row.try_get("request_id")?;
-            let same_request = request.request_id.is_some()
-                && holder_request == request.request_id
-                && lease.owner == request.owner;
-            return Ok(if same_request {
-                TryAcquire::Acquired(lease)
-            } else {
-                TryAcquire::Held(lease)
-            });
-        }
-    }
-    Err(Error::unavailable(format!(
-        "lock {} kept changing hands; retry",
-        request.key
-    )))
-}
-
-/// Append `events` to `stream` on `conn`, inside the caller's transaction (the group's, see
-/// [`group_commit`]): read the stream's version, answer a repeat or a version conflict, else
-/// insert the events and move the stream's row. The caller announces the append once committed.
-pub(crate) async fn append_on(
-    conn: &mut SqliteConnection,
-    stream: &str,
-    events: &[NewEvent],
-    expected: ExpectedVersion,
-    now_ms: i64,
-) -> Result<AppendResult> {
-    let fixed_start = crate::events::replay_fixed_start(expected)
-        .map(to_i64)
-        .transpose()?;
-    let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
-    // The id stored where a repeat of this append would find its first event (see
-    // `events::replay_start`), read with the version to cost no extra statement.
-    let row: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT s.last_version,
-                    (SELECT e.event_id FROM events e
-                      WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
-             FROM streams s WHERE s.stream = ?1",
-        )
-        .bind(stream)
-        .bind(fixed_start)
-        .bind(count)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let current = row.as_ref().map(|(v, _)| to_u64(*v));
-    let first_id = row.and_then(|(_, id)| id);
-    if let Some(start) = crate::events::replay_start(expected, current, first_id.as_deref(), events)
-    {
-        let stored: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT version, position, event_id FROM events
-                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
-        )
-        .bind(stream)
-        .bind(to_i64(start)?)
-        .bind(count)
-        .fetch_all(&mut *conn)
-        .await?;
-        if let Some(again) = crate::events::replayed(events, &stored) {
-            return Ok(again);
-        }
-    }
-    crate::events::check_expected(stream, expected, current)?;
-    let mut version = current.map_or(0, |v| v + 1);
-    let mut first_position = 0u64;
-    let mut last_position = 0u64;
-    for event in events {
-        let position = sqlx::query(
-                "INSERT INTO events (stream, version, event_id, event_type, data, metadata, created_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(stream)
-            .bind(to_i64(version)?)
-            .bind(&event.event_id)
-            .bind(&event.event_type)
-            .bind(&event.data)
-            .bind(&event.metadata)
-            .bind(now_ms)
-            .execute(&mut *conn)
-            .await?
-            .last_insert_rowid();
-        if first_position == 0 {
-            first_position = to_u64(position);
-        }
-        last_position = to_u64(position);
-        version += 1;
-    }
-    let last_version = version - 1;
-    sqlx::query(
-        "INSERT INTO streams (stream, last_version) VALUES (?, ?)
-             ON CONFLICT (stream) DO UPDATE SET last_version = excluded.last_version",
-    )
-    .bind(stream)
-    .bind(to_i64(last_version)?)
-    .execute(&mut *conn)
-    .await?;
-    Ok(AppendResult {
-        last_version,
-        first_position,
-        last_position,
-    })
-}
-
-/// Delete the lease if it is held and unexpired; the deleted lease.
-async fn release_on(conn: &mut SqliteConnection, lease_id: &str, now_ms: i64) -> Result<Lease> {
-    let row = sqlx::query(&format!(
-        "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ? RETURNING {LEASE_COLUMNS}"
-    ))
-    .bind(lease_id)
-    .bind(now_ms)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => lease_from_row(&row),
-        None => Err(not_held(lease_id)),
-    }
-}
-
-const LEASE_COLUMNS: &str = "lease_id, key, owner, fencing_token, acquired_at_ms, expires_at_ms";
+const LEASE_COLUMNS: &str = lease_columns!();
 const EVENT_COLUMNS: &str =
     "stream, version, position, event_id, event_type, data, metadata, created_at_ms";
 
@@ -411,22 +85,24 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         Self::open_with(options).await
     }
 
-    /// Open from a `sqlite:` URL (e.g. `sqlite://./data/syros.db`).
+    /// Open from a `sqlite:` URL (e.g. `sqlite://./data/syros.db`). The URL must name a file
+    /// (not `sqlite::memory:`): the lock writer opens the same file with a connection of its own.
     pub async fn open_url(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::invalid(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         Self::open_with(options).await
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let path = options.get_filename().to_path_buf();
         // No ping before each use (`test_before_acquire`, sqlx's default): a SQLite connection
         // is a file handle that does not go stale, and the ping was one more hop to the
         // connection's worker thread per statement (docs/performance.md).
@@ -438,6 +114,12 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        if !path.is_file() {
+            return Err(Error::invalid(format!(
+                "the embedded store needs a database file, not {}",
+                path.display()
+            )));
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -460,12 +142,11 @@ impl SqliteStore {
             .fetch_one(&reader)
             .await?;
         let (head_tx, _) = watch::channel(to_u64(head));
-        let (lock_writes, queue) = mpsc::unbounded_channel();
         let announce = EventAnnounce {
             head_tx,
             appended_tx: tokio::sync::broadcast::channel(APPENDED_BUFFER).0,
         };
-        tokio::spawn(group_commit(writer.clone(), queue, announce.clone()));
+        let lock_writes = lock_writer::start(&path, announce.clone())?;
         Ok(SqliteStore {
             writer,
             reader,
@@ -475,12 +156,11 @@ impl SqliteStore {
     }
 
     fn queue_lock_write(&self, write: LockWrite) -> Result<()> {
-        self.lock_writes
-            .send(write)
-            .map_err(|_| group_commit_gone())
+        self.lock_writes.send(write).map_err(|_| lock_writer_gone())
     }
 
-    /// Close both pools, waiting for in-flight statements.
+    /// Close both pools, waiting for in-flight statements. The lock writer's connection closes
+    /// when the store is dropped (its thread ends with the queue).
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
@@ -548,7 +228,7 @@ fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent> {
     })
 }
 
-fn group_commit_gone() -> Error {
+fn lock_writer_gone() -> Error {
     Error::unavailable("the writer of the embedded store stopped")
 }
 
@@ -570,25 +250,19 @@ impl LockStore for SqliteStore {
             now_ms,
             reply,
         })?;
-        answer.await.map_err(|_| group_commit_gone())?
+        answer.await.map_err(|_| lock_writer_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.renew", skip_all, fields(db.system = "sqlite", lease_id = %lease_id))]
     async fn renew(&self, lease_id: &str, ttl_ms: u64, now_ms: i64) -> Result<Lease> {
-        let expires = now_ms.saturating_add(to_i64(ttl_ms)?);
-        let row = sqlx::query(&format!(
-            "UPDATE locks SET expires_at_ms = ? WHERE lease_id = ? AND expires_at_ms > ?
-             RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(expires)
-        .bind(lease_id)
-        .bind(now_ms)
-        .fetch_optional(&self.writer)
-        .await?;
-        match row {
-            Some(row) => lease_from_row(&row),
-            None => Err(not_held(lease_id)),
-        }
+        let (reply, answer) = oneshot::channel();
+        self.queue_lock_write(LockWrite::Renew {
+            lease_id: lease_id.to_string(),
+            expires_at_ms: now_ms.saturating_add(to_i64(ttl_ms)?),
+            now_ms,
+            reply,
+        })?;
+        answer.await.map_err(|_| lock_writer_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.release", skip_all, fields(db.system = "sqlite", lease_id = %lease_id))]
@@ -599,7 +273,7 @@ impl LockStore for SqliteStore {
             now_ms,
             reply,
         })?;
-        answer.await.map_err(|_| group_commit_gone())?
+        answer.await.map_err(|_| lock_writer_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.locks.status", skip_all, fields(db.system = "sqlite", key = %key))]
@@ -632,14 +306,13 @@ impl LockStore for SqliteStore {
 
     #[tracing::instrument(level = "debug", name = "store.locks.force_release", skip_all, fields(db.system = "sqlite", key = %key))]
     async fn force_release(&self, key: &str, now_ms: i64) -> Result<Option<Lease>> {
-        let row = sqlx::query(&format!(
-            "DELETE FROM locks WHERE key = ? AND expires_at_ms > ? RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(key)
-        .bind(now_ms)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.as_ref().map(lease_from_row).transpose()
+        let (reply, answer) = oneshot::channel();
+        self.queue_lock_write(LockWrite::ForceRelease {
+            key: key.to_string(),
+            now_ms,
+            reply,
+        })?;
+        answer.await.map_err(|_| lock_writer_gone())?
     }
 
     async fn purge_expired(&self, now_ms: i64) -> Result<u64> {
@@ -808,7 +481,7 @@ impl EventStore for SqliteStore {
             now_ms,
             reply,
         })?;
-        answer.await.map_err(|_| group_commit_gone())?
+        answer.await.map_err(|_| lock_writer_gone())?
     }
 
     #[tracing::instrument(level = "debug", name = "store.events.read_stream", skip_all, fields(db.system = "sqlite", stream = %query.stream))]
@@ -945,13 +618,10 @@ impl SqliteStore {
         if events.is_empty() {
             return Ok(None);
         }
-        let appended = append_on(
-            conn,
-            &audit_stream(saga_id),
-            events,
-            ExpectedVersion::Any,
-            now_ms,
-        )
+        let stream = audit_stream(saga_id);
+        let appended = lock_writer::on_sqlx_connection(conn, |conn| {
+            lock_writer::append_on(conn, &stream, events, ExpectedVersion::Any, now_ms)
+        })
         .await?;
         Ok(Some(appended))
     }

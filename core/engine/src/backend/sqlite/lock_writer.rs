@@ -1,0 +1,490 @@
+//! The embedded store's lock writer: one OS thread owning its own connection to the database
+//! file (rusqlite) that commits lock writes (acquire, release, renew, force release) and event
+//! appends in groups.
+//!
+//! Why a thread of its own rather than sqlx: sqlx hands every statement to its connection's
+//! worker thread and the answer back (futex wake-ups and context switches per statement, the
+//! server's kernel time at c32; docs/performance.md). Here a whole group runs on the thread
+//! that owns the connection: one wake-up to start a group, one per answer, whatever the number
+//! of statements. Statements are prepared once and cached on the connection.
+//!
+//! The store's other writes (sagas, cache, API keys) stay on the sqlx writer connection; SQLite
+//! lets one connection write at a time and the busy timeout on both makes the other wait.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, ErrorCode, Row};
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{not_held, to_i64, to_u64, EventAnnounce, BUSY_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::store::*;
+
+/// Most writes committed in one transaction.
+const MAX_GROUP: usize = 64;
+
+/// A write waiting for the lock writer (a lock write or an event append), with where its
+/// answer goes.
+pub(super) enum LockWrite {
+    Acquire {
+        request: LeaseRequest,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<TryAcquire>>,
+    },
+    Release {
+        lease_id: String,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Lease>>,
+    },
+    Renew {
+        lease_id: String,
+        expires_at_ms: i64,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Lease>>,
+    },
+    ForceRelease {
+        key: String,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Option<Lease>>>,
+    },
+    Append {
+        stream: String,
+        events: Vec<NewEvent>,
+        expected: ExpectedVersion,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<AppendResult>>,
+    },
+}
+
+/// A write done inside the group's transaction, answered once the commit is known.
+enum LockWritten {
+    Acquire(Result<TryAcquire>, oneshot::Sender<Result<TryAcquire>>),
+    Lease(Result<Lease>, oneshot::Sender<Result<Lease>>),
+    ForceRelease(
+        Result<Option<Lease>>,
+        oneshot::Sender<Result<Option<Lease>>>,
+    ),
+    Append(
+        Result<AppendResult>,
+        String,
+        oneshot::Sender<Result<AppendResult>>,
+    ),
+}
+
+impl LockWrite {
+    /// Whether the write is one statement, so alone it needs no transaction.
+    fn is_one_statement(&self) -> bool {
+        !matches!(self, LockWrite::Append { .. })
+    }
+
+    /// Run the write; `grouped`: inside a transaction with other writes, so an append is
+    /// wrapped in a savepoint (all or nothing whatever happens to the others).
+    fn run(self, conn: &Connection, grouped: bool) -> LockWritten {
+        match self {
+            LockWrite::Acquire {
+                request,
+                now_ms,
+                reply,
+            } => LockWritten::Acquire(acquire_on(conn, &request, now_ms), reply),
+            LockWrite::Release {
+                lease_id,
+                now_ms,
+                reply,
+            } => LockWritten::Lease(release_on(conn, &lease_id, now_ms), reply),
+            LockWrite::Renew {
+                lease_id,
+                expires_at_ms,
+                now_ms,
+                reply,
+            } => LockWritten::Lease(renew_on(conn, &lease_id, expires_at_ms, now_ms), reply),
+            LockWrite::ForceRelease { key, now_ms, reply } => {
+                LockWritten::ForceRelease(force_release_on(conn, &key, now_ms), reply)
+            }
+            LockWrite::Append {
+                stream,
+                events,
+                expected,
+                now_ms,
+                reply,
+            } => {
+                let result = if grouped {
+                    append_in_savepoint(conn, &stream, &events, expected, now_ms)
+                } else {
+                    append_on(conn, &stream, &events, expected, now_ms)
+                };
+                LockWritten::Append(result, stream, reply)
+            }
+        }
+    }
+
+    fn fail(self, err: Error) {
+        match self {
+            LockWrite::Acquire { reply, .. } => drop(reply.send(Err(err))),
+            LockWrite::Release { reply, .. } | LockWrite::Renew { reply, .. } => {
+                drop(reply.send(Err(err)))
+            }
+            LockWrite::ForceRelease { reply, .. } => drop(reply.send(Err(err))),
+            LockWrite::Append { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+impl LockWritten {
+    /// Answer with the write's own result (the transaction committed) or with `failed`; a
+    /// committed append moves the event head and tells its stream's subscriptions first.
+    fn answer(self, failed: Option<&Error>, events: &EventAnnounce) {
+        match self {
+            LockWritten::Acquire(result, reply) => {
+                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
+            }
+            LockWritten::Lease(result, reply) => {
+                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
+            }
+            LockWritten::ForceRelease(result, reply) => {
+                drop(reply.send(failed.map_or(result, |err| Err(err.clone()))))
+            }
+            LockWritten::Append(result, stream, reply) => {
+                let result = failed.map_or(result, |err| Err(err.clone()));
+                if let Ok(appended) = &result {
+                    events.announce(&stream, appended);
+                }
+                drop(reply.send(result))
+            }
+        }
+    }
+}
+
+/// Open the lock writer's connection to the database at `path` (already created and migrated
+/// by the sqlx writer, in WAL mode) and start its thread. The thread ends when every sender of
+/// the returned queue is dropped (the store is dropped).
+pub(super) fn start(
+    path: &Path,
+    events: EventAnnounce,
+) -> Result<mpsc::UnboundedSender<LockWrite>> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The same durability as the sqlx connections (see the module docs of `sqlite`).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    let (queue_tx, queue) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("syros-sqlite-lock-writer".into())
+        .spawn(move || commit_groups(&conn, queue, &events))
+        .map_err(|err| Error::internal(format!("cannot start the SQLite lock writer: {err}")))?;
+    Ok(queue_tx)
+}
+
+/// Group commit: every write queued while the previous group was being written goes into the
+/// next transaction (up to [`MAX_GROUP`]), so under concurrency one commit (WAL frames,
+/// checksums, index) serves many writes instead of one each. A lone one-statement write runs
+/// as its own statement (no BEGIN/COMMIT). Answers are sent only after the commit.
+fn commit_groups(
+    conn: &Connection,
+    mut queue: mpsc::UnboundedReceiver<LockWrite>,
+    events: &EventAnnounce,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = queue.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(write) => group.push(write),
+                Err(_) => break,
+            }
+        }
+        commit_group(conn, &mut group, events);
+    }
+}
+
+/// Write and commit `group` (left empty), then answer each write.
+fn commit_group(conn: &Connection, group: &mut Vec<LockWrite>, events: &EventAnnounce) {
+    if group.len() == 1 && group[0].is_one_statement() {
+        if let Some(write) = group.pop() {
+            write.run(conn, false).answer(None, events);
+        }
+        return;
+    }
+    let grouped = group.len() > 1;
+    if let Err(err) = execute(conn, "BEGIN IMMEDIATE") {
+        group.drain(..).for_each(|write| write.fail(err.clone()));
+        return;
+    }
+    let written: Vec<LockWritten> = group
+        .drain(..)
+        .map(|write| write.run(conn, grouped))
+        .collect();
+    let failed = execute(conn, "COMMIT").err().inspect(|_| {
+        let _ = execute(conn, "ROLLBACK");
+    });
+    written
+        .into_iter()
+        .for_each(|write| write.answer(failed.as_ref(), events));
+}
+
+/// Run one statement that returns no rows, prepared once per connection.
+fn execute(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// The first row of a statement (prepared once per connection) read with `read`, if any.
+///
+/// The statement is stepped to its end rather than reset after the first row: only a
+/// statement that ends (`SQLITE_DONE`) runs SQLite's WAL hook after an autocommit write, the
+/// automatic checkpoint; a lone `INSERT ... RETURNING` reset after its row commits without it,
+/// and the WAL then grows without bound (its index slower at every frame).
+fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let first = rows.next()?.map(read).transpose()?;
+    while rows.next()?.is_some() {}
+    Ok(first)
+}
+
+/// Run `write` on the connection of a sqlx transaction (a saga transition's, which appends its
+/// audit events with [`append_on`]), on this thread: while the handle is locked, sqlx's worker
+/// thread makes no call on it.
+pub(super) async fn on_sqlx_connection<T>(
+    conn: &mut SqliteConnection,
+    write: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let mut locked = conn.lock_handle().await?;
+    // SAFETY: `locked` keeps sqlx's worker off the handle until it drops; the rusqlite wrapper
+    // does not close a handle it did not open, and it is dropped (finalizing the statements it
+    // prepared) before `locked` is.
+    let borrowed = unsafe { Connection::from_handle(locked.as_raw_handle().as_ptr()) }?;
+    let result = write(&borrowed);
+    drop(borrowed);
+    drop(locked);
+    result
+}
+
+const GRANT: &str =
+    "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
+     VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)
+     ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
+       fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
+       expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
+     WHERE locks.expires_at_ms <= ?4
+     RETURNING fencing_token";
+const HOLDER: &str = concat!(
+    "SELECT ",
+    lease_columns!(),
+    ", request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
+);
+const RELEASE: &str = concat!(
+    "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ? RETURNING ",
+    lease_columns!()
+);
+const RENEW: &str = concat!(
+    "UPDATE locks SET expires_at_ms = ? WHERE lease_id = ? AND expires_at_ms > ? RETURNING ",
+    lease_columns!()
+);
+const FORCE_RELEASE: &str = concat!(
+    "DELETE FROM locks WHERE key = ? AND expires_at_ms > ? RETURNING ",
+    lease_columns!()
+);
+
+/// Grant `request.key` if it has no unexpired holder. Usually one statement: a single upsert
+/// that only replaces an expired lease, with the next token read from `meta` (a trigger stores
+/// it back, migration 0004). Only when the key is held does a second statement read the holder;
+/// if that holder is gone by then, try again.
+fn acquire_on(conn: &Connection, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
+    let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
+    for _ in 0..5 {
+        let lease_id = crate::backend::new_lease_id(request);
+        let granted: Option<i64> = query_one(
+            conn,
+            GRANT,
+            params![
+                request.key,
+                lease_id,
+                request.owner,
+                now_ms,
+                expires_at_ms,
+                request.request_id
+            ],
+            |row| row.get(0),
+        )?;
+        if let Some(token) = granted {
+            return Ok(TryAcquire::Acquired(Lease {
+                lease_id,
+                key: request.key.clone(),
+                owner: request.owner.clone(),
+                fencing_token: to_u64(token),
+                acquired_at_ms: now_ms,
+                expires_at_ms,
+            }));
+        }
+        let current = query_one(conn, HOLDER, params![request.key, now_ms], |row| {
+            Ok((
+                lease_from(row)?,
+                row.get::<_, Option<String>>("request_id")?,
+            ))
+        })?;
+        if let Some((lease, holder_request)) = current {
+            let same_request = request.request_id.is_some()
+                && holder_request == request.request_id
+                && lease.owner == request.owner;
+            return Ok(if same_request {
+                TryAcquire::Acquired(lease)
+            } else {
+                TryAcquire::Held(lease)
+            });
+        }
+    }
+    Err(Error::unavailable(format!(
+        "lock {} kept changing hands; retry",
+        request.key
+    )))
+}
+
+/// Delete the lease if it is held and unexpired; the deleted lease.
+fn release_on(conn: &Connection, lease_id: &str, now_ms: i64) -> Result<Lease> {
+    query_one(conn, RELEASE, params![lease_id, now_ms], lease_from)?
+        .ok_or_else(|| not_held(lease_id))
+}
+
+/// Move an unexpired lease's expiry to `expires_at_ms`; the renewed lease.
+fn renew_on(conn: &Connection, lease_id: &str, expires_at_ms: i64, now_ms: i64) -> Result<Lease> {
+    query_one(
+        conn,
+        RENEW,
+        params![expires_at_ms, lease_id, now_ms],
+        lease_from,
+    )?
+    .ok_or_else(|| not_held(lease_id))
+}
+
+/// Delete the unexpired lease of `key`, whoever holds it; the deleted lease, if any.
+fn force_release_on(conn: &Connection, key: &str, now_ms: i64) -> Result<Option<Lease>> {
+    query_one(conn, FORCE_RELEASE, params![key, now_ms], lease_from)
+}
+
+/// [`append_on`] inside a savepoint, rolled back to if the append fails, so a failed append
+/// leaves nothing in the group's transaction.
+fn append_in_savepoint(
+    conn: &Connection,
+    stream: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    now_ms: i64,
+) -> Result<AppendResult> {
+    execute(conn, "SAVEPOINT grouped_append")?;
+    let result = append_on(conn, stream, events, expected, now_ms);
+    if result.is_err() {
+        execute(conn, "ROLLBACK TO grouped_append")?;
+    }
+    execute(conn, "RELEASE grouped_append")?;
+    result
+}
+
+/// Append `events` to `stream` on `conn`, inside the caller's transaction (the group's, or a
+/// saga transition's through [`on_sqlx_connection`]): read the stream's version, answer a repeat
+/// or a version conflict, else insert the events and move the stream's row. The caller
+/// announces the append once committed.
+pub(super) fn append_on(
+    conn: &Connection,
+    stream: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    now_ms: i64,
+) -> Result<AppendResult> {
+    let fixed_start = crate::events::replay_fixed_start(expected)
+        .map(to_i64)
+        .transpose()?;
+    let count = i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?;
+    // The id stored where a repeat of this append would find its first event (see
+    // `events::replay_start`), read with the version to cost no extra statement.
+    let row: Option<(i64, Option<String>)> = query_one(conn, "SELECT s.last_version,
+                    (SELECT e.event_id FROM events e
+                      WHERE e.stream = s.stream AND e.version = COALESCE(?2, s.last_version - ?3 + 1))
+             FROM streams s WHERE s.stream = ?1", params![stream, fixed_start, count], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let current = row.as_ref().map(|(v, _)| to_u64(*v));
+    let first_id = row.and_then(|(_, id)| id);
+    if let Some(start) = crate::events::replay_start(expected, current, first_id.as_deref(), events)
+    {
+        let stored: Vec<(i64, i64, String)> = conn
+            .prepare_cached(
+                "SELECT version, position, event_id FROM events
+                 WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?",
+            )?
+            .query_map(params![stream, to_i64(start)?, count], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if let Some(again) = crate::events::replayed(events, &stored) {
+            return Ok(again);
+        }
+    }
+    crate::events::check_expected(stream, expected, current)?;
+    let mut version = current.map_or(0, |v| v + 1);
+    let mut first_position = 0u64;
+    let mut last_position = 0u64;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (stream, version, event_id, event_type, data, metadata, created_at_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for event in events {
+        insert.execute(params![
+            stream,
+            to_i64(version)?,
+            event.event_id,
+            event.event_type,
+            event.data,
+            event.metadata,
+            now_ms
+        ])?;
+        let position = to_u64(conn.last_insert_rowid());
+        if first_position == 0 {
+            first_position = position;
+        }
+        last_position = position;
+        version += 1;
+    }
+    let last_version = version - 1;
+    conn.prepare_cached(
+        "INSERT INTO streams (stream, last_version) VALUES (?, ?)
+         ON CONFLICT (stream) DO UPDATE SET last_version = excluded.last_version",
+    )?
+    .execute(params![stream, to_i64(last_version)?])?;
+    Ok(AppendResult {
+        last_version,
+        first_position,
+        last_position,
+    })
+}
+
+fn lease_from(row: &Row<'_>) -> rusqlite::Result<Lease> {
+    Ok(Lease {
+        lease_id: row.get("lease_id")?,
+        key: row.get("key")?,
+        owner: row.get("owner")?,
+        fencing_token: to_u64(row.get("fencing_token")?),
+        acquired_at_ms: row.get("acquired_at_ms")?,
+        expires_at_ms: row.get("expires_at_ms")?,
+    })
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        // Like sqlx's errors (`Error::from(sqlx::Error)`): a database that stayed locked past
+        // the busy timeout is unavailable (retry), anything else is internal.
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                Error::unavailable(format!("storage busy: {err}"))
+            }
+            _ => Error::internal(format!("storage error: {err}")),
+        }
+    }
+}
