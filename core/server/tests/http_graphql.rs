@@ -220,23 +220,7 @@ async fn queries_and_mutations() {
 #[tokio::test]
 async fn subscription_over_websocket_catches_up_then_goes_live() {
     let (server, _dir) = start().await;
-    graphql(
-        &server,
-        r#"mutation { appendEvents(stream: "live", events: [{eventType: "Old", data: 0}]) {
-             lastVersion } }"#,
-        json!({}),
-    )
-    .await;
-    let mut socket = graphql_ws(&server).await;
-    socket
-        .send(Message::text(
-            json!({"id": "1", "type": "subscribe", "payload": {
-                "query": r#"subscription { events(stream: "live") { version eventType data } }"#
-            }})
-            .to_string(),
-        ))
-        .await
-        .unwrap();
+    let mut socket = subscribed_to_events(&server, "live").await;
     let first = read_json(&mut socket).await;
     assert_eq!(first["type"], "next", "{first}");
     assert_eq!(
@@ -255,6 +239,30 @@ async fn subscription_over_websocket_catches_up_then_goes_live() {
         second["payload"]["data"]["events"],
         json!({"version": 1, "eventType": "New", "data": 1})
     );
+}
+
+/// A subscription connection following `stream`, after one event (`Old`, data 0) was appended
+/// to it; the subscription's first message is that event.
+async fn subscribed_to_events(server: &ServerProcess, stream: &str) -> GraphqlSocket {
+    graphql(
+        server,
+        r#"mutation ($stream: String!) {
+             appendEvents(stream: $stream, events: [{eventType: "Old", data: 0}]) { lastVersion } }"#,
+        json!({"stream": stream}),
+    )
+    .await;
+    let mut socket = graphql_ws(server).await;
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe", "payload": {
+                "query": "subscription ($stream: String!) { events(stream: $stream) { version eventType data } }",
+                "variables": {"stream": stream},
+            }})
+            .to_string(),
+        ))
+        .await
+        .unwrap();
+    socket
 }
 
 /// Acquires `key` (30 s) through GraphQL; returns the lease.
@@ -354,8 +362,7 @@ async fn lock_changes_subscription() {
     assert_eq!(complete, json!({"id": "bad", "type": "complete"}));
 }
 
-type GraphqlSocket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type GraphqlSocket = WebSocketClient;
 
 /// A `graphql-transport-ws` connection to `/graphql/ws`, initialised (acknowledged).
 async fn graphql_ws(server: &ServerProcess) -> GraphqlSocket {
@@ -682,34 +689,11 @@ async fn subscriptions_per_connection_are_capped() {
 #[tokio::test]
 async fn sigterm_closes_subscription_connections_with_going_away() {
     let (mut server, _dir) = start().await;
-    graphql(
-        &server,
-        r#"mutation { appendEvents(stream: "bye", events: [{eventType: "Old", data: 0}]) {
-             lastVersion } }"#,
-        json!({}),
-    )
-    .await;
-    let mut socket = graphql_ws(&server).await;
-    socket
-        .send(Message::text(
-            json!({"id": "1", "type": "subscribe", "payload": {
-                "query": r#"subscription { events(stream: "bye") { version } }"#
-            }})
-            .to_string(),
-        ))
-        .await
-        .unwrap();
+    let mut socket = subscribed_to_events(&server, "bye").await;
     assert_eq!(read_json(&mut socket).await["type"], "next");
     let status = server.terminate(Duration::from_secs(15));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let close = loop {
-        match socket.next().await {
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    let close = close.expect("a close code");
+    let close = close_frame(&mut socket).await.expect("a close code");
     assert_eq!(
         close.code,
         tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,

@@ -288,13 +288,7 @@ async fn sigterm_closes_websockets_with_going_away() {
     assert_eq!(next(&mut socket).await["type"], "subscribed");
     let status = server.terminate(Duration::from_secs(15));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    let close = loop {
-        match socket.next().await {
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let close = close_frame(&mut socket).await;
     assert_eq!(close.expect("a close code").code, CloseCode::Away);
 }
 

@@ -158,3 +158,22 @@ pub fn error_code(status: &volo_grpc::Status) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// A WebSocket client connection (the event WebSocket API, GraphQL subscriptions).
+pub type WebSocketClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The close frame `socket` ends with, after any other messages; panics if it ends otherwise.
+pub async fn close_frame(
+    socket: &mut WebSocketClient,
+) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(frame))) => return frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
