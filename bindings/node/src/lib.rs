@@ -3,9 +3,10 @@
 //! It only translates: every method maps one binding-API call, records become plain JS objects
 //! (durations in milliseconds, fencing tokens as `bigint`, values as `Buffer`), and every method
 //! that returns a `Promise` starts a [`rt::CoreTask`] on the client core's runtime (the runtime
-//! rule) and settles a napi `Deferred` from there when it ends ([`promise`]): napi's own tokio
-//! runtime is not used at all, so a call costs no thread hand-off through it. No JS code runs on
-//! a Rust thread (a `Deferred` is settled through napi's thread-safe queue, on Node's thread):
+//! rule) and settles its promise from there when it ends ([`promise`], through one thread-safe
+//! function per environment: [`settle`]): napi's own tokio runtime is not used at all, so a call
+//! costs no thread hand-off through it. No JS code runs on a Rust thread (a promise is settled
+//! through the thread-safe function's queue, on Node's thread):
 //! workers, subscriptions, lease ends and get-or-compute tickets are pulled by the idiomatic layer (`sdks/node`), which runs handlers on Node's event loop.
 //!
 //! Errors cross as a JS `Error` whose message is [`ERROR_MARKER`] followed by the JSON of the
@@ -19,6 +20,7 @@ use syros_binding_api::{rt, ErrorKind, ErrorRecord};
 mod client;
 mod handles;
 mod records;
+mod settle;
 
 /// The prefix of the message of every error that carries an [`ErrorRecord`].
 pub const ERROR_MARKER: &str = "SYROS_ERROR_RECORD:";
@@ -58,12 +60,10 @@ pub(crate) fn number(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// What settles a promise made by [`promise`]: the value's conversion, run on Node's thread.
-type Settle<V> = Box<dyn FnOnce(Env) -> Result<V> + Send>;
-
-/// A JS promise of `task`'s result (through `convert`), rejected with the binding-API error, or
-/// `cancelled` once `cancel` is cancelled. The core runtime settles it the moment the work ends
-/// (`CoreTask::settle`): no task on napi's own runtime sits between the core and Node.
+/// A JS promise of `task`'s result (through `convert`, run on Node's thread), rejected with the
+/// binding-API error, or `cancelled` once `cancel` is cancelled. The core runtime settles it the
+/// moment the work ends (`CoreTask::settle`) through the environment's one settle queue
+/// ([`settle`]): no task on napi's own runtime sits between the core and Node.
 pub(crate) fn promise<'env, T, V>(
     env: &'env Env,
     task: rt::CoreTask<T>,
@@ -74,10 +74,12 @@ where
     T: Send + 'static,
     V: ToNapiValue + 'static,
 {
-    let (deferred, promise) = env.create_deferred::<V, Settle<V>>()?;
-    task.settle(cancel.as_ref(), move |result| match result {
-        Ok(value) => deferred.resolve(Box::new(move |_| convert(value))),
-        Err(err) => deferred.reject(to_js_error(err)),
+    let (deferred, promise) = settle::Deferred::new(env)?;
+    task.settle(cancel.as_ref(), move |result| {
+        deferred.settle(move |_| match result {
+            Ok(value) => convert(value),
+            Err(err) => Err(to_js_error(err)),
+        })
     });
     Ok(promise)
 }

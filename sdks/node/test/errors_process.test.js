@@ -110,6 +110,50 @@ test('the process exits normally once the client is closed, or left to the garba
   assert.match(dropped.stdout, /done/);
 });
 
+test('a pending call keeps the process alive until it settles; a worker ended mid-call does not crash it', () => {
+  // Nothing but the waiter's pending promise keeps the event loop alive here: the process must
+  // stay until it settles (LockTimeout), then exit by itself.
+  const pending = runScript(`
+    const syros = require('.');
+    (async () => {
+      const key = 'alive-' + process.pid;
+      const holder = await syros.Client.connect({ addresses: [process.env.SYROS_ADDRESS] });
+      await holder.lock(key, { ttl: 10000 });
+      const waiter = await syros.Client.connect({ addresses: [process.env.SYROS_ADDRESS] });
+      waiter.lock(key, { ttl: 10000, wait: 700 }).then(
+        () => console.log('acquired'),
+        (err) => console.log('settled ' + err.constructor.name),
+      );
+    })();
+  `);
+  assert.equal(pending.status, 0, pending.stderr);
+  assert.match(pending.stdout, /settled LockTimeout/);
+  // A worker thread terminated while its call waits: the call ends after the worker's
+  // environment is gone, and the process goes on (and exits) unharmed.
+  const worker = runScript(`
+    const { Worker } = require('node:worker_threads');
+    const source = \`
+      const { parentPort } = require('node:worker_threads');
+      const syros = require(process.cwd());
+      (async () => {
+        const key = 'worker-' + process.pid;
+        const holder = await syros.Client.connect({ addresses: [process.env.SYROS_ADDRESS] });
+        await holder.lock(key, { ttl: 10000 });
+        const waiter = await syros.Client.connect({ addresses: [process.env.SYROS_ADDRESS] });
+        waiter.lock(key, { ttl: 10000, wait: 500 }).catch(() => {});
+        parentPort.postMessage('waiting');
+      })();
+    \`;
+    const thread = new Worker(source, { eval: true });
+    thread.once('message', async () => {
+      await thread.terminate();
+      setTimeout(() => console.log('alive after the call ended'), 1200);
+    });
+  `);
+  assert.equal(worker.status, 0, worker.stderr);
+  assert.match(worker.stdout, /alive after the call ended/);
+});
+
 test('ESM import and CommonJS require give the same classes', () => {
   const esm = spawnSync(
     process.execPath,
