@@ -74,20 +74,26 @@ enum LockWritten {
 }
 
 impl LockWrite {
-    /// Whether the write is one statement, so alone it needs no transaction.
+    /// Whether the write is one statement, so alone it needs no transaction. A grant reads and
+    /// moves the fencing counter and a release reads the lease before deleting it: both need
+    /// the transaction's write lock.
     fn is_one_statement(&self) -> bool {
-        !matches!(self, LockWrite::Append { .. })
+        matches!(
+            self,
+            LockWrite::Renew { .. } | LockWrite::ForceRelease { .. }
+        )
     }
 
-    /// Run the write; `grouped`: inside a transaction with other writes, so an append is
-    /// wrapped in a savepoint (all or nothing whatever happens to the others).
-    fn run(self, conn: &Connection, grouped: bool) -> LockWritten {
+    /// Run the write inside the group's transaction (or alone, when
+    /// [`is_one_statement`](Self::is_one_statement)); `grouped`: with other writes, so an
+    /// append is wrapped in a savepoint (all or nothing whatever happens to the others).
+    fn run(self, conn: &Connection, grouped: bool, fencing: &mut FencingCounter) -> LockWritten {
         match self {
             LockWrite::Acquire {
                 request,
                 now_ms,
                 reply,
-            } => LockWritten::Acquire(acquire_on(conn, &request, now_ms), reply),
+            } => LockWritten::Acquire(acquire_on(conn, &request, now_ms, fencing), reply),
             LockWrite::Release {
                 lease_id,
                 now_ms,
@@ -201,9 +207,10 @@ fn commit_groups(
 
 /// Write and commit `group` (left empty), then answer each write.
 fn commit_group(conn: &Connection, group: &mut Vec<LockWrite>, events: &EventAnnounce) {
+    let mut fencing = FencingCounter::default();
     if group.len() == 1 && group[0].is_one_statement() {
         if let Some(write) = group.pop() {
-            write.run(conn, false).answer(None, events);
+            write.run(conn, false, &mut fencing).answer(None, events);
         }
         return;
     }
@@ -214,11 +221,15 @@ fn commit_group(conn: &Connection, group: &mut Vec<LockWrite>, events: &EventAnn
     }
     let written: Vec<LockWritten> = group
         .drain(..)
-        .map(|write| write.run(conn, grouped))
+        .map(|write| write.run(conn, grouped, &mut fencing))
         .collect();
-    let failed = execute(conn, "COMMIT").err().inspect(|_| {
-        let _ = execute(conn, "ROLLBACK");
-    });
+    let failed = fencing
+        .store(conn)
+        .and_then(|()| execute(conn, "COMMIT"))
+        .err()
+        .inspect(|_| {
+            let _ = execute(conn, "ROLLBACK");
+        });
     written
         .into_iter()
         .for_each(|write| write.answer(failed.as_ref(), events));
@@ -267,23 +278,78 @@ pub(super) async fn on_sqlx_connection<T>(
     result
 }
 
+/// The fencing counter of one write transaction: read from `meta` at the transaction's first
+/// grant, handed out in memory, written back once before the COMMIT ([`store`](Self::store)).
+/// The transaction holds SQLite's write lock from the read to the commit, so no other
+/// connection (the sqlx writer, another process on the same file) moves the counter meanwhile,
+/// and tokens stay strictly increasing across groups, restarts (the boot epoch raises the
+/// stored counter) and processes. One counter write per group instead of one per grant (the
+/// trigger of migration 0004, dropped by 0011).
+#[derive(Default)]
+struct FencingCounter {
+    /// (the value read from `meta`, the last token handed out), once read.
+    read_and_last: Option<(i64, i64)>,
+}
+
+impl FencingCounter {
+    /// The token the next grant gets (not yet taken: see [`taken`](Self::taken)).
+    fn next(&mut self, conn: &Connection) -> Result<i64> {
+        let (_, last) = match self.read_and_last {
+            Some(counter) => counter,
+            None => {
+                let stored: i64 = query_one(conn, READ_FENCING, [], |row| row.get(0))?
+                    .ok_or_else(|| Error::internal("the fencing counter is missing from meta"))?;
+                *self.read_and_last.insert((stored, stored))
+            }
+        };
+        last.checked_add(1)
+            .ok_or_else(|| Error::internal("the fencing counter overflowed"))
+    }
+
+    /// `token` (from [`next`](Self::next)) was handed out.
+    fn taken(&mut self, token: i64) {
+        if let Some((_, last)) = &mut self.read_and_last {
+            *last = token;
+        }
+    }
+
+    /// Write the last token handed out back to `meta`, if any was (inside the transaction).
+    fn store(&self, conn: &Connection) -> Result<()> {
+        match self.read_and_last {
+            Some((read, last)) if last != read => {
+                conn.prepare_cached(STORE_FENCING)?.execute([last])?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+const READ_FENCING: &str = "SELECT value FROM meta WHERE name = 'fencing_token'";
+const STORE_FENCING: &str = "UPDATE meta SET value = ?1 WHERE name = 'fencing_token'";
+/// No RETURNING (SQLite buffers RETURNING rows in an ephemeral table, a b-tree and pager
+/// opened and closed per statement): the token is known beforehand and the change count says
+/// whether the key was granted.
 const GRANT: &str =
     "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms, request_id)
-     VALUES (?1, ?2, ?3, (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), ?4, ?5, ?6)
+     VALUES (?1, ?2, ?3, ?7, ?4, ?5, ?6)
      ON CONFLICT (key) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
        fencing_token = excluded.fencing_token, acquired_at_ms = excluded.acquired_at_ms,
        expires_at_ms = excluded.expires_at_ms, request_id = excluded.request_id
-     WHERE locks.expires_at_ms <= ?4
-     RETURNING fencing_token";
+     WHERE locks.expires_at_ms <= ?4";
 const HOLDER: &str = concat!(
     "SELECT ",
     lease_columns!(),
     ", request_id FROM locks WHERE key = ? AND expires_at_ms > ?"
 );
-const RELEASE: &str = concat!(
-    "DELETE FROM locks WHERE lease_id = ? AND expires_at_ms > ? RETURNING ",
-    lease_columns!()
+/// A release reads the lease ([`LEASE_BY_ID`]) and deletes it by key, in the transaction,
+/// rather than `DELETE ... RETURNING` (an ephemeral table per statement).
+const LEASE_BY_ID: &str = concat!(
+    "SELECT ",
+    lease_columns!(),
+    " FROM locks WHERE lease_id = ? AND expires_at_ms > ?"
 );
+const DELETE_BY_KEY: &str = "DELETE FROM locks WHERE key = ?";
 const RENEW: &str = concat!(
     "UPDATE locks SET expires_at_ms = ? WHERE lease_id = ? AND expires_at_ms > ? RETURNING ",
     lease_columns!()
@@ -293,28 +359,31 @@ const FORCE_RELEASE: &str = concat!(
     lease_columns!()
 );
 
-/// Grant `request.key` if it has no unexpired holder. Usually one statement: a single upsert
-/// that only replaces an expired lease, with the next token read from `meta` (a trigger stores
-/// it back, migration 0004). Only when the key is held does a second statement read the holder;
-/// if that holder is gone by then, try again.
-fn acquire_on(conn: &Connection, request: &LeaseRequest, now_ms: i64) -> Result<TryAcquire> {
+/// Grant `request.key` if it has no unexpired holder, inside the group's transaction. Usually
+/// one statement: a single upsert that only replaces an expired lease, with the next token of
+/// `fencing`. Only when the key is held does a second statement read the holder; if that holder
+/// is gone by then, try again.
+fn acquire_on(
+    conn: &Connection,
+    request: &LeaseRequest,
+    now_ms: i64,
+    fencing: &mut FencingCounter,
+) -> Result<TryAcquire> {
     let expires_at_ms = now_ms.saturating_add(to_i64(request.ttl_ms)?);
     for _ in 0..5 {
         let lease_id = crate::backend::new_lease_id(request);
-        let granted: Option<i64> = query_one(
-            conn,
-            GRANT,
-            params![
-                request.key,
-                lease_id,
-                request.owner,
-                now_ms,
-                expires_at_ms,
-                request.request_id
-            ],
-            |row| row.get(0),
-        )?;
-        if let Some(token) = granted {
+        let token = fencing.next(conn)?;
+        let granted = conn.prepare_cached(GRANT)?.execute(params![
+            request.key,
+            lease_id,
+            request.owner,
+            now_ms,
+            expires_at_ms,
+            request.request_id,
+            token
+        ])? == 1;
+        if granted {
+            fencing.taken(token);
             return Ok(TryAcquire::Acquired(Lease {
                 lease_id,
                 key: request.key.clone(),
@@ -347,10 +416,13 @@ fn acquire_on(conn: &Connection, request: &LeaseRequest, now_ms: i64) -> Result<
     )))
 }
 
-/// Delete the lease if it is held and unexpired; the deleted lease.
+/// Delete the lease if it is held and unexpired, inside the group's transaction; the deleted
+/// lease.
 fn release_on(conn: &Connection, lease_id: &str, now_ms: i64) -> Result<Lease> {
-    query_one(conn, RELEASE, params![lease_id, now_ms], lease_from)?
-        .ok_or_else(|| not_held(lease_id))
+    let lease = query_one(conn, LEASE_BY_ID, params![lease_id, now_ms], lease_from)?
+        .ok_or_else(|| not_held(lease_id))?;
+    conn.prepare_cached(DELETE_BY_KEY)?.execute([&lease.key])?;
+    Ok(lease)
 }
 
 /// Move an unexpired lease's expiry to `expires_at_ms`; the renewed lease.
