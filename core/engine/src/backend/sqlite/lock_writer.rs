@@ -396,7 +396,7 @@ fn acquire_on(
         let current = query_one(conn, HOLDER, params![request.key, now_ms], |row| {
             Ok((
                 lease_from(row)?,
-                row.get::<_, Option<String>>("request_id")?,
+                row.get::<_, Option<String>>(6)?, // request_id, after the lease's columns
             ))
         })?;
         if let Some((lease, holder_request)) = current {
@@ -537,14 +537,16 @@ pub(super) fn append_on(
     })
 }
 
+/// A lease from a row whose first columns are [`lease_columns!`], read by position (a name
+/// lookup per column compared every column name of the statement).
 fn lease_from(row: &Row<'_>) -> rusqlite::Result<Lease> {
     Ok(Lease {
-        lease_id: row.get("lease_id")?,
-        key: row.get("key")?,
-        owner: row.get("owner")?,
-        fencing_token: to_u64(row.get("fencing_token")?),
-        acquired_at_ms: row.get("acquired_at_ms")?,
-        expires_at_ms: row.get("expires_at_ms")?,
+        lease_id: row.get(0)?,
+        key: row.get(1)?,
+        owner: row.get(2)?,
+        fencing_token: to_u64(row.get(3)?),
+        acquired_at_ms: row.get(4)?,
+        expires_at_ms: row.get(5)?,
     })
 }
 
