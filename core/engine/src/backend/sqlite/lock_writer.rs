@@ -6,7 +6,9 @@
 //! worker thread and the answer back (futex wake-ups and context switches per statement, the
 //! server's kernel time at c32; docs/performance.md). Here a whole group runs on the thread
 //! that owns the connection: one wake-up to start a group, one per answer, whatever the number
-//! of statements. Statements are prepared once and cached on the connection.
+//! of statements. The lock statements are prepared once for the thread's life
+//! ([`LockStatements`]); a grant and a release run without RETURNING, and the fencing counter
+//! is read and stored once per transaction ([`FencingCounter`]).
 //!
 //! The store's other writes (sagas, cache, API keys) stay on the sqlx writer connection; SQLite
 //! lets one connection write at a time and the busy timeout on both makes the other wait.
