@@ -626,3 +626,180 @@ async fn an_in_memory_url_is_refused() {
         .expect("an in-memory database cannot be opened");
     assert!(err.to_string().contains("needs a database file"), "{err}");
 }
+
+/// The lock writer reads the fencing counter in each write transaction and stores it back once
+/// per transaction (no per-grant trigger since migration 0011).
+mod fencing_counter {
+    use std::path::Path;
+
+    use sqlx::migrate::Migrator;
+    use syros_engine::backend::sqlite::SqliteStore;
+    use syros_engine::store::{LeaseRequest, LockStore, TryAcquire};
+
+    const NOW_MS: i64 = 1_000_000;
+
+    fn request(key: &str) -> LeaseRequest {
+        LeaseRequest {
+            key: key.to_string(),
+            owner: "o".to_string(),
+            ttl_ms: 60_000,
+            request_id: None,
+        }
+    }
+
+    async fn granted(store: &SqliteStore, key: &str) -> syros_engine::Lease {
+        match store.try_acquire(&request(key), NOW_MS).await.unwrap() {
+            TryAcquire::Acquired(lease) => lease,
+            TryAcquire::Held(lease) => panic!("{key} is held: {lease:?}"),
+        }
+    }
+
+    /// Two stores on one file (two lock writers, as two processes sharing it): a key taken in
+    /// turn by one then the other gets a greater token every time, and tokens handed out
+    /// concurrently by both are all distinct. A counter kept in memory across transactions
+    /// would hand out the other writer's tokens again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_never_reissue_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.sqlite");
+        let first = SqliteStore::open(&path).await.unwrap();
+        let second = SqliteStore::open(&path).await.unwrap();
+        let mut last = 0;
+        for turn in 0..10 {
+            let store = if turn % 2 == 0 { &first } else { &second };
+            let lease = granted(store, "shared").await;
+            assert!(
+                lease.fencing_token > last,
+                "turn {turn}: token {} after {last}",
+                lease.fencing_token
+            );
+            last = lease.fencing_token;
+            store.release(&lease.lease_id, NOW_MS).await.unwrap();
+        }
+
+        let (first, second) = (std::sync::Arc::new(first), std::sync::Arc::new(second));
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let store = if worker % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                for cycle in 0..20 {
+                    let lease = granted(&store, &format!("w{worker}-{cycle}")).await;
+                    tokens.push(lease.fencing_token);
+                    store.release(&lease.lease_id, NOW_MS).await.unwrap();
+                }
+                tokens
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            let tokens = task.await.unwrap();
+            assert!(
+                tokens.windows(2).all(|pair| pair[0] < pair[1]),
+                "one worker's tokens went back: {tokens:?}"
+            );
+            all.extend(tokens);
+        }
+        let issued = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), issued, "a token was handed out twice");
+        assert!(all[0] > last, "a token below the earlier {last}");
+    }
+
+    /// A database written before migration 0011 (the counter moved by triggers, the locks table
+    /// with a rowid) keeps its leases and its counter: the held lease is still held and
+    /// released, new tokens continue above the stored counter, the triggers are gone and the
+    /// table is keyed by `key`.
+    #[tokio::test]
+    async fn a_file_from_before_migration_0011_keeps_its_leases_and_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = sqlx::SqlitePool::connect_with(options.clone())
+            .await
+            .unwrap();
+        let mut old =
+            Migrator::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"))
+                .await
+                .unwrap();
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|migration| migration.version < 11)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        old.run(&pool).await.unwrap();
+        // The grant of the builds before 0011: the token read from meta, the trigger storing it.
+        for (key, lease_id, expires_at_ms) in [
+            ("held", "held-lease", NOW_MS + 60_000),
+            ("expired", "expired-lease", NOW_MS - 1),
+        ] {
+            sqlx::query(
+                "INSERT INTO locks (key, lease_id, owner, fencing_token, acquired_at_ms, expires_at_ms)
+                 VALUES (?, ?, 'old', (SELECT value + 1 FROM meta WHERE name = 'fencing_token'), 0, ?)",
+            )
+            .bind(key)
+            .bind(lease_id)
+            .bind(expires_at_ms)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let counter: i64 =
+            sqlx::query_scalar("SELECT value FROM meta WHERE name = 'fencing_token'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(counter, 2, "the old schema's triggers moved the counter");
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        match store.try_acquire(&request("held"), NOW_MS).await.unwrap() {
+            TryAcquire::Held(lease) => {
+                assert_eq!(
+                    (lease.lease_id.as_str(), lease.fencing_token),
+                    ("held-lease", 1)
+                )
+            }
+            other => panic!("the old lease is gone: {other:?}"),
+        }
+        assert_eq!(granted(&store, "expired").await.fencing_token, 3);
+        let released = store.release("held-lease", NOW_MS).await.unwrap();
+        assert_eq!(
+            (released.key.as_str(), released.owner.as_str()),
+            ("held", "old")
+        );
+        assert_eq!(granted(&store, "held").await.fencing_token, 4);
+
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let triggers: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'locks'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(triggers, 0);
+        let table: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'locks'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(table.contains("WITHOUT ROWID"), "{table}");
+        let stored: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'fencing_token'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, 4, "the counter is stored back with the grants");
+        pool.close().await;
+    }
+}
