@@ -118,15 +118,17 @@ impl Sessions {
         trace: Option<TraceContext>,
         token: Option<String>,
     ) -> Option<Result<Answer, Status>> {
-        if self.unsupported.load(Ordering::Relaxed) {
-            return None;
-        }
-        let (session, id, receiver) = {
+        // A stream may end (UNIMPLEMENTED, or broken) before this call registers on it: nothing
+        // was sent then, so the call picks the next stream (or goes unary).
+        let (session, id, receiver) = loop {
+            if self.unsupported.load(Ordering::Relaxed) {
+                return None;
+            }
             let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             let session = match &*current {
                 Some(session) if session.token == token && !session.broken() => session.clone(),
                 _ => {
-                    let session = self.open(client, handle, token);
+                    let session = self.open(client, handle, token.clone());
                     *current = Some(session.clone());
                     session
                 }
@@ -140,10 +142,9 @@ impl Sessions {
                 .as_mut()
                 .map(|pending| pending.insert(id, sender))
                 .is_some();
-            if !registered {
-                return Some(Err(broken()));
+            if registered {
+                break (session, id, receiver);
             }
-            (session, id, receiver)
         };
         let mut in_flight = InFlight {
             session,
@@ -164,7 +165,21 @@ impl Sessions {
             op: Some(op),
         };
         if in_flight.session.frames.unbounded_send(frame).is_err() {
-            return Some(Err(broken()));
+            // The stream ended after this call registered: if the multiplexer already took the
+            // call, its answer (e.g. "no sessions: go unary") is on the way; else it was never
+            // sent.
+            let still_waiting = in_flight
+                .session
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .and_then(|pending| pending.remove(&id))
+                .is_some();
+            if still_waiting {
+                in_flight.answered = true;
+                return Some(Err(broken()));
+            }
         }
         let routed = receiver.await;
         in_flight.answered = true;

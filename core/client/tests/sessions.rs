@@ -372,8 +372,8 @@ async fn a_server_without_sessions_gets_unary_lock_calls() {
 }
 
 /// A client of a server with one-frame sessions only asks for a batched session once, then
-/// puts its lock calls on one `Session` stream: after the first call (unary, while the server's
-/// UNIMPLEMENTED was on its way) no call is unary, and nothing is retried.
+/// puts its lock calls on one `Session` stream: after the first call (unary if it was sent while
+/// the server's UNIMPLEMENTED was on its way) no call is unary, and nothing is retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_batched_sessions_gets_one_frame_sessions() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -391,10 +391,11 @@ async fn a_server_without_batched_sessions_gets_one_frame_sessions() {
         1,
         "every call after the first on one Session stream"
     );
-    assert_eq!(
-        old_server.unary_calls.load(Ordering::SeqCst),
-        1,
-        "only the call that met the UNIMPLEMENTED went unary"
+    // The first call goes unary if it was sent on the batched stream before the UNIMPLEMENTED
+    // came back; if that answer came first, it went on the Session stream too.
+    assert!(
+        old_server.unary_calls.load(Ordering::SeqCst) <= 1,
+        "only a call that met the UNIMPLEMENTED went unary"
     );
     assert_eq!(client.stats().retries, 0);
     serving.abort();

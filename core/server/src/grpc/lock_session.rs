@@ -1,5 +1,6 @@
 //! `LockService/Session`: acquire, renew and release as frames of one bidirectional stream
-//! (docs/architecture.md, "Lock sessions").
+//! (docs/architecture.md, "Lock sessions"); `LockService/BatchedSession` is the same with
+//! several frames per message each way ([`serve_batched`]).
 //!
 //! One stream carries many operations, so the per-call work of HTTP/2 and the layer stack is paid
 //! once per stream instead of once per operation. Everything a unary call gets from the layers
