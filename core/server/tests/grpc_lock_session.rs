@@ -287,7 +287,23 @@ async fn every_frame_is_authorized_for_its_own_key() {
 
     // Without a credential the stream itself is refused.
     let (_frames, outgoing) = mpsc::unbounded::<pb::LockSessionRequest>();
-    let refused = match locks(addr).session(volo_grpc::Request::new(outgoing)).await {
+    let opened = locks(addr).session(volo_grpc::Request::new(outgoing)).await;
+    assert_eq!(
+        refusal(opened).await.code(),
+        volo_grpc::Code::Unauthenticated
+    );
+}
+
+/// The status a stream's opening was refused with: as the call's error, or as the first item
+/// of its answer stream.
+async fn refusal<Answers, T>(
+    opened: Result<volo_grpc::Response<Answers>, volo_grpc::Status>,
+) -> volo_grpc::Status
+where
+    Answers: futures::Stream<Item = Result<T, volo_grpc::Status>> + Unpin,
+    T: std::fmt::Debug,
+{
+    match opened {
         Err(status) => status,
         Ok(answers) => answers
             .into_inner()
@@ -295,8 +311,7 @@ async fn every_frame_is_authorized_for_its_own_key() {
             .await
             .expect("an end")
             .expect_err("refused"),
-    };
-    assert_eq!(refused.code(), volo_grpc::Code::Unauthenticated);
+    }
 }
 
 #[tokio::test]
@@ -401,10 +416,17 @@ struct BatchedSession {
 }
 
 impl BatchedSession {
-    async fn open(addr: std::net::SocketAddr) -> BatchedSession {
+    async fn open(addr: std::net::SocketAddr, credential: Option<&str>) -> BatchedSession {
         let (messages, outgoing) = mpsc::unbounded();
+        let mut request = volo_grpc::Request::new(outgoing);
+        if let Some(c) = credential {
+            request.metadata_mut().insert(
+                "authorization",
+                security_support::bearer(c).parse().unwrap(),
+            );
+        }
         let answers = locks(addr)
-            .batched_session(outgoing)
+            .batched_session(request)
             .await
             .expect("open a batched session")
             .into_inner();
@@ -462,7 +484,7 @@ impl BatchedSession {
 async fn batched_frames_are_answered_together() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path()).await;
-    let mut session = BatchedSession::open(server.addr).await;
+    let mut session = BatchedSession::open(server.addr, None).await;
 
     let keys: Vec<String> = (1..=40).map(|i| format!("session/batch-{i}")).collect();
     session.send(
@@ -524,7 +546,7 @@ async fn batched_frames_are_answered_together() {
 async fn a_batched_message_is_capped_as_a_whole() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path()).await;
-    let mut session = BatchedSession::open(server.addr).await;
+    let mut session = BatchedSession::open(server.addr, None).await;
     let mebibyte = "o".repeat(1024 * 1024);
     session.send(
         1,
@@ -548,4 +570,37 @@ async fn a_batched_message_is_capped_as_a_whole() {
         Ok(other) => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
     }
     assert!(!held(server.addr, "session/big-batch-1").await);
+}
+
+/// Each frame of a batched message is authorized for its own key, like a `Session` frame, and a
+/// batched stream without a credential is refused.
+#[tokio::test]
+async fn every_batched_frame_is_authorized_for_its_own_key() {
+    let secured = security_support::start_secured();
+    let addr = secured.server.grpc_addr();
+    let orders = secured.orders();
+    let mut session = BatchedSession::open(addr, Some(&orders)).await;
+    session.send(
+        1,
+        vec![
+            Op::Acquire(acquire_request("orders/b1", "session-test", 30_000, 0)),
+            Op::Acquire(acquire_request("payments/b1", "session-test", 30_000, 0)),
+        ],
+    );
+    match &session.answers(2).await[..] {
+        [(1, Answer::Acquire(granted)), (2, Answer::Error(refused))] => {
+            assert!(granted.acquired);
+            assert_eq!(refused.code, "permission_denied");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let (_messages, outgoing) = mpsc::unbounded::<pb::LockSessionRequests>();
+    let opened = locks(addr)
+        .batched_session(volo_grpc::Request::new(outgoing))
+        .await;
+    assert_eq!(
+        refusal(opened).await.code(),
+        volo_grpc::Code::Unauthenticated
+    );
 }
