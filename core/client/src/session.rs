@@ -9,8 +9,12 @@
 //! attempt still decides timeouts, retries and failover, so a broken stream is, for the calls
 //! in flight on it, what a broken unary call is (an ambiguous `unavailable`).
 //!
-//! A server without sessions (UNIMPLEMENTED) is remembered per endpoint, and the calls to it go
-//! unary.
+//! The stream is a `BatchedSession`: the multiplexer sends every frame queued since its last
+//! write as one message, and the server answers the operations that finished together as one
+//! message, so under load a message carries many frames each way. A server without it
+//! (UNIMPLEMENTED) is remembered per endpoint and gets the one-frame-per-message `Session`; a
+//! server without sessions at all is remembered too, and the calls to it go unary. The calls in
+//! flight when the server answered UNIMPLEMENTED go unary (nothing of them was applied).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::StreamExt;
+use futures::{Stream, StreamExt, TryStreamExt};
 use syros_proto::syros::v1 as pb;
-use volo_grpc::metadata::{MetadataKey, MetadataValue};
+use volo_grpc::metadata::{Ascii, MetadataKey, MetadataValue};
 use volo_grpc::{Code, Status};
 
 use crate::client::{Endpoint, Inner};
@@ -33,9 +37,13 @@ pub(crate) use pb::lock_session_response::Result as Answer;
 enum Routed {
     Answer(Answer),
     Failed(Status),
-    /// The server has no sessions: go unary.
+    /// The server has no sessions (or not this kind): go unary.
     Unsupported,
 }
+
+/// At most this many frames in one `LockSessionRequests` message: frames are small, so a
+/// message stays far below the server's 16 MiB message cap.
+const MAX_FRAMES_PER_MESSAGE: usize = 256;
 
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Routed>>>>>;
 
@@ -43,7 +51,10 @@ type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Routed>>>>>;
 #[derive(Default)]
 pub(crate) struct Sessions {
     current: Mutex<Option<Arc<Session>>>,
+    /// The server answered `Session` with UNIMPLEMENTED: lock calls go unary.
     unsupported: Arc<AtomicBool>,
+    /// The server answered `BatchedSession` with UNIMPLEMENTED: streams are `Session`s.
+    unbatched: Arc<AtomicBool>,
 }
 
 /// One open stream.
@@ -107,15 +118,17 @@ impl Sessions {
         trace: Option<TraceContext>,
         token: Option<String>,
     ) -> Option<Result<Answer, Status>> {
-        if self.unsupported.load(Ordering::Relaxed) {
-            return None;
-        }
-        let (session, id, receiver) = {
+        // A stream may end (UNIMPLEMENTED, or broken) before this call registers on it: nothing
+        // was sent then, so the call picks the next stream (or goes unary).
+        let (session, id, receiver) = loop {
+            if self.unsupported.load(Ordering::Relaxed) {
+                return None;
+            }
             let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             let session = match &*current {
                 Some(session) if session.token == token && !session.broken() => session.clone(),
                 _ => {
-                    let session = self.open(client, handle, token);
+                    let session = self.open(client, handle, token.clone());
                     *current = Some(session.clone());
                     session
                 }
@@ -129,10 +142,9 @@ impl Sessions {
                 .as_mut()
                 .map(|pending| pending.insert(id, sender))
                 .is_some();
-            if !registered {
-                return Some(Err(broken()));
+            if registered {
+                break (session, id, receiver);
             }
-            (session, id, receiver)
         };
         let mut in_flight = InFlight {
             session,
@@ -153,7 +165,21 @@ impl Sessions {
             op: Some(op),
         };
         if in_flight.session.frames.unbounded_send(frame).is_err() {
-            return Some(Err(broken()));
+            // The stream ended after this call registered: if the multiplexer already took the
+            // call, its answer (e.g. "no sessions: go unary") is on the way; else it was never
+            // sent.
+            let still_waiting = in_flight
+                .session
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .and_then(|pending| pending.remove(&id))
+                .is_some();
+            if still_waiting {
+                in_flight.answered = true;
+                return Some(Err(broken()));
+            }
         }
         let routed = receiver.await;
         in_flight.answered = true;
@@ -175,25 +201,47 @@ impl Sessions {
     ) -> Arc<Session> {
         let (frames, outgoing) = mpsc::unbounded();
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let mut request = volo_grpc::Request::new(outgoing);
-        if let Some(value) = token
+        let authorization = token
             .as_ref()
-            .and_then(|t| format!("Bearer {t}").parse::<MetadataValue<_>>().ok())
-        {
-            request.metadata_mut().insert("authorization", value);
+            .and_then(|t| format!("Bearer {t}").parse::<MetadataValue<_>>().ok());
+        let client = client.clone();
+        if self.unbatched.load(Ordering::Relaxed) {
+            let mut request = volo_grpc::Request::new(outgoing);
+            authorize(&mut request, authorization);
+            let opening = async move {
+                let answers = client.session(request).await?.into_inner();
+                Ok(answers.map_ok(std::iter::once))
+            };
+            handle.spawn(multiplex(
+                opening,
+                pending.clone(),
+                self.unsupported.clone(),
+            ));
+        } else {
+            let messages = outgoing
+                .ready_chunks(MAX_FRAMES_PER_MESSAGE)
+                .map(|frames| pb::LockSessionRequests { frames });
+            let mut request = volo_grpc::Request::new(messages);
+            authorize(&mut request, authorization);
+            let opening = async move {
+                let answers = client.batched_session(request).await?.into_inner();
+                Ok(answers.map_ok(|message| message.frames))
+            };
+            handle.spawn(multiplex(opening, pending.clone(), self.unbatched.clone()));
         }
-        handle.spawn(multiplex(
-            client.clone(),
-            request,
-            pending.clone(),
-            self.unsupported.clone(),
-        ));
         Arc::new(Session {
             frames,
             pending,
             next_id: AtomicU64::new(1),
             token,
         })
+    }
+}
+
+/// Put the stream's bearer token, if any, in its `authorization` metadata.
+fn authorize<T>(request: &mut volo_grpc::Request<T>, authorization: Option<MetadataValue<Ascii>>) {
+    if let Some(value) = authorization {
+        request.metadata_mut().insert("authorization", value);
     }
 }
 
@@ -235,14 +283,18 @@ pub(crate) fn unexpected(answer: Answer) -> Status {
     Status::internal(format!("the lock session answered with a {kind} frame"))
 }
 
-/// Open the stream and route its answers until it ends; then fail whoever still waits.
-async fn multiplex(
-    client: pb::LockServiceClient,
-    request: volo_grpc::Request<mpsc::UnboundedReceiver<pb::LockSessionRequest>>,
+/// Open the stream (`opening`) and route its answers until it ends; then fail whoever still
+/// waits. An answer message carries one frame or several (`BatchedSession`). UNIMPLEMENTED from
+/// a server that does not know the method sets `unimplemented`.
+async fn multiplex<Answers, Frames>(
+    opening: impl std::future::Future<Output = Result<Answers, Status>>,
     pending: Pending,
-    unsupported: Arc<AtomicBool>,
-) {
-    let failure = match client.session(request).await {
+    unimplemented: Arc<AtomicBool>,
+) where
+    Answers: Stream<Item = Result<Frames, Status>> + Unpin,
+    Frames: IntoIterator<Item = pb::LockSessionResponse>,
+{
+    let failure = match opening.await {
         Err(status)
             if status.code() == Code::Unimplemented
                 && status
@@ -250,33 +302,31 @@ async fn multiplex(
                     .get(crate::error::ERROR_CODE_HEADER)
                     .is_none() =>
         {
-            unsupported.store(true, Ordering::Relaxed);
-            tracing::debug!("the server has no lock sessions; lock calls go unary");
+            unimplemented.store(true, Ordering::Relaxed);
+            tracing::debug!("the server does not have this kind of lock session");
             None
         }
         Err(status) => Some(open_failure(&status)),
-        Ok(answers) => {
-            let mut answers = answers.into_inner();
-            loop {
-                match answers.next().await {
-                    Some(Ok(frame)) => {
+        Ok(mut answers) => loop {
+            match answers.next().await {
+                Some(Ok(frames)) => {
+                    let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+                    for frame in frames {
                         let waiter = pending
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
                             .as_mut()
                             .and_then(|pending| pending.remove(&frame.id));
                         if let (Some(waiter), Some(answer)) = (waiter, frame.result) {
                             let _ = waiter.send(Routed::Answer(answer));
                         }
                     }
-                    Some(Err(status)) => {
-                        tracing::debug!(error = %status, "lock session broke");
-                        break Some(broken());
-                    }
-                    None => break Some(broken()),
                 }
+                Some(Err(status)) => {
+                    tracing::debug!(error = %status, "lock session broke");
+                    break Some(broken());
+                }
+                None => break Some(broken()),
             }
-        }
+        },
     };
     let waiting = pending
         .lock()

@@ -140,17 +140,20 @@ async fn a_cut_session_is_retried_without_a_second_grant() {
     granted.release().await.expect("release");
 }
 
-/// A server of a version without lock sessions: the lock service of a real `syros serve`,
-/// forwarded call by call, except `Session`, which is answered UNIMPLEMENTED as a server whose
-/// service has no such method answers. Counts what it was asked.
+/// A server of an older version: the lock service of a real `syros serve`, forwarded call by
+/// call, except `BatchedSession`, which is answered UNIMPLEMENTED as a server whose service has
+/// no such method answers, and `Session`, forwarded when `has_sessions` (a version with
+/// one-frame sessions), else answered UNIMPLEMENTED too. Counts what it was asked.
 #[derive(Clone)]
-struct WithoutSessions {
+struct OlderServer {
     upstream: pb::LockServiceClient,
+    has_sessions: bool,
     unary_calls: Arc<AtomicUsize>,
     session_calls: Arc<AtomicUsize>,
+    batched_calls: Arc<AtomicUsize>,
 }
 
-impl pb::LockService for WithoutSessions {
+impl pb::LockService for OlderServer {
     async fn acquire(
         &self,
         req: volo_grpc::Request<pb::AcquireLockRequest>,
@@ -198,14 +201,46 @@ impl pb::LockService for WithoutSessions {
 
     async fn session(
         &self,
-        _req: volo_grpc::Request<volo_grpc::RecvStream<pb::LockSessionRequest>>,
+        req: volo_grpc::Request<volo_grpc::RecvStream<pb::LockSessionRequest>>,
     ) -> Result<
         volo_grpc::Response<
             futures::stream::BoxStream<'static, Result<pb::LockSessionResponse, volo_grpc::Status>>,
         >,
         volo_grpc::Status,
     > {
+        use futures::StreamExt;
         self.session_calls.fetch_add(1, Ordering::SeqCst);
+        if !self.has_sessions {
+            return Err(volo_grpc::Status::unimplemented("Method not found"));
+        }
+        // The client's request stream must be `Sync`: the incoming one is handed over by a task.
+        let (frames, upstream_frames) = futures::channel::mpsc::unbounded();
+        let mut incoming = req.into_inner();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = incoming.next().await {
+                if frames.unbounded_send(frame).is_err() {
+                    break;
+                }
+            }
+        });
+        let frames = upstream_frames;
+        let answers = self.upstream.session(frames).await?.into_inner();
+        Ok(volo_grpc::Response::new(answers.boxed()))
+    }
+
+    async fn batched_session(
+        &self,
+        _req: volo_grpc::Request<volo_grpc::RecvStream<pb::LockSessionRequests>>,
+    ) -> Result<
+        volo_grpc::Response<
+            futures::stream::BoxStream<
+                'static,
+                Result<pb::LockSessionResponses, volo_grpc::Status>,
+            >,
+        >,
+        volo_grpc::Status,
+    > {
+        self.batched_calls.fetch_add(1, Ordering::SeqCst);
         Err(volo_grpc::Status::unimplemented("Method not found"))
     }
 }
@@ -239,51 +274,43 @@ impl health::Health for ForwardedHealth {
     }
 }
 
-/// A client of a server without lock sessions asks for a session once, then makes every lock
-/// call as a unary call: acquire, renew and release work, fencing tokens increase, and nothing
-/// is retried.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_without_sessions_gets_unary_lock_calls() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path());
-    let old_server = WithoutSessions {
-        upstream: pb::LockServiceClientBuilder::new("syros")
-            .address(server.addr())
-            .build(),
-        unary_calls: Arc::default(),
-        session_calls: Arc::default(),
-    };
+/// Serve `older` (and the health service of the server behind it) on a new address.
+async fn serve_older(
+    older: OlderServer,
+    health_of: &Server,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let old_addr = listener.local_addr().unwrap();
-    let serving = tokio::spawn(
-        volo_grpc::server::Server::new()
+    let addr = listener.local_addr().unwrap();
+    let health = health::HealthClientBuilder::new("syros")
+        .address(health_of.addr())
+        .build();
+    let serving = tokio::spawn(async move {
+        let _ = volo_grpc::server::Server::new()
             .add_service(
-                volo_grpc::server::ServiceBuilder::new(pb::LockServiceServer::new(
-                    old_server.clone(),
-                ))
-                .build(),
+                volo_grpc::server::ServiceBuilder::new(pb::LockServiceServer::new(older)).build(),
             )
             .add_service(
                 volo_grpc::server::ServiceBuilder::new(health::HealthServer::new(ForwardedHealth(
-                    health::HealthClientBuilder::new("syros")
-                        .address(server.addr())
-                        .build(),
+                    health,
                 )))
                 .build(),
             )
             .run_with_shutdown(
                 volo::net::DefaultIncoming::from(listener),
                 std::future::pending::<Result<(), std::io::Error>>(),
-            ),
-    );
+            )
+            .await;
+    });
+    (addr, serving)
+}
 
-    let client = Client::connect(options(&[old_addr.to_string()]))
-        .await
-        .expect("connect");
+/// Three rounds of acquire, renew and release of one key through `client`; the fencing tokens
+/// the rounds got.
+async fn three_rounds(client: &Client, key: &str) -> Vec<u64> {
     let mut tokens = Vec::new();
     for round in 0..3 {
         let lease = client
-            .lock("session/old-server")
+            .lock(key)
             .ttl(Duration::from_secs(10))
             .acquire()
             .await
@@ -296,6 +323,40 @@ async fn a_server_without_sessions_gets_unary_lock_calls() {
         tokens.windows(2).all(|pair| pair[0] < pair[1]),
         "fencing tokens increase: {tokens:?}"
     );
+    tokens
+}
+
+fn older_server(server: &Server, has_sessions: bool) -> OlderServer {
+    OlderServer {
+        upstream: pb::LockServiceClientBuilder::new("syros")
+            .address(server.addr())
+            .build(),
+        has_sessions,
+        unary_calls: Arc::default(),
+        session_calls: Arc::default(),
+        batched_calls: Arc::default(),
+    }
+}
+
+/// A client of a server without lock sessions asks for a batched session once, then for a
+/// session once, then makes every lock call as a unary call: acquire, renew and release work,
+/// fencing tokens increase, and nothing is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_sessions_gets_unary_lock_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let old_server = older_server(&server, false);
+    let (old_addr, serving) = serve_older(old_server.clone(), &server).await;
+
+    let client = Client::connect(options(&[old_addr.to_string()]))
+        .await
+        .expect("connect");
+    three_rounds(&client, "session/old-server").await;
+    assert_eq!(
+        old_server.batched_calls.load(Ordering::SeqCst),
+        1,
+        "asked for a batched session once, then remembered the answer"
+    );
     assert_eq!(
         old_server.session_calls.load(Ordering::SeqCst),
         1,
@@ -305,6 +366,36 @@ async fn a_server_without_sessions_gets_unary_lock_calls() {
         old_server.unary_calls.load(Ordering::SeqCst),
         9,
         "3 × acquire, renew, release"
+    );
+    assert_eq!(client.stats().retries, 0);
+    serving.abort();
+}
+
+/// A client of a server with one-frame sessions only asks for a batched session once, then
+/// puts its lock calls on one `Session` stream: after the first call (unary if it was sent while
+/// the server's UNIMPLEMENTED was on its way) no call is unary, and nothing is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_batched_sessions_gets_one_frame_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let old_server = older_server(&server, true);
+    let (old_addr, serving) = serve_older(old_server.clone(), &server).await;
+
+    let client = Client::connect(options(&[old_addr.to_string()]))
+        .await
+        .expect("connect");
+    three_rounds(&client, "session/one-frame-server").await;
+    assert_eq!(old_server.batched_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        old_server.session_calls.load(Ordering::SeqCst),
+        1,
+        "every call after the first on one Session stream"
+    );
+    // The first call goes unary if it was sent on the batched stream before the UNIMPLEMENTED
+    // came back; if that answer came first, it went on the Session stream too.
+    assert!(
+        old_server.unary_calls.load(Ordering::SeqCst) <= 1,
+        "only a call that met the UNIMPLEMENTED went unary"
     );
     assert_eq!(client.stats().retries, 0);
     serving.abort();

@@ -1,7 +1,7 @@
 //! `LockService/Session` spoken frame by frame against a real server: concurrent operations
 //! answered in completion order, cancel frames and stream ends that leave no lease behind,
 //! malformed frames answered with error frames on a stream that stays usable, and the
-//! permission check of each frame.
+//! permission check of each frame; `BatchedSession` with several frames per message each way.
 
 mod common;
 mod security_support;
@@ -287,7 +287,23 @@ async fn every_frame_is_authorized_for_its_own_key() {
 
     // Without a credential the stream itself is refused.
     let (_frames, outgoing) = mpsc::unbounded::<pb::LockSessionRequest>();
-    let refused = match locks(addr).session(volo_grpc::Request::new(outgoing)).await {
+    let opened = locks(addr).session(volo_grpc::Request::new(outgoing)).await;
+    assert_eq!(
+        refusal(opened).await.code(),
+        volo_grpc::Code::Unauthenticated
+    );
+}
+
+/// The status a stream's opening was refused with: as the call's error, or as the first item
+/// of its answer stream.
+async fn refusal<Answers, T>(
+    opened: Result<volo_grpc::Response<Answers>, volo_grpc::Status>,
+) -> volo_grpc::Status
+where
+    Answers: futures::Stream<Item = Result<T, volo_grpc::Status>> + Unpin,
+    T: std::fmt::Debug,
+{
+    match opened {
         Err(status) => status,
         Ok(answers) => answers
             .into_inner()
@@ -295,8 +311,7 @@ async fn every_frame_is_authorized_for_its_own_key() {
             .await
             .expect("an end")
             .expect_err("refused"),
-    };
-    assert_eq!(refused.code(), volo_grpc::Code::Unauthenticated);
+    }
 }
 
 #[tokio::test]
@@ -392,4 +407,200 @@ async fn each_frame_is_capped_not_the_stream() {
         other => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
     }
     assert!(!held(server.addr, "session/too-big").await);
+}
+
+/// A `BatchedSession` stream, driven by hand: one request message per [`BatchedSession::send`].
+struct BatchedSession {
+    messages: mpsc::UnboundedSender<pb::LockSessionRequests>,
+    answers: BoxStream<'static, Result<pb::LockSessionResponses, volo_grpc::Status>>,
+}
+
+impl BatchedSession {
+    async fn open(addr: std::net::SocketAddr, credential: Option<&str>) -> BatchedSession {
+        let (messages, outgoing) = mpsc::unbounded();
+        let mut request = volo_grpc::Request::new(outgoing);
+        if let Some(c) = credential {
+            request.metadata_mut().insert(
+                "authorization",
+                security_support::bearer(c).parse().unwrap(),
+            );
+        }
+        let answers = locks(addr)
+            .batched_session(request)
+            .await
+            .expect("open a batched session")
+            .into_inner();
+        BatchedSession {
+            messages,
+            answers: answers.boxed(),
+        }
+    }
+
+    /// Send `ops` as one message, frame ids `first_id` on.
+    fn send(&self, first_id: u64, ops: Vec<Op>) {
+        let frames = (first_id..)
+            .zip(ops)
+            .map(|(id, op)| pb::LockSessionRequest {
+                id,
+                timeout_ms: 60_000,
+                op: Some(op),
+                ..Default::default()
+            })
+            .collect();
+        self.messages
+            .unbounded_send(pb::LockSessionRequests { frames })
+            .expect("the stream is open");
+    }
+
+    async fn next(&mut self) -> Result<pb::LockSessionResponses, volo_grpc::Status> {
+        tokio::time::timeout(Duration::from_secs(20), self.answers.next())
+            .await
+            .expect("an answer within 20 s")
+            .expect("the stream is open")
+    }
+
+    /// Answer frames until `count` arrived, by id.
+    async fn answers(&mut self, count: usize) -> Vec<(u64, Answer)> {
+        let mut answers = Vec::new();
+        while answers.len() < count {
+            let message = self.next().await.expect("an answer message");
+            answers.extend(
+                message
+                    .frames
+                    .into_iter()
+                    .map(|frame| (frame.id, frame.result.expect("a result"))),
+            );
+        }
+        answers.sort_by_key(|(id, _)| *id);
+        answers
+    }
+}
+
+/// A `BatchedSession` runs every frame of a message and answers what finished together in one
+/// message: 40 acquires of one message are granted, their 40 releases (one message) release,
+/// and 10 frames answered without running anything (cancels of unknown ids) come back as one
+/// message, in order.
+#[tokio::test]
+async fn batched_frames_are_answered_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path()).await;
+    let mut session = BatchedSession::open(server.addr, None).await;
+
+    let keys: Vec<String> = (1..=40).map(|i| format!("session/batch-{i}")).collect();
+    session.send(
+        1,
+        keys.iter()
+            .map(|key| Op::Acquire(acquire_request(key, "session-test", 30_000, 0)))
+            .collect(),
+    );
+    let granted = session.answers(40).await;
+    let mut leases = Vec::new();
+    for ((id, answer), expected) in granted.into_iter().zip(1..) {
+        match answer {
+            Answer::Acquire(resp) if id == expected && resp.acquired => {
+                leases.push(resp.lease.unwrap())
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    let mut keys_granted: Vec<_> = leases.iter().map(|l| l.key.to_string()).collect();
+    keys_granted.sort();
+    let mut expected_keys = keys.clone();
+    expected_keys.sort();
+    assert_eq!(keys_granted, expected_keys, "each frame its own key");
+    assert!(held(server.addr, "session/batch-7").await);
+
+    session.send(
+        41,
+        leases
+            .iter()
+            .map(|lease| {
+                Op::Release(pb::ReleaseLockRequest {
+                    lease_id: lease.lease_id.clone(),
+                })
+            })
+            .collect(),
+    );
+    let released = session.answers(40).await;
+    for (id, answer) in &released {
+        assert!(matches!(answer, Answer::Release(_)), "{id}: {answer:?}");
+    }
+    assert_eq!(released.len(), 40);
+    assert!(!held(server.addr, "session/batch-7").await);
+
+    session.send(100, (0..10).map(|_| Op::Cancel(999)).collect());
+    let message = session.next().await.expect("one answer message");
+    let ids: Vec<u64> = message.frames.iter().map(|frame| frame.id).collect();
+    assert_eq!(ids, (100..110).collect::<Vec<_>>(), "one message, in order");
+    for frame in message.frames {
+        match frame.result {
+            Some(Answer::Error(error)) => assert_eq!(error.code, "invalid_argument"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// The 16 MiB cap applies to a whole message of a `BatchedSession`: one message of 17 frames
+/// of 1 MiB ends the call with RESOURCE_EXHAUSTED, none of its operations done.
+#[tokio::test]
+async fn a_batched_message_is_capped_as_a_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path()).await;
+    let mut session = BatchedSession::open(server.addr, None).await;
+    let mebibyte = "o".repeat(1024 * 1024);
+    session.send(
+        1,
+        (1..=17)
+            .map(|i| {
+                Op::Acquire(acquire_request(
+                    &format!("session/big-batch-{i}"),
+                    &mebibyte,
+                    30_000,
+                    0,
+                ))
+            })
+            .collect(),
+    );
+    match session.next().await {
+        Err(status) => assert_eq!(
+            status.code(),
+            volo_grpc::Code::ResourceExhausted,
+            "{status:?}"
+        ),
+        Ok(other) => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
+    }
+    assert!(!held(server.addr, "session/big-batch-1").await);
+}
+
+/// Each frame of a batched message is authorized for its own key, like a `Session` frame, and a
+/// batched stream without a credential is refused.
+#[tokio::test]
+async fn every_batched_frame_is_authorized_for_its_own_key() {
+    let secured = security_support::start_secured();
+    let addr = secured.server.grpc_addr();
+    let orders = secured.orders();
+    let mut session = BatchedSession::open(addr, Some(&orders)).await;
+    session.send(
+        1,
+        vec![
+            Op::Acquire(acquire_request("orders/b1", "session-test", 30_000, 0)),
+            Op::Acquire(acquire_request("payments/b1", "session-test", 30_000, 0)),
+        ],
+    );
+    match &session.answers(2).await[..] {
+        [(1, Answer::Acquire(granted)), (2, Answer::Error(refused))] => {
+            assert!(granted.acquired);
+            assert_eq!(refused.code, "permission_denied");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let (_messages, outgoing) = mpsc::unbounded::<pb::LockSessionRequests>();
+    let opened = locks(addr)
+        .batched_session(volo_grpc::Request::new(outgoing))
+        .await;
+    assert_eq!(
+        refusal(opened).await.code(),
+        volo_grpc::Code::Unauthenticated
+    );
 }

@@ -13,7 +13,7 @@ use volo_grpc::body::BoxBody;
 use volo_grpc::context::ServerContext;
 use volo_grpc::{Request, Status};
 
-use crate::security::grpc::LOCK_SESSION_METHOD;
+use crate::security::grpc::is_lock_session;
 
 /// Largest request body (all messages of one call) the server reads: 16 MiB. Bigger requests get
 /// RESOURCE_EXHAUSTED before they are buffered.
@@ -51,7 +51,7 @@ where
         let max = self.max;
         // A lock session is one long-lived body of many small frames: a cap on its total would
         // end it after so many operations, so the cap applies to each of its messages.
-        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
+        if is_lock_session(cx.rpc_info.method()) {
             let (metadata, extensions, body) = req.into_parts();
             let limited = MessageLimited::new(body, max).boxed_unsync();
             return self
@@ -198,7 +198,7 @@ impl<S> Layer<S> for LockWaiterLimitLayer {
 }
 
 /// The waiter limit of one connection, for the acquire frames of a lock session on it (the
-/// layer puts it in the extensions of [`LOCK_SESSION_METHOD`] calls).
+/// layer puts it in the extensions of lock session calls: [`is_lock_session`]).
 #[derive(Clone)]
 pub struct ConnectionWaiters {
     limit: LockWaiterLimitLayer,
@@ -267,7 +267,7 @@ where
         req: Request<T>,
     ) -> Result<Self::Response, Self::Error> {
         let method = cx.rpc_info.method();
-        if method != ACQUIRE_METHOD && method != LOCK_SESSION_METHOD {
+        if method != ACQUIRE_METHOD && !is_lock_session(method) {
             return self.inner.call(cx, req).await;
         }
         // volo puts the peer address in the `rip` metadata, or in the caller when the client
@@ -279,7 +279,7 @@ where
             .map(str::to_string)
             .or_else(|| cx.rpc_info.caller().address().map(|a| a.to_string()))
             .unwrap_or_default();
-        if method == LOCK_SESSION_METHOD {
+        if is_lock_session(method) {
             let mut req = req;
             req.extensions_mut().insert(ConnectionWaiters {
                 limit: self.limit.clone(),
@@ -394,7 +394,7 @@ where
 
         // A lock session lives as long as its client: no call of its own, each of its frames
         // gets the span of the call it stands for (grpc/lock_session.rs).
-        if cx.rpc_info.method() == LOCK_SESSION_METHOD {
+        if is_lock_session(cx.rpc_info.method()) {
             return self.inner.call(cx, req).await;
         }
 

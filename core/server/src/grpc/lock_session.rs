@@ -1,5 +1,6 @@
 //! `LockService/Session`: acquire, renew and release as frames of one bidirectional stream
-//! (docs/architecture.md, "Lock sessions").
+//! (docs/architecture.md, "Lock sessions"); `LockService/BatchedSession` is the same with
+//! several frames per message each way ([`serve_batched`]).
 //!
 //! One stream carries many operations, so the per-call work of HTTP/2 and the layer stack is paid
 //! once per stream instead of once per operation. Everything a unary call gets from the layers
@@ -16,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::future::{AbortHandle, Abortable, BoxFuture};
@@ -37,6 +39,10 @@ use crate::security::Permission;
 /// Metadata of a refusal worth passing on in [`pb::LockSessionError::details`].
 const DETAIL_HEADERS: [&str; 1] = ["retry-after"];
 
+/// At most this many answers go in one `LockSessionResponses` message (what the client puts in
+/// one request message too): frames are small, so a message stays far below the 16 MiB cap.
+pub const MAX_FRAMES_PER_MESSAGE: usize = 256;
+
 /// Serve the frames of one session stream; the answers, in completion order.
 pub fn serve(
     engine: Arc<Engine>,
@@ -44,19 +50,29 @@ pub fn serve(
     waiters: Option<ConnectionWaiters>,
     frames: RecvStream<pb::LockSessionRequest>,
 ) -> BoxStream<'static, Result<pb::LockSessionResponse, Status>> {
-    let session = Session {
-        engine,
-        auth,
-        waiters,
-        frames: Some(frames),
-        running: FuturesUnordered::new(),
-        in_flight: HashMap::new(),
-        ready: VecDeque::new(),
-        ended: false,
-    };
+    let session = Session::new(engine, auth, waiters, Box::pin(frames));
     Box::pin(futures::stream::unfold(session, |mut session| async move {
         let answer = session.next_answer().await?;
         Some((answer, session))
+    }))
+}
+
+/// Serve a `BatchedSession`: the frames of each request message in order, and the answers that
+/// are ready together as one response message.
+pub fn serve_batched(
+    engine: Arc<Engine>,
+    auth: Arc<FrameAuth>,
+    waiters: Option<ConnectionWaiters>,
+    messages: RecvStream<pb::LockSessionRequests>,
+) -> BoxStream<'static, Result<pb::LockSessionResponses, Status>> {
+    let frames = messages.flat_map(|message| match message {
+        Ok(message) => futures::stream::iter(message.frames.into_iter().map(Ok)).left_stream(),
+        Err(err) => futures::stream::once(std::future::ready(Err(err))).right_stream(),
+    });
+    let session = Session::new(engine, auth, waiters, Box::pin(frames));
+    Box::pin(futures::stream::unfold(session, |mut session| async move {
+        let answers = session.next_answers().await?;
+        Some((answers, session))
     }))
 }
 
@@ -68,7 +84,7 @@ struct Session {
     auth: Arc<FrameAuth>,
     waiters: Option<ConnectionWaiters>,
     /// `None` once the client closed its side.
-    frames: Option<RecvStream<pb::LockSessionRequest>>,
+    frames: Option<BoxStream<'static, Result<pb::LockSessionRequest, Status>>>,
     running: FuturesUnordered<Running>,
     /// By id: how to cancel it, and whether it is an acquire.
     in_flight: HashMap<u64, (AbortHandle, bool)>,
@@ -76,9 +92,57 @@ struct Session {
     ready: VecDeque<pb::LockSessionResponse>,
     /// The incoming stream failed and its status was the last item: nothing more to answer.
     ended: bool,
+    /// The status that ends the stream, held back while the answers before it are sent.
+    failure: Option<Status>,
 }
 
 impl Session {
+    fn new(
+        engine: Arc<Engine>,
+        auth: Arc<FrameAuth>,
+        waiters: Option<ConnectionWaiters>,
+        frames: BoxStream<'static, Result<pb::LockSessionRequest, Status>>,
+    ) -> Self {
+        Session {
+            engine,
+            auth,
+            waiters,
+            frames: Some(frames),
+            running: FuturesUnordered::new(),
+            in_flight: HashMap::new(),
+            ready: VecDeque::new(),
+            ended: false,
+            failure: None,
+        }
+    }
+
+    /// The next answer, then every other answer already decided (up to
+    /// [`MAX_FRAMES_PER_MESSAGE`]), as one message; a failure of the incoming stream after some
+    /// answers ends the stream after they are sent.
+    async fn next_answers(&mut self) -> Option<Result<pb::LockSessionResponses, Status>> {
+        if let Some(failure) = self.failure.take() {
+            return Some(Err(failure));
+        }
+        let mut frames = match self.next_answer().await? {
+            Ok(answer) => vec![answer],
+            Err(failure) => return Some(Err(failure)),
+        };
+        while frames.len() < MAX_FRAMES_PER_MESSAGE {
+            // Polled once: what is not ready waits for the next message (`next_answer` only
+            // awaits `next()` of its streams, so dropping it loses nothing).
+            let polled = futures::poll!(std::pin::pin!(self.next_answer()));
+            match polled {
+                Poll::Ready(Some(Ok(answer))) => frames.push(answer),
+                Poll::Ready(Some(Err(failure))) => {
+                    self.failure = Some(failure);
+                    break;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        Some(Ok(pb::LockSessionResponses { frames }))
+    }
+
     async fn next_answer(&mut self) -> Option<Result<pb::LockSessionResponse, Status>> {
         if self.ended {
             return None;

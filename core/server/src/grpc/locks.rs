@@ -149,14 +149,22 @@ impl pb::LockService for LockApi {
         &self,
         req: Request<volo_grpc::RecvStream<pb::LockSessionRequest>>,
     ) -> Result<Response<BoxStream<'static, Result<pb::LockSessionResponse, Status>>>, Status> {
-        let auth = req
-            .extensions()
-            .get::<Arc<FrameAuth>>()
-            .cloned()
-            .ok_or_else(|| Status::internal("the lock session has no frame authorization"))?;
-        let waiters = req.extensions().get::<ConnectionWaiters>().cloned();
-        let frames = req.into_inner();
+        let (auth, waiters, frames) = session_parts(req)?;
         Ok(Response::new(super::lock_session::serve(
+            self.engine.clone(),
+            auth,
+            waiters,
+            frames,
+        )))
+    }
+
+    async fn batched_session(
+        &self,
+        req: Request<volo_grpc::RecvStream<pb::LockSessionRequests>>,
+    ) -> Result<Response<BoxStream<'static, Result<pb::LockSessionResponses, Status>>>, Status>
+    {
+        let (auth, waiters, frames) = session_parts(req)?;
+        Ok(Response::new(super::lock_session::serve_batched(
             self.engine.clone(),
             auth,
             waiters,
@@ -184,4 +192,19 @@ impl pb::LockService for LockApi {
             lease: dropped.map(lease),
         }))
     }
+}
+
+/// What the layers put in a lock session call's extensions (its per-frame authorization and the
+/// connection's waiter limit), and its incoming stream.
+#[allow(clippy::result_large_err)]
+fn session_parts<T>(
+    req: Request<T>,
+) -> Result<(Arc<FrameAuth>, Option<ConnectionWaiters>, T), Status> {
+    let auth = req
+        .extensions()
+        .get::<Arc<FrameAuth>>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the lock session has no frame authorization"))?;
+    let waiters = req.extensions().get::<ConnectionWaiters>().cloned();
+    Ok((auth, waiters, req.into_inner()))
 }

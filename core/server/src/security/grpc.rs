@@ -20,7 +20,9 @@ pub fn method_permission(method: &str) -> Option<Permission> {
     Some(match (service, name) {
         // A lock session carries acquire / renew / release frames, each checked on its own
         // ([`FrameAuth`]).
-        ("LockService", "Acquire" | "Renew" | "Release" | "Session") => Permission::LocksAcquire,
+        ("LockService", "Acquire" | "Renew" | "Release" | "Session" | "BatchedSession") => {
+            Permission::LocksAcquire
+        }
         ("LockService", "Status" | "List") => Permission::LocksRead,
         ("LockService", "ForceRelease") => Permission::LocksAdmin,
         ("CacheService", "Get") => Permission::CacheRead,
@@ -79,13 +81,20 @@ pub fn require<T>(
 
 /// The method whose request frames are operations of their own (grpc/locks.rs).
 pub const LOCK_SESSION_METHOD: &str = "/syros.v1.LockService/Session";
+/// [`LOCK_SESSION_METHOD`] with several frames per message.
+pub const BATCHED_LOCK_SESSION_METHOD: &str = "/syros.v1.LockService/BatchedSession";
+
+/// Whether `method` is a lock session (either form): its frames are operations of their own.
+pub fn is_lock_session(method: &str) -> bool {
+    method == LOCK_SESSION_METHOD || method == BATCHED_LOCK_SESSION_METHOD
+}
 
 /// The decision the layer makes for a whole unary call, made again for each frame of a lock
 /// session: the per-IP and per-principal rate limits count the frame as one request, then the
 /// principal must hold the permission on the resource. The stream's credential is checked again
 /// when the last check is older than [`API_KEY_RECHECK`](super::API_KEY_RECHECK), so a revoked
 /// API key or an expired token ends a long-lived session's rights as it ends unary calls'. The
-/// layer puts it in the extensions of [`LOCK_SESSION_METHOD`] calls.
+/// layer puts it in the extensions of lock session calls ([`is_lock_session`]).
 pub struct FrameAuth {
     security: Arc<Security>,
     ip: Option<IpAddr>,
@@ -198,7 +207,7 @@ where
         if let Some(permission) = permission {
             principal.require(permission, None).map_err(status)?;
         }
-        if method == LOCK_SESSION_METHOD {
+        if is_lock_session(&method) {
             req.extensions_mut().insert(Arc::new(FrameAuth {
                 security: self.security.clone(),
                 ip,
