@@ -81,8 +81,9 @@ pub struct SagaManager {
 }
 
 /// Most claimed tasks remembered for their report (the map is emptied beyond it: a task not
-/// remembered is read from the store, as a report through another replica is).
-const CLAIMED_REMEMBERED: usize = 4096;
+/// remembered is read from the store, as a report through another replica is). With
+/// [`CLAIMED_REMEMBERED_BYTES`] it bounds the memory to ~16 MiB of saga data.
+const CLAIMED_REMEMBERED: usize = 1024;
 /// Sagas whose input and outputs are larger than this are not remembered with their task.
 const CLAIMED_REMEMBERED_BYTES: usize = 16 * 1024;
 
