@@ -528,7 +528,9 @@ pub async fn paging_returns_every_saga_once<H: Harness>(h: H) {
             *per_ms.entry(saga.created_at_ms).or_default() += 1;
             ids.insert(saga.saga_id);
         }
-        if per_ms.values().filter(|n| **n > 1).count() >= 10 {
+        // Over 100 too, for the default page below (faster starts can reach 10 shared
+        // milliseconds in two rounds).
+        if per_ms.values().filter(|n| **n > 1).count() >= 10 && ids.len() > 100 {
             break;
         }
     }
