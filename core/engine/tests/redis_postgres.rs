@@ -119,6 +119,45 @@ mod shared_store {
             .expect("no error")
     }
 
+    /// A task claimed through replica A and reported through B, then reported again through A
+    /// (a worker's retry after a lost reply, through another connection): A's second report uses
+    /// the task and saga A remembered from the claim, which are stale, and must store nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_through_the_claiming_replica_after_another_stores_nothing() {
+        use syros_engine::sagas::{StartSaga, StepDefinition, TaskResult};
+        let h = ProductionHarness::new().await;
+        let a = h.engine();
+        let b = ProductionHarness::open(&h.config).await;
+        let svc = unique("replicas");
+        let step = |name: &str| StepDefinition {
+            name: name.into(),
+            service: svc.clone(),
+            action: format!("do_{name}"),
+            compensation: None,
+            timeout_ms: 5_000,
+            retry: None,
+        };
+        let saga = a
+            .sagas
+            .start(StartSaga {
+                name: unique("twice"),
+                steps: vec![step("one"), step("two")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let claimed = a.sagas.claim(&svc, "w", 8).await.unwrap().remove(0);
+        let done = || TaskResult::Completed("{}".into());
+        assert!(b.sagas.report(&claimed.task.task_id, done()).await.unwrap());
+        assert!(!a.sagas.report(&claimed.task.task_id, done()).await.unwrap());
+        let stored = a.sagas.get(&saga.saga_id).await.unwrap();
+        assert_eq!(stored.revision, saga.revision + 1, "{stored:#?}");
+        assert_eq!(stored.steps[0].attempts.len(), 1, "{stored:#?}");
+        let next = a.sagas.claim(&svc, "w", 8).await.unwrap();
+        assert_eq!(next.len(), 1, "one next task: {next:?}");
+        assert_eq!(next[0].task.step_name, "two");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn releases_through_another_replica_are_reported() {
         let h = ProductionHarness::new().await;

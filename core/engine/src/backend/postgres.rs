@@ -622,10 +622,52 @@ fn task_columns(tasks: &[SagaTask]) -> Result<TaskColumns> {
     Ok(columns)
 }
 
-/// A new saga and its first tasks in one statement; nothing when the idempotency key is taken
-/// (`ON CONFLICT`: two starts with one key race safely, the loser reads the winner). Returns
-/// whether the saga was inserted.
-const INSERT_SAGA: &str = "WITH saga AS (
+/// The audit append of a saga write, as CTEs after the CTE named `$guard` (one row when the
+/// saga part was stored, none otherwise): the audit stream's row moves by the `$14` events
+/// (created, or version + `$14`: audit events are appended with `ExpectedVersion::Any` and fresh
+/// ids, so there is nothing to check or replay), then the global position row moves once, then
+/// the events are inserted. Locks are taken saga row, stream row, position row, so the position
+/// row is the last lock of every writer (as in the event store's own appends) and is held only
+/// while PostgreSQL runs the statement and its commit, never across a round trip. Parameters:
+/// `$13` stream, `$14` count, `$15`/`$16`/`$17` ids, types, data, `$18` created at.
+macro_rules! audit_append_ctes {
+    ($guard:literal) => {
+        concat!(
+            ", audit_stream AS (
+        INSERT INTO syros_streams AS s (stream, last_version)
+        SELECT $13, $14 - 1 FROM ",
+            $guard,
+            " WHERE $14 > 0
+        ON CONFLICT (stream) DO UPDATE SET last_version = s.last_version + $14
+        RETURNING s.last_version
+    ), head AS (
+        UPDATE syros_meta SET value = value + $14 FROM audit_stream
+        WHERE name = 'event_position' RETURNING value, audit_stream.last_version
+    ), stored AS (
+        INSERT INTO syros_events (position, stream, version, event_id, event_type, data, created_at_ms)
+        SELECT head.value - $14 + batch.n, $13, head.last_version - $14 + batch.n, batch.i, batch.t, batch.d::json, $18
+        FROM head, UNNEST($15::text[], $16::text[], $17::text[]) WITH ORDINALITY AS batch(i, t, d, n)
+    )"
+        )
+    };
+}
+
+/// The output columns of a saga write after its own: the audit append's last position (NULL:
+/// nothing appended) and the `pg_notify` of it for the other replicas (`$19` channel, `$20`
+/// this store's origin).
+macro_rules! audit_append_columns {
+    () => {
+        "(SELECT value FROM head),
+        (SELECT pg_notify($19, value::text || ' ' || $20 || ' ' || $13) FROM head)"
+    };
+}
+
+/// A new saga, its first tasks and its audit events in one statement, so one round trip and one
+/// (implicit) transaction; nothing when the idempotency key is taken (`ON CONFLICT`: two starts
+/// with one key race safely, the loser reads the winner). Returns whether the saga was inserted
+/// and the audit append's last position.
+const INSERT_SAGA: &str = concat!(
+    "WITH saga AS (
         INSERT INTO syros_sagas (saga_id, name, state, idempotency_key, revision, doc, created_at_ms, updated_at_ms)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
         ON CONFLICT (idempotency_key) DO NOTHING
@@ -634,8 +676,44 @@ const INSERT_SAGA: &str = "WITH saga AS (
         INSERT INTO syros_saga_tasks (task_id, saga_id, service, visible_at_ms, doc)
         SELECT t.id, saga.saga_id, t.service, t.visible, t.doc::jsonb
         FROM saga, UNNEST($9::text[], $10::text[], $11::bigint[], $12::text[]) AS t(id, service, visible, doc)
-    )
-    SELECT COUNT(*) FROM saga";
+    )",
+    audit_append_ctes!("saga"),
+    "
+    SELECT (SELECT COUNT(*) FROM saga), ",
+    audit_append_columns!()
+);
+
+/// A transition that consumes no task or a claimed one (a report, a timeout), in one statement
+/// (one round trip, one implicit transaction): the saga updated if still at the expected revision
+/// and, when `$1` names a task, only if that task exists; then the task deleted, the new tasks
+/// inserted and the audit events appended, each only if the saga was updated. Every other writer
+/// that deletes a claimed task (another report of it, the timeout sweep) updates the saga's row in
+/// the same transaction, so it either committed before this statement's snapshot (the task is
+/// gone: no update) or changes the revision this update waits for and then fails (no update):
+/// the delete cannot miss once the update is done. (Claims change only unclaimed tasks, so a
+/// transition that consumes an unclaimed task, a cancel's withdrawal, is [`APPLY_TRANSITION`] in
+/// a transaction, which checks both counts before its COMMIT.) Returns (sagas updated, tasks
+/// deleted, whether the task existed in the statement's snapshot, the audit's last position).
+const APPLY_CLAIMED_TRANSITION: &str = concat!(
+    "WITH updated AS (
+        UPDATE syros_sagas SET doc = $3::jsonb, state = $4, revision = $5, updated_at_ms = $6
+        WHERE saga_id = $7 AND revision = $8
+          AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM syros_saga_tasks WHERE task_id = $1))
+        RETURNING 1
+    ), consumed AS (
+        DELETE FROM syros_saga_tasks WHERE task_id = $1 AND NOT $2 AND EXISTS (SELECT 1 FROM updated)
+        RETURNING 1
+    ), tasks AS (
+        INSERT INTO syros_saga_tasks (task_id, saga_id, service, visible_at_ms, doc)
+        SELECT t.id, $7, t.service, t.visible, t.doc::jsonb
+        FROM updated, UNNEST($9::text[], $10::text[], $11::bigint[], $12::text[]) AS t(id, service, visible, doc)
+    )",
+    audit_append_ctes!("updated"),
+    "
+    SELECT (SELECT COUNT(*) FROM updated), (SELECT COUNT(*) FROM consumed),
+        EXISTS (SELECT 1 FROM syros_saga_tasks WHERE task_id = $1), ",
+    audit_append_columns!()
+);
 
 /// A transition's task and saga changes in one statement: the consumed task deleted (`$1`, NULL
 /// for none; with `$2` only if unclaimed), the saga updated if still at the expected revision,
@@ -662,6 +740,53 @@ enum AuditAppend {
     /// A concurrent append created the stream first (only possible for a new stream): nothing
     /// written; roll back and try again.
     Raced,
+}
+
+/// A saga write's audit events as the parameters `$13`..`$20` of [`audit_append_ctes`] and
+/// [`audit_append_columns`].
+struct AuditColumns<'a> {
+    stream: String,
+    count: i64,
+    ids: Vec<&'a str>,
+    types: Vec<&'a str>,
+    data: Vec<&'a str>,
+}
+
+impl<'a> AuditColumns<'a> {
+    fn new(saga_id: &str, events: &'a [NewEvent]) -> Result<Self> {
+        Ok(Self {
+            stream: audit_stream(saga_id),
+            count: i64::try_from(events.len()).map_err(|_| Error::invalid("too many events"))?,
+            ids: events.iter().map(|e| e.event_id.as_str()).collect(),
+            types: events.iter().map(|e| e.event_type.as_str()).collect(),
+            data: events.iter().map(|e| e.data.as_str()).collect(),
+        })
+    }
+
+    /// `query` (bound up to `$12`) with the audit parameters bound.
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+        created_at_ms: i64,
+        store: &'q PostgresStore,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.stream)
+            .bind(self.count)
+            .bind(&self.ids)
+            .bind(&self.types)
+            .bind(&self.data)
+            .bind(created_at_ms)
+            .bind(&store.channel)
+            .bind(&store.origin)
+    }
+
+    /// After the write committed: tell the stream's subscriptions (`None`: nothing appended).
+    fn announce(&self, store: &PostgresStore, last_position: Option<i64>) {
+        if let Some(position) = last_position {
+            store.announce(&self.stream, to_u64(position));
+        }
+    }
 }
 
 impl PostgresStore {
@@ -691,104 +816,10 @@ impl PostgresStore {
         )
     }
 
-    /// After the commit of a transition's audit events: tell the stream's subscriptions.
-    fn announce_audit(&self, saga_id: &str, appended: Option<AppendResult>) {
-        if let Some(appended) = appended {
-            self.announce(&audit_stream(saga_id), appended.last_position);
-        }
-    }
-}
-
-#[async_trait]
-impl SagaStore for PostgresStore {
-    #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga.saga_id))]
-    async fn insert_saga(
-        &self,
-        saga: &Saga,
-        tasks: &[SagaTask],
-        audit: &[NewEvent],
-    ) -> Result<Saga> {
-        let (ids, services, visible, docs) = task_columns(tasks)?;
-        for _ in 0..LOCKED_APPEND_ATTEMPTS {
-            let mut tx = self.pool.begin().await?;
-            let inserted: i64 = sqlx::query_scalar(INSERT_SAGA)
-                .bind(&saga.saga_id)
-                .bind(&saga.name)
-                .bind(saga.state.as_str())
-                .bind(&saga.idempotency_key)
-                .bind(to_i64(saga.revision)?)
-                .bind(to_doc(saga)?)
-                .bind(saga.created_at_ms)
-                .bind(saga.updated_at_ms)
-                .bind(&ids)
-                .bind(&services)
-                .bind(&visible)
-                .bind(&docs)
-                .fetch_one(&mut *tx)
-                .await?;
-            if inserted == 0 {
-                tx.rollback().await?;
-                let doc: String = sqlx::query_scalar(
-                    "SELECT doc::text FROM syros_sagas WHERE idempotency_key = $1",
-                )
-                .bind(&saga.idempotency_key)
-                .fetch_one(&self.pool)
-                .await?;
-                return saga_from_doc(&doc);
-            }
-            let AuditAppend::Written(appended) = self
-                .append_audit(&mut tx, &saga.saga_id, audit, saga.created_at_ms)
-                .await?
-            else {
-                tx.rollback().await?;
-                continue;
-            };
-            tx.commit().await.map_err(Error::from_commit)?;
-            self.announce_audit(&saga.saga_id, appended);
-            return Ok(saga.clone());
-        }
-        Err(Error::unavailable(format!(
-            "saga {}: its audit stream's creation kept racing",
-            saga.saga_id
-        )))
-    }
-
-    #[tracing::instrument(level = "debug", name = "store.sagas.get_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga_id))]
-    async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>> {
-        let doc: Option<String> =
-            sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE saga_id = $1")
-                .bind(saga_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        doc.as_deref().map(saga_from_doc).transpose()
-    }
-
-    async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>> {
-        let (after_ms, after_id) = match &query.after {
-            Some(cursor) => (Some(cursor.created_at_ms), Some(cursor.saga_id.as_str())),
-            None => (None, None),
-        };
-        // COLLATE "C": byte order, the same in the cursor comparison and the ORDER BY whatever
-        // the database's collation.
-        let docs: Vec<String> = sqlx::query_scalar(
-            r#"SELECT doc::text FROM syros_sagas
-             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR name = $2)
-               AND ($3::bigint IS NULL OR created_at_ms < $3
-                    OR (created_at_ms = $3 AND saga_id COLLATE "C" < $4::text))
-             ORDER BY created_at_ms DESC, saga_id COLLATE "C" DESC LIMIT $5"#,
-        )
-        .bind(query.state.map(|s| s.as_str()))
-        .bind(&query.name)
-        .bind(after_ms)
-        .bind(after_id)
-        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        docs.iter().map(|d| saga_from_doc(d)).collect()
-    }
-
-    #[tracing::instrument(level = "debug", name = "store.sagas.apply", skip_all, fields(db.system = "postgresql", saga_id = %transition.saga.saga_id))]
-    async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
+    /// A transition that consumes an unclaimed task (a cancel's withdrawal of a queued task): a
+    /// claim may take the task between a statement's snapshot and its delete without touching the
+    /// saga, so the task and saga changes are checked before the audit append and the COMMIT.
+    async fn apply_in_transaction(&self, transition: &Transition) -> Result<TransitionOutcome> {
         let saga = &transition.saga;
         let (ids, services, visible, docs) = task_columns(&transition.new_tasks)?;
         let consumed = transition.consumed_task.as_ref();
@@ -831,6 +862,143 @@ impl SagaStore for PostgresStore {
         };
         tx.commit().await.map_err(Error::from_commit)?;
         self.announce_audit(&saga.saga_id, appended);
+        Ok(TransitionOutcome::Stored)
+    }
+
+    /// After the commit of a transition's audit events: tell the stream's subscriptions.
+    fn announce_audit(&self, saga_id: &str, appended: Option<AppendResult>) {
+        if let Some(appended) = appended {
+            self.announce(&audit_stream(saga_id), appended.last_position);
+        }
+    }
+}
+
+#[async_trait]
+impl SagaStore for PostgresStore {
+    #[tracing::instrument(level = "debug", name = "store.sagas.insert_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga.saga_id))]
+    async fn insert_saga(
+        &self,
+        saga: &Saga,
+        tasks: &[SagaTask],
+        audit: &[NewEvent],
+    ) -> Result<Saga> {
+        let (ids, services, visible, docs) = task_columns(tasks)?;
+        let audit_columns = AuditColumns::new(&saga.saga_id, audit)?;
+        let (inserted, last_position): (i64, Option<i64>) = audit_columns
+            .bind(
+                sqlx::query_as(INSERT_SAGA)
+                    .bind(&saga.saga_id)
+                    .bind(&saga.name)
+                    .bind(saga.state.as_str())
+                    .bind(&saga.idempotency_key)
+                    .bind(to_i64(saga.revision)?)
+                    .bind(to_doc(saga)?)
+                    .bind(saga.created_at_ms)
+                    .bind(saga.updated_at_ms)
+                    .bind(&ids)
+                    .bind(&services)
+                    .bind(&visible)
+                    .bind(&docs),
+                saga.created_at_ms,
+                self,
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::from_commit)?;
+        if inserted == 0 {
+            let doc: String =
+                sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE idempotency_key = $1")
+                    .bind(&saga.idempotency_key)
+                    .fetch_one(&self.pool)
+                    .await?;
+            return saga_from_doc(&doc);
+        }
+        audit_columns.announce(self, last_position);
+        Ok(saga.clone())
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.sagas.get_saga", skip_all, fields(db.system = "postgresql", saga_id = %saga_id))]
+    async fn get_saga(&self, saga_id: &str) -> Result<Option<Saga>> {
+        let doc: Option<String> =
+            sqlx::query_scalar("SELECT doc::text FROM syros_sagas WHERE saga_id = $1")
+                .bind(saga_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        doc.as_deref().map(saga_from_doc).transpose()
+    }
+
+    async fn list_sagas(&self, query: &SagaQuery) -> Result<Vec<Saga>> {
+        let (after_ms, after_id) = match &query.after {
+            Some(cursor) => (Some(cursor.created_at_ms), Some(cursor.saga_id.as_str())),
+            None => (None, None),
+        };
+        // COLLATE "C": byte order, the same in the cursor comparison and the ORDER BY whatever
+        // the database's collation.
+        let docs: Vec<String> = sqlx::query_scalar(
+            r#"SELECT doc::text FROM syros_sagas
+             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR name = $2)
+               AND ($3::bigint IS NULL OR created_at_ms < $3
+                    OR (created_at_ms = $3 AND saga_id COLLATE "C" < $4::text))
+             ORDER BY created_at_ms DESC, saga_id COLLATE "C" DESC LIMIT $5"#,
+        )
+        .bind(query.state.map(|s| s.as_str()))
+        .bind(&query.name)
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        docs.iter().map(|d| saga_from_doc(d)).collect()
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.sagas.apply", skip_all, fields(db.system = "postgresql", saga_id = %transition.saga.saga_id))]
+    async fn apply(&self, transition: &Transition) -> Result<TransitionOutcome> {
+        if transition
+            .consumed_task
+            .as_ref()
+            .is_some_and(|c| c.unclaimed_only)
+        {
+            return self.apply_in_transaction(transition).await;
+        }
+        let saga = &transition.saga;
+        let (ids, services, visible, docs) = task_columns(&transition.new_tasks)?;
+        let consumed = transition.consumed_task.as_ref();
+        let audit = AuditColumns::new(&saga.saga_id, &transition.audit)?;
+        // One round trip: the statement is its own transaction (see APPLY_CLAIMED_TRANSITION).
+        let (updated, deleted, task_existed, last_position): (i64, i64, bool, Option<i64>) = audit
+            .bind(
+                sqlx::query_as(APPLY_CLAIMED_TRANSITION)
+                    .bind(consumed.map(|c| c.task_id.as_str()))
+                    .bind(false)
+                    .bind(to_doc(saga)?)
+                    .bind(saga.state.as_str())
+                    .bind(to_i64(saga.revision)?)
+                    .bind(saga.updated_at_ms)
+                    .bind(&saga.saga_id)
+                    .bind(to_i64(transition.expected_revision)?)
+                    .bind(&ids)
+                    .bind(&services)
+                    .bind(&visible)
+                    .bind(&docs),
+                saga.updated_at_ms,
+                self,
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(Error::from_commit)?;
+        if updated == 0 {
+            return Ok(if consumed.is_some() && !task_existed {
+                TransitionOutcome::StaleTask
+            } else {
+                TransitionOutcome::Conflict
+            });
+        }
+        if consumed.is_some() && deleted == 0 {
+            // Not possible while every deleter of a claimed task updates its saga (see the
+            // statement); said loudly if that ever changes.
+            tracing::error!(saga_id = %saga.saga_id, "a saga transition was stored but its consumed task was already gone");
+        }
+        audit.announce(self, last_position);
         Ok(TransitionOutcome::Stored)
     }
 

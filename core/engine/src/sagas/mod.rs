@@ -75,7 +75,17 @@ pub struct SagaManager {
     shutdown: tokio::sync::watch::Receiver<bool>,
     /// [`FEED_RECHECK`] unless changed by [`SagaManager::set_feed_recheck`] (ms).
     feed_recheck_ms: AtomicU64,
+    /// Tasks claimed through this replica with their saga as claimed, by task id, so that their
+    /// report skips reading both again (see [`SagaManager::report`]).
+    claimed: Mutex<HashMap<String, (SagaTask, Saga)>>,
 }
+
+/// Most claimed tasks remembered for their report (the map is emptied beyond it: a task not
+/// remembered is read from the store, as a report through another replica is). With
+/// [`CLAIMED_REMEMBERED_BYTES`] it bounds the memory to ~16 MiB of saga data.
+const CLAIMED_REMEMBERED: usize = 1024;
+/// Sagas whose input and outputs are larger than this are not remembered with their task.
+const CLAIMED_REMEMBERED_BYTES: usize = 16 * 1024;
 
 /// Tasks buffered per task feed beyond what the worker runs at once.
 const FEED_BUFFER: usize = 16;
@@ -437,7 +447,34 @@ impl SagaManager {
             ready: Mutex::new(HashMap::new()),
             shutdown,
             feed_recheck_ms: AtomicU64::new(FEED_RECHECK.as_millis() as u64),
+            claimed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Remember a claimed task and its saga for the task's report (small sagas only).
+    fn remember_claimed(&self, task: &SagaTask, saga: &Saga) {
+        let size = saga.input.len()
+            + saga
+                .steps
+                .iter()
+                .map(|s| s.output.as_ref().map_or(0, String::len))
+                .sum::<usize>();
+        if size > CLAIMED_REMEMBERED_BYTES {
+            return;
+        }
+        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        if claimed.len() >= CLAIMED_REMEMBERED {
+            claimed.clear();
+        }
+        claimed.insert(task.task_id.clone(), (task.clone(), saga.clone()));
+    }
+
+    /// The task and saga remembered at the task's claim, forgotten.
+    fn take_claimed(&self, task_id: &str) -> Option<(SagaTask, Saga)> {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id)
     }
 
     /// How often an idle task feed re-checks its queue without being woken (default
@@ -775,6 +812,7 @@ impl SagaManager {
         Ok(claimed
             .into_iter()
             .map(|(task, saga)| {
+                self.remember_claimed(&task, &saga);
                 let outputs: serde_json::Map<String, serde_json::Value> = saga
                     .steps
                     .iter()
@@ -835,7 +873,15 @@ impl SagaManager {
                 non_retryable,
             },
         };
-        let Some((task, saga)) = self.store.get_task_with_saga(task_id).await? else {
+        // The task and saga as claimed through this replica, else as stored. A remembered pair
+        // may be stale, and the transition's guards decide: a task that timed out meanwhile was
+        // consumed (its redelivery is a new task), so the transition finds it gone (`false`); a
+        // saga changed meanwhile (a cancel) fails the revision check and is read again.
+        let remembered = self.take_claimed(task_id);
+        let Some((task, saga)) = (match remembered {
+            Some(pair) => Some(pair),
+            None => self.store.get_task_with_saga(task_id).await?,
+        }) else {
             return Ok(false);
         };
         if task.worker_id.is_none() {
@@ -879,6 +925,7 @@ impl SagaManager {
         let expired = self.store.expired_tasks(now_ms(), 100).await?;
         let mut timed_out = 0;
         for task in expired {
+            self.take_claimed(&task.task_id);
             let result = TaskResult::Failed {
                 error_type: TIMEOUT_ERROR.into(),
                 message: format!("no result within {} ms", task.timeout_ms),

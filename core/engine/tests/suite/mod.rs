@@ -133,6 +133,7 @@ macro_rules! engine_suite {
             cancel_racing_a_report_stops_the_next_step,
             waiting_feed_gets_tasks_without_a_recheck,
             transition_and_audit_events_commit_together,
+            racing_reports_of_one_task_store_one_transition,
         });
     };
     (@group $make:expr; $module:ident { $($name:ident),* $(,)? }) => {
