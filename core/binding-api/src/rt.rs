@@ -431,14 +431,17 @@ mod tests {
 
     const LIMIT: Duration = Duration::from_secs(30);
 
+    /// Sets its flag when dropped: tells whether a task's work was dropped.
+    struct SetOnDrop(Arc<AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Work that records whether it ran, and a flag set when it is dropped (run or not).
     fn recorded(value: u32) -> (CoreTask<u32>, Arc<AtomicBool>, Arc<AtomicBool>) {
-        struct SetOnDrop(Arc<AtomicBool>);
-        impl Drop for SetOnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
         let ran = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicBool::new(false));
         let (ran_in, guard) = (ran.clone(), SetOnDrop(dropped.clone()));
@@ -528,12 +531,6 @@ mod tests {
         let dropped = Arc::new(AtomicBool::new(false));
         let work_dropped = dropped.clone();
         spawn(async move {
-            struct SetOnDrop(Arc<AtomicBool>);
-            impl Drop for SetOnDrop {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::SeqCst);
-                }
-            }
             let _guard = SetOnDrop(work_dropped);
             entered_tx.send(()).unwrap();
             std::future::pending::<()>().await;
