@@ -49,7 +49,7 @@ where
     T: Send + 'static,
     F: FnOnce(T) -> Reply + Send + 'static,
 {
-    rt::spawn(async move { Ok(reply(task.await?)) })
+    task.map(reply)
 }
 
 /// A reply that is ready now.

@@ -78,11 +78,13 @@ impl Client {
         options.auth_token = Some(Arc::new(move || {
             source.read().unwrap_or_else(|p| p.into_inner()).clone()
         }));
+        // Connecting starts now, in the background, before anybody awaits it.
         let connecting = rt::spawn(async move {
             syros_client::Client::connect(options)
                 .await
                 .map_err(ErrorRecord::from)
-        });
+        })
+        .started();
         Ok(Arc::new(Client {
             conn: connecting.boxed().shared(),
             pid: std::process::id(),

@@ -126,7 +126,7 @@ async fn subscription_next_times_out_delivers_and_ends_on_close() {
         SubscriptionItem::TimedOut
     );
     // A `next` abandoned by its caller loses no event.
-    let abandoned = subscription.next(None);
+    let abandoned = subscription.next(None).started();
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(abandoned);
     let events = (0..3)
@@ -197,7 +197,10 @@ async fn compute_tickets_are_single_flight_and_failures_reach_every_caller() {
     };
     assert_eq!(ticket.key(), key);
     // A second caller for the same key joins the flight instead of computing again.
-    let joiner = client.cache_begin(key.clone(), CacheSet::default());
+    // Started now (a CoreTask otherwise starts when awaited): it joins the flight.
+    let joiner = client
+        .cache_begin(key.clone(), CacheSet::default())
+        .started();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let value = ticket.complete(b"42".to_vec()).await.unwrap();
     assert_eq!(&value[..], b"42");
@@ -228,7 +231,9 @@ async fn compute_tickets_are_single_flight_and_failures_reach_every_caller() {
     else {
         panic!("a miss")
     };
-    let joiner = client.cache_begin(other.clone(), CacheSet::default());
+    let joiner = client
+        .cache_begin(other.clone(), CacheSet::default())
+        .started();
     tokio::time::sleep(Duration::from_millis(50)).await;
     ticket.fail("database down".into()).await.unwrap();
     let err = joiner.await.expect_err("the computation failed");
@@ -244,7 +249,9 @@ async fn compute_tickets_are_single_flight_and_failures_reach_every_caller() {
     else {
         panic!("still a miss")
     };
-    let joiner = client.cache_begin(other.clone(), CacheSet::default());
+    let joiner = client
+        .cache_begin(other.clone(), CacheSet::default())
+        .started();
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(ticket);
     let err = tokio::time::timeout(Duration::from_secs(5), joiner)
@@ -494,7 +501,8 @@ async fn a_cancelled_lock_wait_ends_at_once_and_leaves_no_lease_behind() {
     let token = rt::CancelToken::new();
     let waiting = client
         .lock(key.clone(), LockRequest::new(10_000, 30_000))
-        .cancel_on(&token);
+        .cancel_on(&token)
+        .started();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "still waiting for the holder");
     let cancelled_at = Instant::now();
