@@ -30,7 +30,9 @@
 //! Environment: `SYROS_BIN` (required), `REDIS_URL` (default: start a private `redis-server`),
 //! `BENCH_SECONDS` per measurement window (default 3), `BENCH_CONCURRENCY` (default 32),
 //! `BENCH_HOLD_MS` (hot hold, default 1), `BENCH_VOLO` (1: add the Volo-only row),
-//! `BENCH_REPLICAS` (0: skip the `hot32` row across two replicas sharing the Redis).
+//! `BENCH_REPLICAS` (0: skip the `hot32` row across two replicas sharing the Redis),
+//! `BENCH_WAIT_MS` (how long a `seq`/`c32` acquire may wait; default 10 000 as in the peers
+//! harness, 0 = try once: a different server path).
 //! Servers (and Redis) are pinned to CPU 0 with `taskset` when it exists, as in the peers
 //! harness; pin this process to CPU 1.
 
@@ -367,14 +369,22 @@ async fn syros_client(port: u16) -> Result<Client> {
     Ok(Client::connect(ClientOptions::new([format!("127.0.0.1:{port}")])).await?)
 }
 
+/// How long a `seq`/`c32` acquire may wait (`BENCH_WAIT_MS`, default 10 000 ms as in the peers
+/// harness; 0 = try once). The keys are distinct, so nobody waits, but an acquire that may wait
+/// takes the server's waiting path.
+fn acquire_wait() -> Duration {
+    Duration::from_secs_f64(env_f64("BENCH_WAIT_MS", 10_000.0) / 1000.0)
+}
+
 fn syros_cycle(client: Client) -> Cycle {
+    let wait = acquire_wait();
     Arc::new(move |key: String, _token: u64| {
         let client = client.clone();
         Box::pin(async move {
             let lease = client
                 .lock(key)
                 .ttl(Duration::from_secs(10))
-                .wait(Duration::ZERO)
+                .wait(wait)
                 .acquire()
                 .await?;
             lease.release().await?;
