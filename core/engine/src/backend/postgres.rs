@@ -611,6 +611,33 @@ const TASK_COLUMNS: &str = "task_id, doc::text AS doc, worker_id, deadline_ms, v
 /// (task id, service, visible at, document), so any number of them is one statement.
 type TaskColumns = (Vec<String>, Vec<String>, Vec<i64>, Vec<String>);
 
+type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+/// A transition's consumed task, saga and new tasks as $1–$12, in the order both
+/// APPLY_TRANSITION and APPLY_CLAIMED_TRANSITION take them.
+fn bind_transition<'q, O>(
+    query: PgQueryAs<'q, O>,
+    transition: &'q Transition,
+    columns: &'q TaskColumns,
+) -> Result<PgQueryAs<'q, O>> {
+    let saga = &transition.saga;
+    let consumed = transition.consumed_task.as_ref();
+    let (ids, services, visible, docs) = columns;
+    Ok(query
+        .bind(consumed.map(|c| c.task_id.as_str()))
+        .bind(consumed.is_some_and(|c| c.unclaimed_only))
+        .bind(to_doc(saga)?)
+        .bind(saga.state.as_str())
+        .bind(to_i64(saga.revision)?)
+        .bind(saga.updated_at_ms)
+        .bind(&saga.saga_id)
+        .bind(to_i64(transition.expected_revision)?)
+        .bind(ids)
+        .bind(services)
+        .bind(visible)
+        .bind(docs))
+}
+
 fn task_columns(tasks: &[SagaTask]) -> Result<TaskColumns> {
     let mut columns: TaskColumns = Default::default();
     for task in tasks {
@@ -821,25 +848,14 @@ impl PostgresStore {
     /// saga, so the task and saga changes are checked before the audit append and the COMMIT.
     async fn apply_in_transaction(&self, transition: &Transition) -> Result<TransitionOutcome> {
         let saga = &transition.saga;
-        let (ids, services, visible, docs) = task_columns(&transition.new_tasks)?;
+        let columns = task_columns(&transition.new_tasks)?;
         let consumed = transition.consumed_task.as_ref();
         // BEGIN, the task and saga changes, the audit append (two statements), COMMIT.
         let mut tx = self.pool.begin().await?;
-        let (deleted, updated): (i64, i64) = sqlx::query_as(APPLY_TRANSITION)
-            .bind(consumed.map(|c| c.task_id.as_str()))
-            .bind(consumed.is_some_and(|c| c.unclaimed_only))
-            .bind(to_doc(saga)?)
-            .bind(saga.state.as_str())
-            .bind(to_i64(saga.revision)?)
-            .bind(saga.updated_at_ms)
-            .bind(&saga.saga_id)
-            .bind(to_i64(transition.expected_revision)?)
-            .bind(&ids)
-            .bind(&services)
-            .bind(&visible)
-            .bind(&docs)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (deleted, updated): (i64, i64) =
+            bind_transition(sqlx::query_as(APPLY_TRANSITION), transition, &columns)?
+                .fetch_one(&mut *tx)
+                .await?;
         if consumed.is_some() && deleted == 0 {
             tx.rollback().await?;
             return Ok(TransitionOutcome::StaleTask);
@@ -961,25 +977,18 @@ impl SagaStore for PostgresStore {
             return self.apply_in_transaction(transition).await;
         }
         let saga = &transition.saga;
-        let (ids, services, visible, docs) = task_columns(&transition.new_tasks)?;
+        let columns = task_columns(&transition.new_tasks)?;
         let consumed = transition.consumed_task.as_ref();
         let audit = AuditColumns::new(&saga.saga_id, &transition.audit)?;
         // One round trip: the statement is its own transaction (see APPLY_CLAIMED_TRANSITION).
+        // `unclaimed_only` is false here: those transitions went to `apply_in_transaction`.
         let (updated, deleted, task_existed, last_position): (i64, i64, bool, Option<i64>) = audit
             .bind(
-                sqlx::query_as(APPLY_CLAIMED_TRANSITION)
-                    .bind(consumed.map(|c| c.task_id.as_str()))
-                    .bind(false)
-                    .bind(to_doc(saga)?)
-                    .bind(saga.state.as_str())
-                    .bind(to_i64(saga.revision)?)
-                    .bind(saga.updated_at_ms)
-                    .bind(&saga.saga_id)
-                    .bind(to_i64(transition.expected_revision)?)
-                    .bind(&ids)
-                    .bind(&services)
-                    .bind(&visible)
-                    .bind(&docs),
+                bind_transition(
+                    sqlx::query_as(APPLY_CLAIMED_TRANSITION),
+                    transition,
+                    &columns,
+                )?,
                 saga.updated_at_ms,
                 self,
             )
